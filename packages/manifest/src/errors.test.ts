@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { AbortError, FerryError, isFerryError, throwIfAborted } from './errors.js';
+
+describe('FerryError', () => {
+  it('keeps code, cause and remote details', () => {
+    const cause = new Error('socket hang up');
+    const err = new FerryError('FERRY_TRANSIENT', 'GET a.bin failed', {
+      cause,
+      statusCode: 503,
+      key: 'a.bin',
+      retryable: true,
+    });
+    expect(err.code).toBe('FERRY_TRANSIENT');
+    expect(err.cause).toBe(cause);
+    expect(err.statusCode).toBe(503);
+    expect(err.retryable).toBe(true);
+    expect(isFerryError(err, 'FERRY_TRANSIENT')).toBe(true);
+    expect(isFerryError(err, 'FERRY_NOT_FOUND')).toBe(false);
+    expect(isFerryError(cause)).toBe(false);
+  });
+
+  it('throws an AbortError carrying the signal reason', () => {
+    const controller = new AbortController();
+    throwIfAborted(controller.signal);
+    controller.abort('stop');
+    expect(() => throwIfAborted(controller.signal)).toThrow(AbortError);
+    try {
+      throwIfAborted(controller.signal);
+    } catch (err) {
+      expect((err as AbortError).cause).toBe('stop');
+      expect((err as AbortError).name).toBe('AbortError');
+    }
+  });
+});

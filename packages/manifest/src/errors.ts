@@ -1,0 +1,95 @@
+/**
+ * Stable error codes. Callers and the CLI branch on these; their meaning never changes
+ * once released. The README lists each with what a user should do.
+ */
+export type FerryErrorCode =
+  | 'FERRY_BAD_PATH'
+  | 'FERRY_MANIFEST_INVALID'
+  | 'FERRY_STORE_LOCKED'
+  | 'FERRY_STORE_FAILED'
+  | 'FERRY_NOT_FOUND'
+  | 'FERRY_ACCESS_DENIED'
+  | 'FERRY_THROTTLED'
+  | 'FERRY_TRANSIENT'
+  | 'FERRY_SOURCE_CHANGED'
+  | 'FERRY_BAD_RESPONSE'
+  | 'FERRY_RANGE_MISMATCH'
+  | 'FERRY_INTEGRITY'
+  | 'FERRY_UNSUPPORTED'
+  | 'FERRY_BAD_SOURCE'
+  | 'FERRY_BAD_CONFIG'
+  | 'FERRY_USAGE'
+  | 'FERRY_ROOT_LOCKED'
+  | 'FERRY_IO'
+  | 'FERRY_ABORTED';
+
+/** Extra facts about a failure; remote ones carry what identifies the request. */
+export interface FerryErrorDetails {
+  /** The underlying error. */
+  cause?: unknown;
+  /** One sentence telling the user what to do about it. */
+  hint?: string;
+  /** HTTP status of the failed response, when there was one. */
+  statusCode?: number;
+  /** Object key or local path the failure concerns. */
+  key?: string;
+  /** URL of the failed request. */
+  url?: string;
+  /** Request id the server gave, for support tickets. */
+  requestId?: string;
+  /**
+   * Whether trying the same operation again may succeed.
+   * @default false
+   */
+  retryable?: boolean;
+  /** Seconds the server asked to wait before retrying (Retry-After). */
+  retryAfterSeconds?: number;
+}
+
+/** The one error class ferry throws; branch on `code`, never on `message`. */
+export class FerryError extends Error {
+  override readonly name = 'FerryError';
+  readonly code: FerryErrorCode;
+  readonly hint: string | undefined;
+  readonly statusCode: number | undefined;
+  readonly key: string | undefined;
+  readonly url: string | undefined;
+  readonly requestId: string | undefined;
+  readonly retryable: boolean;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: FerryErrorCode, message: string, details: FerryErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.hint = details.hint;
+    this.statusCode = details.statusCode;
+    this.key = details.key;
+    this.url = details.url;
+    this.requestId = details.requestId;
+    this.retryable = details.retryable ?? false;
+    this.retryAfterSeconds = details.retryAfterSeconds;
+  }
+}
+
+/** True when `error` is a FerryError, and of `code` when one is given. */
+export function isFerryError(error: unknown, code?: FerryErrorCode): error is FerryError {
+  return error instanceof FerryError && (code === undefined || error.code === code);
+}
+
+/**
+ * The rejection for an aborted operation, shaped like the platform's: `name` is
+ * `AbortError` and `cause` is `signal.reason`, so `err.name === 'AbortError'` checks work.
+ */
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+  readonly code = 'FERRY_ABORTED';
+
+  constructor(reason?: unknown) {
+    super('The operation was aborted', { cause: reason });
+  }
+}
+
+/** Throws an AbortError when `signal` is already aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(signal.reason);
+}

@@ -1,0 +1,8 @@
+export {
+  AbortError,
+  FerryError,
+  type FerryErrorCode,
+  type FerryErrorDetails,
+  isFerryError,
+  throwIfAborted,
+} from './errors.js';
