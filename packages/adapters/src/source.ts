@@ -1,0 +1,104 @@
+import type { Readable } from 'node:stream';
+
+/** One object as a listing or a stat reports it. */
+export interface ObjectInfo {
+  /** Key relative to the source's root, `/`-separated, checked with `normalizePath`. */
+  key: string;
+  /** Size in bytes. */
+  size: number;
+  /** Strong entity tag (quotes kept, as the server sent it), when the origin has one. */
+  etag?: string;
+  lastModified?: Date;
+}
+
+/** What a source can do; callers check these instead of catching FERRY_UNSUPPORTED. */
+export interface SourceCapabilities {
+  /** `list()` works (S3, local). HTTP cannot list; it reads a published manifest instead. */
+  list: boolean;
+  /** `read()` honours `start`/`end` without reading the whole object. */
+  rangeReads: boolean;
+  /** `write()` and `writeText()` work. */
+  write: boolean;
+}
+
+/** Counters a source keeps so callers can report and tests can assert request counts. */
+export interface SourceMetrics {
+  /** Requests sent (HTTP requests; for a local source, opens and listings). */
+  requests: number;
+  /** Body bytes delivered by `read()` and `readText()`. */
+  bytesRead: number;
+}
+
+export interface SignalOptions {
+  signal?: AbortSignal;
+}
+
+export interface ReadOptions extends SignalOptions {
+  /** First byte to read. @default 0 */
+  start?: number;
+  /** One past the last byte to read (exclusive, like `slice`). @default the object's size */
+  end?: number;
+  /**
+   * ETag (or version) the object must still have; when it changed the read fails with
+   * `FERRY_SOURCE_CHANGED`, so the parts of one file all come from one object.
+   */
+  ifMatch?: string;
+}
+
+export interface WriteOptions extends SignalOptions {
+  /** Exact body size in bytes; large bodies are uploaded in parts. */
+  size: number;
+}
+
+/**
+ * An origin ferry reads files from (and publishes to, when `capabilities.write`).
+ * Every key is relative to the root the source was opened on.
+ */
+export interface Source {
+  /** The URI the source was opened with, normalised (`s3://bucket/prefix`, `https://…`, `file:///…`). */
+  readonly uri: string;
+  readonly capabilities: SourceCapabilities;
+  readonly metrics: SourceMetrics;
+
+  /** Objects under `prefix` (relative to the root), in key order, paginated underneath. */
+  list(prefix?: string, options?: SignalOptions): AsyncIterable<ObjectInfo>;
+  /** Size and ETag of one object; `FERRY_NOT_FOUND` when absent. */
+  stat(key: string, options?: SignalOptions): Promise<ObjectInfo>;
+  /** Exactly the bytes `[start, end)` of the object; a short body is an error, not a short read. */
+  read(key: string, options?: ReadOptions): Promise<Readable>;
+  /** A small UTF-8 object (manifests, refs). */
+  readText(key: string, options?: SignalOptions): Promise<string>;
+  /** Writes a small UTF-8 object. */
+  writeText(key: string, text: string, options?: SignalOptions): Promise<void>;
+  /** Uploads a body of `options.size` bytes (multipart for large ones). */
+  write(
+    key: string,
+    body: Readable | Uint8Array,
+    options: WriteOptions,
+  ): Promise<{ etag?: string }>;
+  /** Releases sockets and handles. */
+  close(): Promise<void>;
+}
+
+/**
+ * Plain-data options for opening a source, so a worker thread can open its own copy of
+ * the same source from what the main thread passes it.
+ */
+export interface SourceOptions {
+  /** S3 endpoint URL. @default `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, else AWS */
+  endpoint?: string;
+  /** S3 region. @default the SDK chain (`AWS_REGION`, profile), else `us-east-1` */
+  region?: string;
+  /** Path-style S3 addressing. @default true when a custom endpoint is set, else false */
+  forcePathStyle?: boolean;
+  /**
+   * When the S3 client computes and validates request/response checksums.
+   * `when-required` is needed for s3rver (see NOTES.md: the default corrupts its uploads).
+   * @default `FERRY_S3_CHECKSUMS`, else `when-required` with a custom endpoint, else `when-supported`
+   */
+  checksums?: 'when-required' | 'when-supported';
+  /** Sockets kept open per origin. @default 64 */
+  maxSockets?: number;
+  /** Per-request connect/response-headers timeout in milliseconds. @default 30000 */
+  requestTimeoutMs?: number;
+}

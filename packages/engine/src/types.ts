@@ -1,0 +1,110 @@
+import type { Source, SourceOptions } from '@ferry/adapters';
+import type { VersionId } from '@ferry/manifest';
+
+/** How a pull decides that a file already in the cache is right. */
+export type VerifyMode = 'size' | 'stat' | 'hash';
+
+export interface PullOptions {
+  /** `s3://bucket/prefix`, `https://host/path`, a local path, or an opened Source. */
+  source: string | Source;
+  /** Options for opening `source` when it is a string (endpoint, region…). */
+  sourceOptions?: SourceOptions;
+  /** Ref (or version id) of a published prefix. @default `latest` when the prefix is published */
+  ref?: string;
+  /** Cache root: files go to `<root>/<subdir>/`, ferry's state to `<root>/.ferry/`. */
+  root: string;
+  /**
+   * Folder under `root` the files land in (`download_files_from`).
+   * @default the source's prefix: `a/b` for `s3://bucket/a/b`, the last path segment for HTTP and local sources
+   */
+  subdir?: string;
+  /** Ranged requests in flight at once, across all files. @default 16 */
+  concurrency?: number;
+  /**
+   * Bytes per ranged request and per hashed part for a plain (unpublished) prefix; a
+   * published manifest's own part size wins. Memory in flight is at most
+   * `concurrency × min(partSize, 1 MiB)` of stream buffers. @default 16 MiB
+   */
+  partSize?: number;
+  /**
+   * `size`: present with the right size is enough (the model.json rule).
+   * `stat`: size and mtime match what ferry recorded after verifying (default; no reads).
+   * `hash`: re-hash every present file.
+   * @default 'stat'
+   */
+  verify?: VerifyMode;
+  /** Worker threads that fetch and hash parts. @default min(4, cores) */
+  workers?: number;
+  /** Plan only: report what would be transferred, change nothing. @default false */
+  dryRun?: boolean;
+  /** Wait for another pull holding the root instead of failing with FERRY_ROOT_LOCKED. @default true */
+  waitForLock?: boolean;
+  signal?: AbortSignal;
+}
+
+/** What a pull did, in its final event and as `pull()`'s result. */
+export interface PullResult {
+  versionId: VersionId;
+  /** The directory the files are in (`<root>/<subdir>`). */
+  dir: string;
+  files: number;
+  bytes: number;
+  /** Bytes received from the source. */
+  fetchedBytes: number;
+  /** Bytes copied from files already in the cache instead of fetched. */
+  reusedBytes: number;
+  fetchedFiles: number;
+  skippedFiles: number;
+  /** Files the previous version had and this one lacks, removed. */
+  removed: string[];
+  /** Requests sent to the source (listing, manifests, ranges). */
+  requests: number;
+  durationMs: number;
+  dryRun: boolean;
+}
+
+export interface PlanSummary {
+  fetch: { files: number; bytes: number };
+  /** Part of `fetch` that resumes an interrupted transfer: bytes already on disk. */
+  resumedBytes: number;
+  reuse: { files: number; bytes: number };
+  skip: { files: number; bytes: number };
+  remove: { files: number };
+}
+
+/** Progress of a pull, in order: resolved, plan, then file and progress events, then done. */
+export type PullEvent =
+  | {
+      type: 'resolved';
+      source: string;
+      ref?: string;
+      versionId?: VersionId;
+      published: boolean;
+      files: number;
+      bytes: number;
+    }
+  | { type: 'waiting-for-lock'; holder: string }
+  | { type: 'plan'; plan: PlanSummary }
+  | { type: 'file-start'; path: string; size: number; bytesToFetch: number }
+  | { type: 'file-done'; path: string; size: number; fetchedBytes: number; reusedBytes: number }
+  | {
+      type: 'retry';
+      path: string;
+      part: number;
+      attempt: number;
+      code: string;
+      message: string;
+    }
+  | {
+      type: 'progress';
+      transferredBytes: number;
+      totalBytes: number;
+      /** Bytes per second over the last few seconds. */
+      rate: number;
+      /** Seconds left at `rate`, undefined until known. */
+      etaSeconds: number | undefined;
+      /** Files being transferred, with their own progress. */
+      active: Array<{ path: string; transferredBytes: number; totalBytes: number }>;
+    }
+  | { type: 'removed'; path: string }
+  | { type: 'done'; result: PullResult };

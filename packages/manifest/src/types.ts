@@ -1,0 +1,52 @@
+/** Hash functions ferry can name in a digest. */
+export type DigestAlgorithm = 'sha256' | 'blake3';
+
+/**
+ * A content digest written `<algorithm>:<lowercase hex>`, e.g. `sha256:9f86…`.
+ *
+ * A part digest is the hash of the part's bytes. A file digest is a part tree: the hash of
+ * `"ferry-part-tree-v1\n" + <partSize in decimal> + "\n"` followed by the raw bytes of every
+ * part digest in order. A file of `size` bytes has `ceil(size / partSize)` parts (none when
+ * empty), so parts hashed by different workers combine without reading the file again.
+ */
+export type Digest = string;
+
+/** The digest of a manifest's canonical bytes; names one version of a file set. */
+export type VersionId = Digest;
+
+/** A human name (`v3`, `latest`) pointing at a VersionId; `[A-Za-z0-9._-]{1,128}`, not `.`/`..`. */
+export type Ref = string;
+
+/** Part digests of a file cut into fixed-size parts (the last one may be shorter). */
+export interface PartList {
+  /** Part size in bytes (a positive integer). */
+  size: number;
+  /** One digest per part, in file order. */
+  digests: Digest[];
+}
+
+/** One file of a manifest. */
+export interface Entry {
+  /** Relative, `/`-separated, normalised path (see `normalizePath`). */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Part-tree digest of the content. */
+  digest: Digest;
+  /** Part digests, when known; the file digest is derived from them. */
+  parts?: PartList;
+  /** The origin's ETag when the entry was built from a listing. */
+  etag?: string;
+  /** Modification time in milliseconds since the epoch, informational. */
+  mtime?: number;
+}
+
+/** A version of a file set: entries sorted by path, unique paths. */
+export interface Manifest {
+  version: 1;
+  entries: Entry[];
+  /** ISO 8601 creation time; part of the version id when present. */
+  created?: string;
+  /** Free-form string metadata; part of the version id. */
+  meta?: Record<string, string>;
+}
