@@ -4,6 +4,7 @@
  */
 export type FerryErrorCode =
   | 'FERRY_BAD_PATH'
+  | 'FERRY_BAD_REF'
   | 'FERRY_MANIFEST_INVALID'
   | 'FERRY_STORE_LOCKED'
   | 'FERRY_STORE_FAILED'

@@ -1,3 +1,16 @@
+export { diff, type ManifestDiff } from './diff.js';
+export {
+  combinePartDigests,
+  createPartHasher,
+  DEFAULT_ALGORITHM,
+  DEFAULT_PART_SIZE,
+  type FileDigest,
+  type HashFileOptions,
+  hashFile,
+  type PartHasher,
+  parseDigest,
+  partCount,
+} from './digest.js';
 export {
   AbortError,
   FerryError,
@@ -6,3 +19,26 @@ export {
   isFerryError,
   throwIfAborted,
 } from './errors.js';
+export {
+  createManifest,
+  encodeManifest,
+  parseManifest,
+  validateRef,
+  versionIdOf,
+} from './manifest.js';
+export {
+  ManifestStore,
+  type PartJournal,
+  type StatRecord,
+  type TreeState,
+} from './manifest-store.js';
+export { checkCaseCollisions, compareUtf8, normalizePath } from './paths.js';
+export type {
+  Digest,
+  DigestAlgorithm,
+  Entry,
+  Manifest,
+  PartList,
+  Ref,
+  VersionId,
+} from './types.js';

@@ -1,0 +1,636 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Level } from 'level';
+import { parseDigest } from './digest.js';
+import { FerryError } from './errors.js';
+import { encodeManifest, parseManifest, validateRef, versionIdOf } from './manifest.js';
+import { normalizePath } from './paths.js';
+import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from './types.js';
+
+/*
+ * Key layout. Keys are UTF-8 strings of `<namespace>\0<fields joined by \0>`. NUL is
+ * refused in every field, so a field never swallows its neighbour, and it sorts below
+ * every other byte, so all keys of one namespace (or of one source, or one journal) form
+ * a contiguous range that a single scan reads:
+ *
+ *   manifest\0<versionId>                    canonical manifest text (utf8 value)
+ *   ref\0<source>\0<name>                    VersionId
+ *   tree\0<dir>                              TreeState
+ *   stat\0<path>                             StatRecord
+ *   journal\0<path>                          PartJournal without `done`
+ *   journal\0<path>\0part\0<index, 10 digits> Digest of one finished part
+ *
+ * A journal's part keys sort right after its header (`\0` is below `/` and every other
+ * character of a path), so [`journal\0<path>`, `journal\0<path>\x01`) holds exactly one
+ * journal. Parts are keys of their own so recording one is a single small put, not a
+ * rewrite of the journal. Range ends are byte strings ending in 0xFF (never part of
+ * UTF-8), so a prefix scan sees every key that starts with the prefix, whatever it contains.
+ */
+const MANIFEST = 'manifest\0';
+const REF = 'ref\0';
+const TREE = 'tree\0';
+const STAT = 'stat\0';
+const JOURNAL = 'journal\0';
+const PART = '\0part\0';
+const INDEX_DIGITS = 10;
+const MAX_PART_INDEX = 10 ** INDEX_DIGITS - 1;
+
+/** What the stat index knows about one local file, enough to trust it without hashing. */
+export interface StatRecord {
+  /** Size in bytes when it was last hashed or written. */
+  size: number;
+  /** `fs.Stats#mtimeMs` when it was last hashed or written. */
+  mtimeMs: number;
+  /** Part-tree digest of the content. */
+  digest: Digest;
+  /** Part digests, when known. */
+  parts?: PartList;
+}
+
+/** Which version a materialised local tree is at. */
+export interface TreeState {
+  /** Where the tree came from, e.g. `s3://bucket/prefix`. */
+  source: string;
+  /** The manifest the tree matches. */
+  versionId: VersionId;
+  /** The ref it was pulled as, if any. */
+  ref?: string;
+  /** ISO 8601 time of the last change. */
+  updatedAt: string;
+}
+
+/** The state of one in-flight file transfer, kept so an interrupted one can resume. */
+export interface PartJournal {
+  /** Root-relative final path of the file. */
+  path: string;
+  /** Where the partial file is being written. */
+  tmpPath: string;
+  /** The source the file comes from. */
+  source: string;
+  /** Object key (or URL path) in the source. */
+  key: string;
+  /** The object's ETag at the start; a resume must see the same one. */
+  etag?: string;
+  /** Expected size in bytes. */
+  size: number;
+  /** Part size the transfer uses. */
+  partSize: number;
+  /** Algorithm of the part digests. */
+  algorithm: DigestAlgorithm;
+  /** Finished, verified parts: index → digest. */
+  done: Record<number, Digest>;
+  /** ISO 8601 time the transfer started. */
+  startedAt: string;
+}
+
+/** The facts written next to the database so a refused opener can say who holds it. */
+interface Holder {
+  pid: number;
+  command: string;
+  hostname: string;
+  startedAt: string;
+  openedAt: string;
+  /** Boot id and kernel start time of the process (Linux), to tell pid reuse apart. */
+  process?: string;
+  token: string;
+}
+
+// A second LevelDB open of the same directory inside one process fails, but on the way it
+// closes its file descriptor of LOCK, and POSIX drops the process's fcntl lock with it:
+// another process could then open the database too. So ferry refuses a second open
+// before LevelDB sees it: by this registry within a thread, by the holder file across
+// threads of one process (worker threads do not share module state).
+const openHere = new Set<string>();
+
+let identity: string | undefined | null = null;
+function processIdentity(): string | undefined {
+  if (identity === null) {
+    try {
+      const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const stat = readFileSync('/proc/self/stat', 'utf8');
+      // Field 22 (start time); the command name before it may contain spaces and parens.
+      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      identity = startTime === undefined ? undefined : `${bootId}:${startTime}`;
+    } catch {
+      identity = undefined;
+    }
+  }
+  return identity;
+}
+
+function storeFailed(location: string, what: string, cause: unknown): FerryError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new FerryError('FERRY_STORE_FAILED', `store ${location}: ${what} failed: ${reason}`, {
+    cause,
+    key: location,
+    hint: 'check that the cache root is writable and the disk not full; if the database is corrupt, delete .ferry/db (ferry rebuilds it by hashing)',
+  });
+}
+
+function usage(message: string): FerryError {
+  return new FerryError('FERRY_USAGE', message);
+}
+
+function checkField(value: string, what: string): string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) {
+    throw usage(`invalid ${what} ${JSON.stringify(value)}: must be a non-empty string without NUL`);
+  }
+  return value;
+}
+
+function checkVersionId(id: string): VersionId {
+  let algorithm: string | undefined;
+  try {
+    algorithm = parseDigest(id).algorithm;
+  } catch {
+    algorithm = undefined;
+  }
+  if (algorithm !== 'sha256')
+    throw usage(`invalid version id ${JSON.stringify(id)}: expected sha256:<64 hex>`);
+  return id;
+}
+
+function checkPartIndex(index: number): number {
+  if (!Number.isSafeInteger(index) || index < 0 || index > MAX_PART_INDEX) {
+    throw usage(`invalid part index ${index}: must be an integer from 0 to ${MAX_PART_INDEX}`);
+  }
+  return index;
+}
+
+const utf8 = (s: string) => Buffer.from(s, 'utf8');
+const upTo0xff = (prefix: string) => Buffer.concat([utf8(prefix), Buffer.from([0xff])]);
+const journalRange = (path: string) => ({
+  gte: utf8(JOURNAL + path),
+  lt: utf8(`${JOURNAL}${path}\x01`),
+});
+const partKey = (path: string, index: number) =>
+  `${JOURNAL}${path}${PART}${String(index).padStart(INDEX_DIGITS, '0')}`;
+
+type Operation = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+/**
+ * ferry's local state in one LevelDB per cache root (`<root>/.ferry/db`): manifests by
+ * version id, refs per source, the version each local tree is at, the stat index that lets
+ * a warm start skip hashing, and per-file transfer journals. Everything a crash could
+ * leave half-written is written in one atomic batch.
+ *
+ * One process at a time: LevelDB locks the directory. Open it once per process and share
+ * the instance (all methods may run concurrently); a second `open` of the same location in
+ * the same process is refused with `FERRY_STORE_LOCKED` too.
+ */
+export class ManifestStore {
+  readonly #db: Level<string, unknown>;
+  readonly #key: string;
+  readonly #holderFile: string;
+  readonly #token: string;
+  #closed = false;
+
+  /** The database directory. */
+  readonly location: string;
+
+  private constructor(db: Level<string, unknown>, location: string, key: string, token: string) {
+    this.#db = db;
+    this.location = location;
+    this.#key = key;
+    this.#holderFile = holderFileOf(location);
+    this.#token = token;
+  }
+
+  /**
+   * Opens (creating if needed) the store at `location`, usually `<root>/.ferry/db`, and
+   * records this process in `<location>-holder.json` (e.g. `.ferry/db-holder.json`) so that
+   * a refused opener can name it. A holder file left by a dead process does not matter:
+   * LevelDB's lock dies with its process, and the next open replaces the file.
+   *
+   * @throws FerryError `FERRY_STORE_LOCKED` when another process holds the database (the
+   * message names its pid, command line and start time, when known) or this process has it
+   * open already; `FERRY_STORE_FAILED` for any other failure, with LevelDB's error as `cause`.
+   */
+  static async open(location: string): Promise<ManifestStore> {
+    const dir = resolve(location);
+    let key: string;
+    try {
+      await mkdir(dir, { recursive: true });
+      key = await realpath(dir);
+    } catch (err) {
+      throw storeFailed(dir, 'creating the directory', err);
+    }
+    const holderFile = holderFileOf(dir);
+    const holder = await readHolder(holderFile);
+    const self = processIdentity();
+    const heldHere =
+      openHere.has(key) ||
+      (holder?.pid === process.pid && self !== undefined && holder.process === self);
+    if (heldHere) {
+      throw new FerryError(
+        'FERRY_STORE_LOCKED',
+        `store ${dir} is already open in this process (pid ${process.pid})`,
+        {
+          key: dir,
+          hint: 'open the ManifestStore once per process and share it; close it before opening it again',
+        },
+      );
+    }
+    openHere.add(key);
+    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      openHere.delete(key);
+      const cause = err instanceof Error ? err.cause : undefined;
+      if ((cause as { code?: unknown } | undefined)?.code === 'LEVEL_LOCKED') {
+        throw lockedError(dir, await readHolder(holderFile), err);
+      }
+      throw storeFailed(dir, 'opening', err);
+    }
+    const token = randomUUID();
+    await writeHolder(holderFile, token);
+    return new ManifestStore(db, dir, key, token);
+  }
+
+  /** Closes the database and removes the holder file; calling it again does nothing. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#db.close();
+    } catch (err) {
+      throw storeFailed(this.location, 'closing', err);
+    } finally {
+      openHere.delete(this.#key);
+      const holder = await readHolder(this.#holderFile);
+      if (holder?.token === this.#token) await rm(this.#holderFile, { force: true });
+    }
+  }
+
+  async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      throw new FerryError('FERRY_STORE_FAILED', `store ${this.location} is closed (${what})`, {
+        key: this.location,
+        hint: 'this is a bug in the caller: the store was used after close()',
+      });
+    }
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof FerryError) throw err;
+      throw storeFailed(this.location, what, err);
+    }
+  }
+
+  async #scan(gte: Buffer, lt: Buffer): Promise<Array<[string, unknown]>> {
+    const rows: Array<[string, unknown]> = [];
+    for await (const [k, v] of this.#db.iterator<Buffer, unknown>({
+      gte,
+      lt,
+      keyEncoding: 'buffer',
+    })) {
+      rows.push([k.toString('utf8'), v]);
+    }
+    return rows;
+  }
+
+  async #journalKeys(path: string): Promise<string[]> {
+    const { gte, lt } = journalRange(path);
+    const keys: string[] = [];
+    for await (const k of this.#db.keys<Buffer>({ gte, lt, keyEncoding: 'buffer' })) {
+      keys.push(k.toString('utf8'));
+    }
+    return keys;
+  }
+
+  #batch(ops: Operation[]): Promise<void> {
+    return this.#db.batch(ops);
+  }
+
+  /** Stores a manifest under its version id (idempotent) and returns the id. */
+  putManifest(m: Manifest): Promise<VersionId> {
+    const text = encodeManifest(m);
+    const id = versionIdOf(m);
+    return this.#run('putManifest', async () => {
+      await this.#db.put<string, string>(MANIFEST + id, text, { valueEncoding: 'utf8' });
+      return id;
+    });
+  }
+
+  /**
+   * The manifest stored under `id`, validated again on the way out.
+   * @throws FerryError `FERRY_MANIFEST_INVALID` when the stored bytes are corrupt.
+   */
+  getManifest(id: VersionId): Promise<Manifest | undefined> {
+    checkVersionId(id);
+    return this.#run('getManifest', async () => {
+      const text = await this.#db.get<string, string>(MANIFEST + id, { valueEncoding: 'utf8' });
+      return text === undefined ? undefined : parseManifest(text, `${this.location} ${id}`);
+    });
+  }
+
+  /** Deletes a manifest; refs pointing at it are left alone. */
+  deleteManifest(id: VersionId): Promise<void> {
+    checkVersionId(id);
+    return this.#run('deleteManifest', () => this.#db.del(MANIFEST + id));
+  }
+
+  /** Version ids of all stored manifests, in key order. */
+  listManifests(): Promise<VersionId[]> {
+    return this.#run('listManifests', async () => {
+      const ids: VersionId[] = [];
+      for await (const k of this.#db.keys<Buffer>({
+        gte: utf8(MANIFEST),
+        lt: upTo0xff(MANIFEST),
+        keyEncoding: 'buffer',
+      })) {
+        ids.push(k.toString('utf8').slice(MANIFEST.length));
+      }
+      return ids;
+    });
+  }
+
+  /**
+   * Points ref `name` of `source` at `id`; the manifest need not be stored yet.
+   * @throws FerryError `FERRY_BAD_REF` for a bad name; `FERRY_USAGE` for an empty source,
+   * one containing NUL, or a malformed version id.
+   */
+  setRef(source: string, name: Ref, id: VersionId): Promise<void> {
+    const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
+    checkVersionId(id);
+    return this.#run('setRef', () => this.#db.put(key, id));
+  }
+
+  /** The version id ref `name` of `source` points at. */
+  getRef(source: string, name: Ref): Promise<VersionId | undefined> {
+    const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
+    return this.#run('getRef', async () => (await this.#db.get(key)) as VersionId | undefined);
+  }
+
+  /** All refs, or those of one source, sorted by source then name. */
+  listRefs(source?: string): Promise<Array<{ source: string; name: Ref; versionId: VersionId }>> {
+    const prefix = source === undefined ? REF : `${REF}${checkField(source, 'source')}\0`;
+    return this.#run('listRefs', async () =>
+      (await this.#scan(utf8(prefix), upTo0xff(prefix))).map(([k, v]) => {
+        const rest = k.slice(REF.length);
+        const cut = rest.lastIndexOf('\0');
+        return { source: rest.slice(0, cut), name: rest.slice(cut + 1), versionId: v as VersionId };
+      }),
+    );
+  }
+
+  /** Records which version the local tree at `dir` is at. */
+  setTree(dir: string, state: TreeState): Promise<void> {
+    const key = TREE + checkField(dir, 'tree dir');
+    const value = treeValue(state);
+    return this.#run('setTree', () => this.#db.put(key, value));
+  }
+
+  /** The recorded state of the local tree at `dir`. */
+  getTree(dir: string): Promise<TreeState | undefined> {
+    const key = TREE + checkField(dir, 'tree dir');
+    return this.#run('getTree', async () => (await this.#db.get(key)) as TreeState | undefined);
+  }
+
+  /** Every recorded tree, sorted by dir. */
+  listTrees(): Promise<Array<{ dir: string } & TreeState>> {
+    return this.#run('listTrees', async () =>
+      (await this.#scan(utf8(TREE), upTo0xff(TREE))).map(([k, v]) => ({
+        dir: k.slice(TREE.length),
+        ...(v as TreeState),
+      })),
+    );
+  }
+
+  /** Forgets the tree at `dir`; its stat records stay. */
+  deleteTree(dir: string): Promise<void> {
+    const key = TREE + checkField(dir, 'tree dir');
+    return this.#run('deleteTree', () => this.#db.del(key));
+  }
+
+  /**
+   * The stat record of a root-relative path such as `a/b/model.bin`.
+   * @throws FerryError `FERRY_BAD_PATH` when `path` is not a normalised relative path.
+   */
+  getStat(path: string): Promise<StatRecord | undefined> {
+    const key = STAT + normalizePath(path);
+    return this.#run('getStat', async () => (await this.#db.get(key)) as StatRecord | undefined);
+  }
+
+  /**
+   * Every stat record whose path starts with `prefix`, in one range scan. The prefix is a
+   * plain string prefix: pass `a/b/` for the files under directory `a/b` (it does not match
+   * `a/bc`), `''` for all.
+   */
+  getStats(prefix: string): Promise<Map<string, StatRecord>> {
+    if (typeof prefix !== 'string' || prefix.includes('\0')) {
+      throw usage(`invalid stat prefix ${JSON.stringify(prefix)}: must be a string without NUL`);
+    }
+    return this.#run('getStats', async () => {
+      const rows = await this.#scan(utf8(STAT + prefix), upTo0xff(STAT + prefix));
+      return new Map(rows.map(([k, v]) => [k.slice(STAT.length), v as StatRecord]));
+    });
+  }
+
+  /** Writes stat records in one atomic batch. */
+  putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
+    const ops: Operation[] = [];
+    for (const [path, record] of records) {
+      ops.push({ type: 'put', key: STAT + normalizePath(path), value: statValue(record) });
+    }
+    return this.#run('putStats', () => this.#batch(ops));
+  }
+
+  /** Deletes stat records in one atomic batch; missing ones are ignored. */
+  deleteStats(paths: Iterable<string>): Promise<void> {
+    const ops: Operation[] = [];
+    for (const path of paths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
+    return this.#run('deleteStats', () => this.#batch(ops));
+  }
+
+  /**
+   * Starts the journal of a transfer, atomically replacing any journal of the same path
+   * together with all its recorded parts. Not isolated from a concurrent `recordPart` of the
+   * same path: the engine transfers one file at most once at a time.
+   */
+  startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
+    const path = normalizePath(j.path);
+    const header = journalHeader(j);
+    return this.#run('startJournal', async () => {
+      const ops: Operation[] = (await this.#journalKeys(path)).map((key) => ({ type: 'del', key }));
+      ops.push({ type: 'put', key: JOURNAL + path, value: header });
+      await this.#batch(ops);
+    });
+  }
+
+  /**
+   * Records one finished part: a single small put. A part recorded without a started
+   * journal is ignored by `getJournal` and dropped by the next `startJournal`.
+   */
+  recordPart(path: string, index: number, digest: Digest): Promise<void> {
+    const key = partKey(normalizePath(path), checkPartIndex(index));
+    parseDigest(digest);
+    return this.#run('recordPart', () => this.#db.put(key, digest));
+  }
+
+  /** The journal of `path` with its finished parts, if a transfer of it was started. */
+  getJournal(path: string): Promise<PartJournal | undefined> {
+    const { gte, lt } = journalRange(normalizePath(path));
+    return this.#run('getJournal', async () => readJournals(await this.#scan(gte, lt))[0]);
+  }
+
+  /** Every journal (every interrupted or running transfer), sorted by path. */
+  listJournals(): Promise<PartJournal[]> {
+    return this.#run('listJournals', async () =>
+      readJournals(await this.#scan(utf8(JOURNAL), upTo0xff(JOURNAL))),
+    );
+  }
+
+  /** Deletes the journal of `path` and all its parts in one batch. */
+  deleteJournal(path: string): Promise<void> {
+    const checked = normalizePath(path);
+    return this.#run('deleteJournal', async () => {
+      const keys = await this.#journalKeys(checked);
+      await this.#batch(keys.map((key) => ({ type: 'del', key })));
+    });
+  }
+
+  /**
+   * Marks a transfer finished in one atomic batch: writes the file's stat record and
+   * deletes its journal with all its parts. Call it after the file is renamed into place.
+   */
+  commitFile(path: string, stat: StatRecord): Promise<void> {
+    const checked = normalizePath(path);
+    const value = statValue(stat);
+    return this.#run('commitFile', async () => {
+      const ops: Operation[] = (await this.#journalKeys(checked)).map((key) => ({
+        type: 'del',
+        key,
+      }));
+      ops.push({ type: 'put', key: STAT + checked, value });
+      await this.#batch(ops);
+    });
+  }
+
+  /**
+   * Marks a tree as being at a new version in one atomic batch: sets its state and deletes
+   * the stat records of the files the new version no longer has.
+   */
+  commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
+    const ops: Operation[] = [
+      { type: 'put', key: TREE + checkField(dir, 'tree dir'), value: treeValue(state) },
+    ];
+    for (const path of removedPaths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
+    return this.#run('commitTree', () => this.#batch(ops));
+  }
+}
+
+function holderFileOf(location: string): string {
+  return join(dirname(location), `${basename(location)}-holder.json`);
+}
+
+async function readHolder(file: string): Promise<Holder | undefined> {
+  try {
+    const value: unknown = JSON.parse(await readFile(file, 'utf8'));
+    const holder = value as Partial<Holder>;
+    return typeof holder.pid === 'number' ? (value as Holder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeHolder(file: string, token: string): Promise<void> {
+  const holder: Holder = {
+    pid: process.pid,
+    command: process.argv.join(' '),
+    hostname: hostname(),
+    startedAt: new Date(Date.now() - process.uptime() * 1000).toISOString(),
+    openedAt: new Date().toISOString(),
+    process: processIdentity(),
+    token,
+  };
+  const tmp = `${file}.${process.pid}.${token}.tmp`;
+  // The holder file is only a hint for error messages: failing to write it must not fail
+  // the open (a read-only mount of the cache root next to a writable db, for instance).
+  try {
+    await writeFile(tmp, `${JSON.stringify(holder, null, 2)}\n`);
+    await rename(tmp, file);
+  } catch {
+    await rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function lockedError(location: string, holder: Holder | undefined, cause: unknown): FerryError {
+  let who: string;
+  let hint: string;
+  if (holder !== undefined && isAlive(holder.pid)) {
+    who = `pid ${holder.pid} on ${holder.hostname} (${holder.command}), started ${holder.startedAt}`;
+    hint = `wait for pid ${holder.pid} to finish or stop it; one ferry process at a time may use a cache root`;
+  } else {
+    who = 'a process that left no holder record (not ferry, or ferry before it wrote one)';
+    hint = `find it with: fuser ${join(location, 'LOCK')}; one process at a time may use a cache root`;
+  }
+  return new FerryError('FERRY_STORE_LOCKED', `store ${location} is in use by ${who}`, {
+    cause,
+    key: location,
+    hint,
+  });
+}
+
+function statValue(record: StatRecord): StatRecord {
+  const value: StatRecord = { size: record.size, mtimeMs: record.mtimeMs, digest: record.digest };
+  if (record.parts !== undefined) value.parts = record.parts;
+  return value;
+}
+
+function treeValue(state: TreeState): TreeState {
+  checkVersionId(state.versionId);
+  const value: TreeState = {
+    source: state.source,
+    versionId: state.versionId,
+    updatedAt: state.updatedAt,
+  };
+  if (state.ref !== undefined) value.ref = state.ref;
+  return value;
+}
+
+function journalHeader(j: Omit<PartJournal, 'done'>): Omit<PartJournal, 'done'> {
+  const header: Omit<PartJournal, 'done'> = {
+    path: j.path,
+    tmpPath: j.tmpPath,
+    source: j.source,
+    key: j.key,
+    size: j.size,
+    partSize: j.partSize,
+    algorithm: j.algorithm,
+    startedAt: j.startedAt,
+  };
+  if (j.etag !== undefined) header.etag = j.etag;
+  return header;
+}
+
+// Rows of one or more journals in key order: each header followed by its parts.
+function readJournals(rows: Array<[string, unknown]>): PartJournal[] {
+  const journals: PartJournal[] = [];
+  let current: PartJournal | undefined;
+  for (const [key, value] of rows) {
+    const rest = key.slice(JOURNAL.length);
+    const cut = rest.indexOf(PART);
+    if (cut === -1) {
+      current = { ...(value as Omit<PartJournal, 'done'>), done: {} };
+      journals.push(current);
+    } else if (current !== undefined && current.path === rest.slice(0, cut)) {
+      current.done[Number(rest.slice(cut + PART.length))] = value as Digest;
+    }
+  }
+  return journals;
+}

@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import { parseDigest, partCount } from './digest.js';
+import { FerryError } from './errors.js';
+import { compareUtf8, normalizePath } from './paths.js';
+import type { Entry, Manifest, PartList, Ref, VersionId } from './types.js';
+
+const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta']);
+const ENTRY_KEYS = new Set(['path', 'size', 'digest', 'parts', 'etag', 'mtime']);
+const PART_KEYS = new Set(['size', 'digests']);
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const REF = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Raised on the first invalid field; `field` is its JSON path, e.g. `entries[3].size`. */
+class Invalid extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field} ${reason}`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function checkKeys(value: Record<string, unknown>, allowed: Set<string>, field: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) {
+      throw new Invalid(field === '' ? key : `${field}.${key}`, 'is not a known field');
+    }
+  }
+}
+
+function checkSafeInteger(value: unknown, field: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    const what = min > 0 ? 'a positive safe integer' : 'a non-negative safe integer';
+    throw new Invalid(field, `must be ${what}, got ${show(value)}`);
+  }
+  return value;
+}
+
+function checkDigest(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw new Invalid(field, `must be a string, got ${show(value)}`);
+  try {
+    parseDigest(value);
+  } catch {
+    throw new Invalid(
+      field,
+      `must be sha256:<64 lowercase hex> or blake3:<64 lowercase hex>, got ${show(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkParts(value: unknown, field: string, size: number, digest: string): PartList {
+  if (!isRecord(value)) throw new Invalid(field, `must be an object, got ${show(value)}`);
+  checkKeys(value, PART_KEYS, field);
+  const partSize = checkSafeInteger(value.size, `${field}.size`, 1);
+  if (!Array.isArray(value.digests)) {
+    throw new Invalid(`${field}.digests`, `must be an array, got ${show(value.digests)}`);
+  }
+  const expected = partCount(size, partSize);
+  if (value.digests.length !== expected) {
+    throw new Invalid(
+      `${field}.digests`,
+      `has ${value.digests.length} digests, expected ceil(size / parts.size) = ${expected}`,
+    );
+  }
+  const algorithm = digest.slice(0, digest.indexOf(':'));
+  const digests = value.digests.map((d: unknown, i: number) => {
+    const checked = checkDigest(d, `${field}.digests[${i}]`);
+    if (!checked.startsWith(`${algorithm}:`)) {
+      throw new Invalid(`${field}.digests[${i}]`, `must use the entry's algorithm ${algorithm}`);
+    }
+    return checked;
+  });
+  return { size: partSize, digests };
+}
+
+function checkEntry(value: unknown, field: string): Entry {
+  if (!isRecord(value)) throw new Invalid(field, `must be an object, got ${show(value)}`);
+  checkKeys(value, ENTRY_KEYS, field);
+  if (typeof value.path !== 'string') {
+    throw new Invalid(`${field}.path`, `must be a string, got ${show(value.path)}`);
+  }
+  try {
+    normalizePath(value.path);
+  } catch (err) {
+    throw new Invalid(`${field}.path`, `is invalid: ${(err as Error).message}`);
+  }
+  const size = checkSafeInteger(value.size, `${field}.size`, 0);
+  const digest = checkDigest(value.digest, `${field}.digest`);
+  const entry: Entry = { path: value.path, size, digest };
+  if (value.parts !== undefined)
+    entry.parts = checkParts(value.parts, `${field}.parts`, size, digest);
+  if (value.etag !== undefined) {
+    if (typeof value.etag !== 'string') {
+      throw new Invalid(`${field}.etag`, `must be a string, got ${show(value.etag)}`);
+    }
+    entry.etag = value.etag;
+  }
+  if (value.mtime !== undefined) {
+    // Integers only: a fractional mtime (fs.Stats#mtimeMs) would make the canonical bytes
+    // depend on each language's float formatting. Use Math.trunc(stats.mtimeMs).
+    entry.mtime = checkSafeInteger(value.mtime, `${field}.mtime`, 0);
+  }
+  return entry;
+}
+
+function checkManifest(value: unknown): Manifest {
+  if (!isRecord(value)) throw new Invalid('manifest', `must be an object, got ${show(value)}`);
+  checkKeys(value, MANIFEST_KEYS, '');
+  if (value.version !== 1) {
+    throw new Invalid('version', `must be 1, got ${show(value.version)}`);
+  }
+  if (!Array.isArray(value.entries)) {
+    throw new Invalid('entries', `must be an array, got ${show(value.entries)}`);
+  }
+  const entries = value.entries.map((e: unknown, i: number) => checkEntry(e, `entries[${i}]`));
+  const firstIndex = new Map<string, number>();
+  entries.forEach((e, i) => {
+    const first = firstIndex.get(e.path);
+    if (first !== undefined) {
+      throw new Invalid(`entries[${i}].path`, `duplicates entries[${first}].path ${show(e.path)}`);
+    }
+    firstIndex.set(e.path, i);
+  });
+  entries.sort((a, b) => compareUtf8(a.path, b.path));
+  const manifest: Manifest = { version: 1, entries };
+  if (value.created !== undefined) {
+    if (typeof value.created !== 'string' || !ISO_8601.test(value.created)) {
+      throw new Invalid('created', `must be an ISO 8601 date-time, got ${show(value.created)}`);
+    }
+    manifest.created = value.created;
+  }
+  if (value.meta !== undefined) {
+    if (!isRecord(value.meta))
+      throw new Invalid('meta', `must be an object, got ${show(value.meta)}`);
+    const meta: Record<string, string> = {};
+    for (const [key, v] of Object.entries(value.meta)) {
+      if (typeof v !== 'string') {
+        throw new Invalid(`meta[${JSON.stringify(key)}]`, `must be a string, got ${show(v)}`);
+      }
+      meta[key] = v;
+    }
+    manifest.meta = meta;
+  }
+  return manifest;
+}
+
+function validate(value: unknown, origin: string | undefined): Manifest {
+  try {
+    return checkManifest(value);
+  } catch (err) {
+    if (!(err instanceof Invalid)) throw err;
+    throw invalid(`${err.field} ${err.reason}`, origin);
+  }
+}
+
+function invalid(reason: string, origin: string | undefined, cause?: unknown): FerryError {
+  const where = origin === undefined ? '' : ` ${origin}`;
+  return new FerryError('FERRY_MANIFEST_INVALID', `invalid manifest${where}: ${reason}`, {
+    cause,
+    key: origin,
+    hint: 'the manifest is corrupt or was written by another tool or a newer ferry; republish it',
+  });
+}
+
+/**
+ * Builds a manifest from entries: validates every field as `parseManifest` does and sorts
+ * the entries by path in the byte order of their UTF-8 encoding (code point order), which
+ * is the order of the canonical encoding. The input array is not modified.
+ *
+ * @throws FerryError `FERRY_MANIFEST_INVALID` naming the field (`entries[i]` counts in the
+ * input order), e.g. a bad path, a duplicate path, a negative size, a malformed digest or a
+ * part count that is not `ceil(size / parts.size)`.
+ */
+export function createManifest(
+  entries: Entry[],
+  extra: { created?: string; meta?: Record<string, string> } = {},
+): Manifest {
+  return validate({ version: 1, entries, created: extra.created, meta: extra.meta }, undefined);
+}
+
+// Keys sorted by UTF-8 bytes at every level; undefined members are left out like JSON does.
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isRecord(value)) {
+    const members = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort(compareUtf8)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`);
+    return `{${members.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The canonical encoding of a manifest: JSON without whitespace, object keys sorted
+ * recursively and entries sorted by path (both by UTF-8 bytes), fields that are
+ * `undefined` left out, only the fields the format knows. Equal manifests give equal
+ * strings, whatever the order they were built in.
+ *
+ * @throws FerryError `FERRY_MANIFEST_INVALID` when `m` is not a valid manifest.
+ */
+export function encodeManifest(m: Manifest): string {
+  return canonicalJson(validate(m, undefined));
+}
+
+/**
+ * Parses and fully validates a manifest; the result has its entries sorted by path.
+ * `origin` (a file path or object key) is put in error messages and in the error's `key`.
+ * Any JSON layout is accepted; only the decoded values count.
+ *
+ * @throws FerryError `FERRY_MANIFEST_INVALID` naming `origin` and the field, e.g.
+ * `entries[3].size`: not UTF-8 or not JSON, unknown `version`, unknown keys, bad or
+ * duplicate paths, sizes that are negative, fractional or above 2^53-1, malformed digests,
+ * or a part list whose length is not `ceil(size / parts.size)`.
+ */
+export function parseManifest(text: string | Uint8Array, origin?: string): Manifest {
+  let json: string;
+  try {
+    json = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+  } catch (err) {
+    throw invalid('not valid UTF-8', origin, err);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw invalid(`not valid JSON (${(err as Error).message})`, origin, err);
+  }
+  return validate(value, origin);
+}
+
+/**
+ * The version id of a manifest: always `sha256:<hex>` of its canonical UTF-8 bytes, whatever
+ * algorithm its content digests use, so ids compare across algorithms.
+ *
+ * @throws FerryError `FERRY_MANIFEST_INVALID` when `m` is not a valid manifest.
+ */
+export function versionIdOf(m: Manifest): VersionId {
+  return `sha256:${createHash('sha256').update(encodeManifest(m), 'utf8').digest('hex')}`;
+}
+
+/**
+ * Checks a ref name: 1 to 128 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`, so that it is
+ * safe as a file name and an object key (`.ferry/refs/<name>`).
+ *
+ * @throws FerryError `FERRY_BAD_REF` naming the ref and the rule.
+ */
+export function validateRef(name: string): Ref {
+  if (typeof name !== 'string' || !REF.test(name) || name === '.' || name === '..') {
+    throw new FerryError(
+      'FERRY_BAD_REF',
+      `invalid ref ${show(name)}: use 1 to 128 of A-Z a-z 0-9 . _ -, not "." or ".."`,
+      { key: typeof name === 'string' ? name : undefined },
+    );
+  }
+  return name;
+}
