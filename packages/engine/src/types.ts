@@ -44,7 +44,8 @@ export interface PullOptions {
 
 /** What a pull did, in its final event and as `pull()`'s result. */
 export interface PullResult {
-  versionId: VersionId;
+  /** The version now in place; absent only for a dry run of an unpublished prefix. */
+  versionId?: VersionId;
   /** The directory the files are in (`<root>/<subdir>`). */
   dir: string;
   files: number;

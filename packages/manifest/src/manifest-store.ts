@@ -134,6 +134,14 @@ function usage(message: string): FerryError {
   return new FerryError('FERRY_USAGE', message);
 }
 
+/** A tree dir is root-relative; `''` is a tree at the cache root itself. */
+function checkTreeDir(dir: string): string {
+  if (typeof dir !== 'string' || dir.includes('\0')) {
+    throw usage(`invalid tree dir ${JSON.stringify(dir)}: must be a string without NUL`);
+  }
+  return dir;
+}
+
 function checkField(value: string, what: string): string {
   if (typeof value !== 'string' || value === '' || value.includes('\0')) {
     throw usage(`invalid ${what} ${JSON.stringify(value)}: must be a non-empty string without NUL`);
@@ -380,14 +388,14 @@ export class ManifestStore {
 
   /** Records which version the local tree at `dir` is at. */
   setTree(dir: string, state: TreeState): Promise<void> {
-    const key = TREE + checkField(dir, 'tree dir');
+    const key = TREE + checkTreeDir(dir);
     const value = treeValue(state);
     return this.#run('setTree', () => this.#db.put(key, value));
   }
 
   /** The recorded state of the local tree at `dir`. */
   getTree(dir: string): Promise<TreeState | undefined> {
-    const key = TREE + checkField(dir, 'tree dir');
+    const key = TREE + checkTreeDir(dir);
     return this.#run('getTree', async () => (await this.#db.get(key)) as TreeState | undefined);
   }
 
@@ -403,7 +411,7 @@ export class ManifestStore {
 
   /** Forgets the tree at `dir`; its stat records stay. */
   deleteTree(dir: string): Promise<void> {
-    const key = TREE + checkField(dir, 'tree dir');
+    const key = TREE + checkTreeDir(dir);
     return this.#run('deleteTree', () => this.#db.del(key));
   }
 
@@ -517,7 +525,7 @@ export class ManifestStore {
    */
   commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
     const ops: Operation[] = [
-      { type: 'put', key: TREE + checkField(dir, 'tree dir'), value: treeValue(state) },
+      { type: 'put', key: TREE + checkTreeDir(dir), value: treeValue(state) },
     ];
     for (const path of removedPaths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
     return this.#run('commitTree', () => this.#batch(ops));

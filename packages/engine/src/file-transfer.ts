@@ -1,0 +1,407 @@
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { SourceOptions } from '@ferry/adapters';
+import {
+  AbortError,
+  combinePartDigests,
+  type Digest,
+  type DigestAlgorithm,
+  FerryError,
+  isFerryError,
+  type ManifestStore,
+  type PartList,
+  partCount,
+} from '@ferry/manifest';
+import { type CacheLayout, tmpPathFor } from './cache-layout.js';
+import { md5FromEtag } from './local-hash.js';
+import type { PartPool } from './part-pool.js';
+import type { FilePlan } from './plan.js';
+import type { PullEvent } from './types.js';
+
+/** A bad part is fetched again this many times before the file fails. */
+const INTEGRITY_ATTEMPTS = 3;
+
+export interface TransferContext {
+  pool: PartPool;
+  store: ManifestStore;
+  layout: CacheLayout;
+  sourceUri: string;
+  sourceOptions: SourceOptions;
+  algorithm: DigestAlgorithm;
+  concurrency: number;
+  /** Compare a finished file's MD5 with a single-part S3 ETag. */
+  checkEtag: boolean;
+  signal: AbortSignal;
+  emit(event: PullEvent): void;
+}
+
+/** A file that reached its final path, as the stat index and the new manifest record it. */
+export interface CommittedFile {
+  plan: FilePlan;
+  digest: Digest;
+  parts?: PartList;
+  fetchedBytes: number;
+  reusedBytes: number;
+}
+
+type PartMode = 'fetch' | 'copy' | 'check-resumed';
+
+interface PartJob {
+  file: FileState;
+  index: number;
+  mode: PartMode;
+}
+
+export interface FileState {
+  plan: FilePlan;
+  tmpPath: string;
+  count: number;
+  digests: Array<Digest | undefined>;
+  remaining: number;
+  fetchedBytes: number;
+  reusedBytes: number;
+  doneBytes: number;
+  journaled: boolean;
+  opened?: Promise<void>;
+  failed?: unknown;
+}
+
+/** Files being transferred, for progress display. */
+export type ActiveFiles = Set<FileState>;
+
+function partRange(file: FileState, index: number): { start: number; end: number } {
+  const { size } = file.plan.entry;
+  const start = index * file.plan.partSize;
+  return { start, end: Math.min(size, start + file.plan.partSize) };
+}
+
+function initialMode(plan: FilePlan, index: number): PartMode {
+  if (plan.action.kind !== 'fetch') return 'copy';
+  const { resume, reuse } = plan.action;
+  if (resume?.done[index] !== undefined) return 'check-resumed';
+  const expected = plan.entry.parts?.digests[index];
+  if (reuse && expected !== undefined && reuse.digests[index] === expected) return 'copy';
+  return 'fetch';
+}
+
+/**
+ * Moves every planned fetch and copy into place: parts of all files interleave on the
+ * pool, `concurrency` at a time, each part verified, each file committed (fsync, rename,
+ * stat index) as soon as its last part lands. A file that fails keeps the previous good
+ * file at its path; the others go on. Resolves with the files committed; rejects with an
+ * AbortError when aborted, or the first file error once every file has been tried.
+ */
+export async function transferFiles(
+  plans: FilePlan[],
+  ctx: TransferContext,
+  active: ActiveFiles,
+): Promise<CommittedFile[]> {
+  const committed: CommittedFile[] = [];
+  const copies: FilePlan[] = [];
+  const jobs: PartJob[] = [];
+  for (const plan of plans) {
+    if (plan.action.kind === 'skip') continue;
+    if (plan.action.kind === 'copy') {
+      copies.push(plan);
+      continue;
+    }
+    const count = partCount(plan.entry.size, plan.partSize);
+    const file: FileState = {
+      plan,
+      tmpPath: tmpPathFor(ctx.layout, plan.relPath),
+      count,
+      digests: new Array(count).fill(undefined),
+      remaining: count,
+      fetchedBytes: 0,
+      reusedBytes: 0,
+      doneBytes: 0,
+      journaled: count > 1,
+    };
+    if (count === 0) {
+      // An empty file has no parts to schedule: it is committed on its own.
+      jobs.push({ file, index: -1, mode: 'fetch' });
+      continue;
+    }
+    for (let i = 0; i < count; i++) jobs.push({ file, index: i, mode: initialMode(plan, i) });
+  }
+
+  const errors: unknown[] = [];
+  for (const plan of copies) {
+    try {
+      committed.push(await copyWholeFile(plan, ctx));
+    } catch (error) {
+      if (ctx.signal.aborted) throw new AbortError(ctx.signal.reason);
+      errors.push(error);
+    }
+  }
+
+  let next = 0;
+  const runner = async () => {
+    while (next < jobs.length && !ctx.signal.aborted) {
+      const job = jobs[next++] as PartJob;
+      const { file } = job;
+      if (file.failed !== undefined) continue;
+      try {
+        await openFile(file, ctx, active);
+        if (job.index >= 0) await runPart(job, ctx);
+        if (job.index < 0 || --file.remaining === 0) {
+          committed.push(await commitFile(file, ctx));
+          active.delete(file);
+        }
+      } catch (error) {
+        if (ctx.signal.aborted) return;
+        if (file.failed === undefined) {
+          file.failed = error;
+          errors.push(error);
+          active.delete(file);
+          await abandonFile(file, error, ctx);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ctx.concurrency, jobs.length) }, runner));
+  if (ctx.signal.aborted) throw new AbortError(ctx.signal.reason);
+  if (errors.length > 0) throw summarizeFailures(errors);
+  return committed;
+}
+
+function summarizeFailures(errors: unknown[]): unknown {
+  const [first] = errors;
+  if (errors.length === 1 || !isFerryError(first)) return first;
+  return new FerryError(
+    first.code,
+    `${first.message} (and ${errors.length - 1} more files failed)`,
+    {
+      cause: first,
+      ...(first.hint === undefined ? {} : { hint: first.hint }),
+      ...(first.key === undefined ? {} : { key: first.key }),
+      retryable: first.retryable,
+    },
+  );
+}
+
+async function openFile(file: FileState, ctx: TransferContext, active: ActiveFiles): Promise<void> {
+  file.opened ??= (async () => {
+    const { plan } = file;
+    const action = plan.action;
+    await mkdir(ctx.layout.tmpDir, { recursive: true });
+    let resumed = false;
+    if (action.kind === 'fetch' && action.resume) {
+      const st = await stat(file.tmpPath).catch(() => undefined);
+      resumed = st?.size === plan.entry.size;
+    }
+    if (!resumed) {
+      // Not resumable after all (partial file gone or cut short): every part is fetched.
+      if (action.kind === 'fetch') delete action.resume;
+      await (await open(file.tmpPath, 'w')).close();
+      await truncate(file.tmpPath, plan.entry.size);
+      if (file.journaled) {
+        await ctx.store.startJournal({
+          path: plan.relPath,
+          tmpPath: file.tmpPath,
+          source: ctx.sourceUri,
+          key: plan.entry.path,
+          ...(plan.entry.etag === undefined ? {} : { etag: plan.entry.etag }),
+          size: plan.entry.size,
+          partSize: plan.partSize,
+          algorithm: ctx.algorithm,
+          startedAt: new Date().toISOString(),
+        });
+      }
+    }
+    active.add(file);
+    ctx.emit({
+      type: 'file-start',
+      path: plan.entry.path,
+      size: plan.entry.size,
+      bytesToFetch: plan.entry.size,
+    });
+  })();
+  await file.opened;
+}
+
+async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
+  const { file, index } = job;
+  const { plan } = file;
+  const { start, end } = partRange(file, index);
+  const expected = plan.entry.parts?.digests[index];
+  const base = {
+    start,
+    end,
+    algorithm: ctx.algorithm,
+    ...(expected === undefined ? {} : { expectedDigest: expected }),
+  };
+  let mode: PartMode = job.mode;
+  if (mode === 'check-resumed' && plan.action.kind !== 'fetch') mode = 'fetch';
+  if (mode === 'check-resumed' && plan.action.kind === 'fetch') {
+    const recorded = plan.action.resume?.done[index];
+    if (recorded === undefined) {
+      mode = 'fetch';
+    } else {
+      const { digest } = await ctx.pool.run({
+        kind: 'hash',
+        path: file.tmpPath,
+        start,
+        end,
+        algorithm: ctx.algorithm,
+      });
+      if (digest === recorded && (expected === undefined || digest === expected)) {
+        file.digests[index] = digest;
+        file.doneBytes += end - start;
+        return;
+      }
+      mode = 'fetch';
+    }
+  }
+  if (mode === 'copy' && plan.action.kind === 'fetch' && plan.action.reuse) {
+    try {
+      const r = await ctx.pool.run({
+        kind: 'copy',
+        fromPath: plan.action.reuse.fromPath,
+        tmpPath: file.tmpPath,
+        ...base,
+      });
+      file.digests[index] = r.digest;
+      file.reusedBytes += r.bytes;
+      file.doneBytes += r.bytes;
+      return;
+    } catch (error) {
+      // The local copy changed under us: fetch the part instead.
+      if (!isFerryError(error, 'FERRY_INTEGRITY')) throw error;
+    }
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await ctx.pool.run({
+        kind: 'fetch',
+        uri: ctx.sourceUri,
+        sourceOptions: ctx.sourceOptions,
+        key: plan.entry.path,
+        ...(plan.entry.etag === undefined ? {} : { ifMatch: plan.entry.etag }),
+        tmpPath: file.tmpPath,
+        ...base,
+      });
+      file.digests[index] = r.digest;
+      file.fetchedBytes += r.bytes;
+      file.doneBytes += r.bytes;
+      if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
+      return;
+    } catch (error) {
+      if (!isFerryError(error, 'FERRY_INTEGRITY') || attempt >= INTEGRITY_ATTEMPTS) throw error;
+      ctx.emit({
+        type: 'retry',
+        path: plan.entry.path,
+        part: index,
+        attempt,
+        code: error.code,
+        message: error.message,
+      });
+    }
+  }
+}
+
+async function commitFile(file: FileState, ctx: TransferContext): Promise<CommittedFile> {
+  const { plan } = file;
+  const digests = file.digests as Digest[];
+  const digest = await combinePartDigests(ctx.algorithm, plan.partSize, digests);
+  if (plan.entry.digest !== undefined && digest !== plan.entry.digest) {
+    throw new FerryError(
+      'FERRY_INTEGRITY',
+      `${plan.entry.path}: content hashes to ${digest}, the manifest says ${plan.entry.digest}`,
+      {
+        key: plan.entry.path,
+        hint: 'The published manifest does not match the files at the source; publish again.',
+      },
+    );
+  }
+  // A manifest digest already proved the content; the ETag's MD5 is the only check a plain listing has.
+  const md5 =
+    ctx.checkEtag && plan.entry.digest === undefined ? md5FromEtag(plan.entry.etag) : undefined;
+  if (md5 !== undefined && plan.entry.size > 0) {
+    const local = await ctx.pool.run({ kind: 'md5', path: file.tmpPath });
+    if (local.digest !== md5) {
+      throw new FerryError(
+        'FERRY_INTEGRITY',
+        `${plan.entry.path}: MD5 ${local.digest} differs from ETag ${plan.entry.etag}`,
+        {
+          key: plan.entry.path,
+          hint: 'If the bucket encrypts with SSE-KMS or SSE-C its ETags are not MD5s: set FERRY_ETAG_CHECK=0.',
+        },
+      );
+    }
+  }
+  const parts: PartList = { size: plan.partSize, digests };
+  await placeFile(file.tmpPath, plan, ctx, { digest, parts });
+  ctx.emit({
+    type: 'file-done',
+    path: plan.entry.path,
+    size: plan.entry.size,
+    fetchedBytes: file.fetchedBytes,
+    reusedBytes: file.reusedBytes,
+  });
+  return { plan, digest, parts, fetchedBytes: file.fetchedBytes, reusedBytes: file.reusedBytes };
+}
+
+/** fsync, rename into place, then record it: a final path only ever holds a whole, verified file. */
+async function placeFile(
+  tmpPath: string,
+  plan: FilePlan,
+  ctx: TransferContext,
+  content: { digest: Digest; parts?: PartList },
+): Promise<void> {
+  const handle = await open(tmpPath, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await mkdir(dirname(plan.finalPath), { recursive: true });
+  await rename(tmpPath, plan.finalPath);
+  const st = await stat(plan.finalPath);
+  await ctx.store.commitFile(plan.relPath, {
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    digest: content.digest,
+    ...(content.parts ? { parts: content.parts } : {}),
+  });
+}
+
+async function copyWholeFile(plan: FilePlan, ctx: TransferContext): Promise<CommittedFile> {
+  if (plan.action.kind !== 'copy') throw new Error('copyWholeFile: not a copy plan');
+  const { fromPath, record } = plan.action;
+  const tmpPath = tmpPathFor(ctx.layout, plan.relPath);
+  await mkdir(ctx.layout.tmpDir, { recursive: true });
+  // A reflink where the file system has them, a kernel-side copy otherwise.
+  await copyFile(fromPath, tmpPath, constants.COPYFILE_FICLONE);
+  const { parts } = record;
+  await placeFile(tmpPath, plan, ctx, { digest: record.digest, ...(parts ? { parts } : {}) });
+  ctx.emit({
+    type: 'file-done',
+    path: plan.entry.path,
+    size: plan.entry.size,
+    fetchedBytes: 0,
+    reusedBytes: plan.entry.size,
+  });
+  return {
+    plan,
+    digest: record.digest,
+    ...(parts ? { parts } : {}),
+    fetchedBytes: 0,
+    reusedBytes: plan.entry.size,
+  };
+}
+
+/**
+ * After a failure: bytes that can never become the right file (wrong content, a changed
+ * source object) are dropped; otherwise the journal and partial file stay for a resume.
+ */
+async function abandonFile(file: FileState, error: unknown, ctx: TransferContext): Promise<void> {
+  const hopeless =
+    isFerryError(error, 'FERRY_INTEGRITY') ||
+    isFerryError(error, 'FERRY_SOURCE_CHANGED') ||
+    !file.journaled;
+  if (!hopeless) return;
+  await rm(file.tmpPath, { force: true });
+  if (file.journaled) await ctx.store.deleteJournal(file.plan.relPath);
+}

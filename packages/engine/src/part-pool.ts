@@ -1,0 +1,124 @@
+import { availableParallelism } from 'node:os';
+import { BroadcastChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type {
+  PartTask,
+  PartTaskOutcome,
+  PartTaskResult,
+  PartWorkerData,
+  RetryNotice,
+} from './part-task.js';
+import { deserializeError } from './serialized-error.js';
+
+export interface PartPoolOptions {
+  /** Worker threads. @default min(4, available cores) */
+  workers?: number;
+  /** Tasks in flight at once across all workers. */
+  concurrency: number;
+  onRetry?: (notice: RetryNotice) => void;
+}
+
+type SlotTask<T extends PartTask> = T extends { slot: number } ? Omit<T, 'slot'> : T;
+export type PoolTask = SlotTask<PartTask>;
+
+let poolCount = 0;
+
+/**
+ * Worker threads that fetch, copy and hash parts. Each worker keeps its own sources (so
+ * its own sockets) and runs several tasks at once; byte progress flows back through shared
+ * counters, so progress costs no messages.
+ */
+export class PartPool {
+  readonly #piscina: Piscina;
+  readonly #progress: Int32Array;
+  readonly #control: Int32Array;
+  readonly #channel: BroadcastChannel;
+  readonly #freeSlots: number[];
+  readonly #running = new Map<number, { start: number; fetch: boolean }>();
+  #settledBytes = 0;
+  #requests = 0;
+
+  constructor(options: PartPoolOptions) {
+    const workers = Math.max(1, options.workers ?? Math.min(4, availableParallelism()));
+    const progress = new SharedArrayBuffer(4 * options.concurrency);
+    const control = new SharedArrayBuffer(4);
+    const channel = `ferry-parts-${process.pid}-${++poolCount}`;
+    this.#progress = new Int32Array(progress);
+    this.#control = new Int32Array(control);
+    this.#freeSlots = Array.from({ length: options.concurrency }, (_, i) => i);
+    this.#channel = new BroadcastChannel(channel);
+    this.#channel.unref();
+    const onRetry = options.onRetry;
+    this.#channel.onmessage = (event: unknown) => {
+      this.#requests++;
+      onRetry?.((event as { data: RetryNotice }).data);
+    };
+    // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
+    const fromSource = import.meta.url.endsWith('.ts');
+    const workerData: PartWorkerData = { progress, control, channel };
+    this.#piscina = new Piscina({
+      filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / workers)),
+      // Tasks are I/O bound and overlap; blocking Atomics.wait between them would stall the rest.
+      atomics: 'disabled',
+      idleTimeout: 30_000,
+      execArgv: fromSource ? ['--import', 'tsx', '--conditions', 'ferry-source'] : [],
+      workerData,
+    });
+  }
+
+  /** Runs one task; rejects with the worker's error rebuilt (code and details kept). */
+  async run(task: PoolTask): Promise<PartTaskResult> {
+    const needsSlot = task.kind === 'fetch' || task.kind === 'copy';
+    const slot = needsSlot ? this.#freeSlots.pop() : undefined;
+    if (needsSlot && slot === undefined) {
+      throw new Error('PartPool: more tasks in flight than its concurrency');
+    }
+    if (slot !== undefined) {
+      this.#running.set(slot, {
+        start: Atomics.load(this.#progress, slot),
+        fetch: task.kind === 'fetch',
+      });
+    }
+    if (task.kind === 'fetch') this.#requests++;
+    try {
+      const outcome = (await this.#piscina.run(
+        slot === undefined ? task : { ...task, slot },
+      )) as PartTaskOutcome;
+      if (!outcome.ok) throw deserializeError(outcome.error);
+      if (task.kind === 'fetch') this.#settledBytes += outcome.result.bytes;
+      return outcome.result;
+    } finally {
+      if (slot !== undefined) {
+        this.#running.delete(slot);
+        this.#freeSlots.push(slot);
+      }
+    }
+  }
+
+  /** Bytes fetched from the source so far: finished fetches plus what running ones have moved. */
+  fetchedBytes(): number {
+    let inFlight = 0;
+    for (const [slot, { start, fetch }] of this.#running) {
+      if (fetch) inFlight += (Atomics.load(this.#progress, slot) - start) | 0;
+    }
+    return this.#settledBytes + inFlight;
+  }
+
+  /** Source requests made by the workers (one per fetch, plus one per retry). */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /** Makes running tasks stop at their next chunk (they fail with an AbortError). */
+  stop(): void {
+    Atomics.store(this.#control, 0, 1);
+  }
+
+  async destroy(): Promise<void> {
+    this.#channel.close();
+    await this.#piscina.destroy();
+  }
+}

@@ -1,0 +1,76 @@
+import type { SourceOptions } from '@ferry/adapters';
+import type { Digest, DigestAlgorithm } from '@ferry/manifest';
+import type { SerializedError } from './serialized-error.js';
+
+interface TaskBase {
+  /** First byte of the part. */
+  start: number;
+  /** One past its last byte. */
+  end: number;
+  algorithm: DigestAlgorithm;
+  /** When known, the part must hash to this or the task fails with FERRY_INTEGRITY. */
+  expectedDigest?: Digest;
+}
+
+/** Fetch `[start, end)` of a remote object into the same offsets of `tmpPath`, hashing it. */
+export interface FetchTask extends TaskBase {
+  kind: 'fetch';
+  uri: string;
+  sourceOptions: SourceOptions;
+  key: string;
+  ifMatch?: string;
+  tmpPath: string;
+  /** Progress counter slot this task adds its bytes to. */
+  slot: number;
+}
+
+/** Copy `[start, end)` of a local file into the same offsets of `tmpPath`, hashing it. */
+export interface CopyTask extends TaskBase {
+  kind: 'copy';
+  fromPath: string;
+  tmpPath: string;
+  slot: number;
+}
+
+/** Hash `[start, end)` of a local file. */
+export interface HashTask extends TaskBase {
+  kind: 'hash';
+  path: string;
+}
+
+/** MD5 of a whole local file, to compare with an S3 single-part ETag. */
+export interface Md5Task {
+  kind: 'md5';
+  path: string;
+}
+
+export type PartTask = FetchTask | CopyTask | HashTask | Md5Task;
+
+export interface PartTaskResult {
+  /** Digest of the part (for `md5`: the hex MD5 of the file). */
+  digest: Digest;
+  bytes: number;
+}
+
+export type PartTaskOutcome =
+  | { ok: true; result: PartTaskResult }
+  | { ok: false; error: SerializedError };
+
+/** Retry notices workers broadcast; the pull turns them into `retry` events. */
+export interface RetryNotice {
+  slot: number;
+  key: string;
+  attempt: number;
+  code: string;
+  message: string;
+}
+
+/** What the pool hands every worker at start-up. */
+export interface PartWorkerData {
+  /** Int32 per slot: bytes moved by the task running in that slot (wraps at 2 GiB, read as deltas). */
+  progress: SharedArrayBuffer;
+  /** Int32 [0]: set to 1 to make every running task stop at its next chunk. */
+  control: SharedArrayBuffer;
+  /** BroadcastChannel name for RetryNotice messages. */
+  channel: string;
+}

@@ -1,0 +1,274 @@
+import type { Stats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type Digest,
+  type DigestAlgorithm,
+  type Entry,
+  FerryError,
+  type ManifestStore,
+  type PartJournal,
+  type PartList,
+  type StatRecord,
+} from '@ferry/manifest';
+import { type CacheLayout, rootRelative } from './cache-layout.js';
+import { hashLocalFile, md5FromEtag } from './local-hash.js';
+import type { PartPool } from './part-pool.js';
+import type { RemoteEntry, RemoteVersion } from './remote-version.js';
+import type { PlanSummary, VerifyMode } from './types.js';
+
+/** What to do about one remote file. */
+export type FileAction =
+  /** Present and right; `known` is its digest for the new manifest and stat index. */
+  | { kind: 'skip'; known: { digest: Digest; parts?: PartList }; record?: StatRecord }
+  /**
+   * Fetch it; `reuse` names a local file whose parts with the same digest are copied
+   * instead of fetched, `resume` the journal of an interrupted transfer of it.
+   */
+  | { kind: 'fetch'; reuse?: { fromPath: string; digests: Digest[] }; resume?: PartJournal }
+  /** The same content is elsewhere in the cache: copy it. */
+  | { kind: 'copy'; fromPath: string; record: StatRecord };
+
+export interface FilePlan {
+  entry: RemoteEntry;
+  /** Root-relative path (`<subdir>/<path>`), the stat index and journal key. */
+  relPath: string;
+  finalPath: string;
+  partSize: number;
+  action: FileAction;
+}
+
+export interface PlanInput {
+  remote: RemoteVersion;
+  sourceUri: string;
+  layout: CacheLayout;
+  subdir: string;
+  store: ManifestStore;
+  verify: VerifyMode;
+  partSize: number;
+  algorithm: DigestAlgorithm;
+  /** The pool, created on first use: a warm start never starts worker threads. */
+  pool: () => PartPool;
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+function recordMatches(record: StatRecord | undefined, st: Stats): record is StatRecord {
+  return record !== undefined && record.size === st.size && record.mtimeMs === st.mtimeMs;
+}
+
+/**
+ * Compares the remote version with the cache and decides, per file, what a pull must do.
+ * Reads no file content unless the stat index cannot vouch for a file (or `verify` is
+ * `hash`): then the file is hashed once, in parallel, and the result decides.
+ */
+export async function planPull(input: PlanInput): Promise<FilePlan[]> {
+  const { remote, layout, subdir, store } = input;
+  const treeState = await store.getTree(subdir);
+  const previous = treeState ? await store.getManifest(treeState.versionId) : undefined;
+  const previousByPath = new Map<string, Entry>(previous?.entries.map((e) => [e.path, e]) ?? []);
+  const records = await store.getStats(subdir === '' ? '' : `${subdir}/`);
+  const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
+  let byDigest: Map<Digest, { relPath: string; record: StatRecord }> | undefined;
+  const recordsByDigest = async () => {
+    if (!byDigest) {
+      const all = await store.getStats('');
+      byDigest = new Map([...all].map(([relPath, record]) => [record.digest, { relPath, record }]));
+    }
+    return byDigest;
+  };
+
+  return Promise.all(
+    remote.entries.map(async (entry): Promise<FilePlan> => {
+      const relPath = rootRelative(subdir, entry.path);
+      const finalPath = join(layout.root, relPath);
+      const partSize = entry.parts?.size ?? input.partSize;
+      const plan = (action: FileAction): FilePlan => ({
+        entry,
+        relPath,
+        finalPath,
+        partSize,
+        action,
+      });
+      const st = await statOrUndefined(finalPath);
+      if (st && !st.isFile() && !st.isSymbolicLink()) {
+        throw new FerryError('FERRY_IO', `${finalPath} is in the way: it is not a regular file`, {
+          key: finalPath,
+          hint: 'Move it away, then pull again.',
+        });
+      }
+      const record = records.get(relPath);
+
+      let reuse: { fromPath: string; digests: Digest[] } | undefined;
+      if (st?.isFile() && st.size === entry.size) {
+        const local = await judgeLocal(
+          input,
+          entry,
+          finalPath,
+          st,
+          record,
+          previousByPath.get(entry.path),
+        );
+        if (local.right)
+          return plan({
+            kind: 'skip',
+            known: local.known,
+            ...(local.record ? { record: local.record } : {}),
+          });
+        if (local.known.parts?.size === partSize) {
+          reuse = { fromPath: finalPath, digests: local.known.parts.digests };
+        }
+      } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
+        // An older version of the file, still as ferry left it: its unchanged parts are reused.
+        reuse = { fromPath: finalPath, digests: record.parts.digests };
+      }
+      // Only a manifest's part digests say which local parts are still right.
+      if (entry.parts === undefined) reuse = undefined;
+
+      const journal = journals.get(relPath);
+      const resumable =
+        journal !== undefined &&
+        journal.source === input.sourceUri &&
+        journal.key === entry.path &&
+        journal.size === entry.size &&
+        journal.partSize === partSize &&
+        journal.algorithm === input.algorithm &&
+        journal.etag === entry.etag;
+      if (resumable || reuse) {
+        return plan({
+          kind: 'fetch',
+          ...(resumable ? { resume: journal } : {}),
+          ...(reuse ? { reuse } : {}),
+        });
+      }
+
+      if (entry.digest !== undefined && entry.size > 0) {
+        const twin = (await recordsByDigest()).get(entry.digest);
+        if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
+          const fromPath = join(layout.root, twin.relPath);
+          const twinStat = await statOrUndefined(fromPath);
+          if (twinStat && recordMatches(twin.record, twinStat)) {
+            return plan({ kind: 'copy', fromPath, record: twin.record });
+          }
+        }
+      }
+      return plan({ kind: 'fetch' });
+    }),
+  );
+}
+
+interface LocalJudgement {
+  right: boolean;
+  known: { digest: Digest; parts?: PartList };
+  /** Set when the stat index already vouches for the file as it is. */
+  record?: StatRecord;
+}
+
+/** Decides whether a present file of the right size holds the remote content. */
+async function judgeLocal(
+  input: PlanInput,
+  entry: RemoteEntry,
+  path: string,
+  st: Stats,
+  record: StatRecord | undefined,
+  previous: Entry | undefined,
+): Promise<LocalJudgement> {
+  const partSize = entry.parts?.size ?? record?.parts?.size ?? input.partSize;
+  const vouched = recordMatches(record, st) && input.verify !== 'hash';
+  let known: { digest: Digest; parts?: PartList };
+  if (vouched) {
+    known = { digest: record.digest, ...(record.parts ? { parts: record.parts } : {}) };
+  } else if (input.verify === 'size' && entry.digest !== undefined) {
+    // The model.json rule: the right size is enough. The manifest vouches for the digest.
+    return {
+      right: true,
+      known: { digest: entry.digest, ...(entry.parts ? { parts: entry.parts } : {}) },
+    };
+  } else {
+    known = await hashLocalFile(input.pool(), path, st.size, partSize, input.algorithm);
+  }
+  const vouching = vouched ? { record } : {};
+
+  if (input.remote.published) {
+    return { right: known.digest === entry.digest, known, ...vouching };
+  }
+  // A plain listing has no digests: the file is right when it is what ferry fetched for the
+  // same ETag, or, failing that, when its MD5 matches a single-part ETag.
+  if (
+    previous &&
+    previous.etag === entry.etag &&
+    previous.size === entry.size &&
+    previous.digest === known.digest
+  ) {
+    return { right: true, known, ...vouching };
+  }
+  if (input.verify === 'size') return { right: true, known };
+  const md5 = md5FromEtag(entry.etag);
+  if (md5 !== undefined) {
+    const local = await input.pool().run({ kind: 'md5', path });
+    return { right: local.digest === md5, known };
+  }
+  // No way to compare content (multipart ETag, HTTP origin): fall back to the size rule
+  // only when ferry has no record saying this file came from a different object.
+  return { right: previous === undefined, known };
+}
+
+/** Totals of a plan, for the `plan` event and dry runs. */
+export function summarize(plans: FilePlan[], removeCount: number): PlanSummary {
+  const summary: PlanSummary = {
+    fetch: { files: 0, bytes: 0 },
+    resumedBytes: 0,
+    reuse: { files: 0, bytes: 0 },
+    skip: { files: 0, bytes: 0 },
+    remove: { files: removeCount },
+  };
+  for (const p of plans) {
+    const size = p.entry.size;
+    switch (p.action.kind) {
+      case 'skip':
+        summary.skip.files++;
+        summary.skip.bytes += size;
+        break;
+      case 'copy':
+        summary.reuse.files++;
+        summary.reuse.bytes += size;
+        break;
+      case 'fetch': {
+        const local = localBytes(p);
+        summary.fetch.files++;
+        summary.fetch.bytes += size - local.reused - local.resumed;
+        summary.resumedBytes += local.resumed;
+        summary.reuse.bytes += local.reused;
+        break;
+      }
+    }
+  }
+  return summary;
+}
+
+/** Bytes of a fetch that come from disk rather than the source, as planned. */
+export function localBytes(p: FilePlan): { reused: number; resumed: number } {
+  if (p.action.kind !== 'fetch') return { reused: 0, resumed: 0 };
+  const partLength = (i: number) =>
+    Math.max(0, Math.min(p.entry.size, (i + 1) * p.partSize) - i * p.partSize);
+  let reused = 0;
+  let resumed = 0;
+  const expected = p.entry.parts?.digests;
+  if (p.action.reuse && expected) {
+    p.action.reuse.digests.forEach((d, i) => {
+      if (expected[i] === d) reused += partLength(i);
+    });
+  }
+  if (p.action.resume) {
+    for (const i of Object.keys(p.action.resume.done)) resumed += partLength(Number(i));
+  }
+  return { reused, resumed };
+}

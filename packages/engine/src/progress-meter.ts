@@ -1,0 +1,58 @@
+import type { ActiveFiles } from './file-transfer.js';
+import type { PullEvent } from './types.js';
+
+/** The rate is measured over this window, so a stall shows within seconds. */
+const RATE_WINDOW_MS = 5_000;
+
+/** Samples bytes moved on a timer and emits `progress` events with rate and ETA. */
+export class ProgressMeter {
+  readonly #samples: Array<{ at: number; bytes: number }> = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly totalBytes: number,
+    readonly transferred: () => number,
+    readonly active: ActiveFiles,
+    readonly emit: (event: PullEvent) => void,
+  ) {}
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => this.tick(), intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Emits one last event, with everything accounted for. */
+  finish(): void {
+    this.tick();
+  }
+
+  tick(): void {
+    const now = performance.now();
+    const bytes = this.transferred();
+    this.#samples.push({ at: now, bytes });
+    while (this.#samples.length > 2 && now - (this.#samples[0]?.at ?? now) > RATE_WINDOW_MS) {
+      this.#samples.shift();
+    }
+    const first = this.#samples[0] ?? { at: now, bytes };
+    const seconds = (now - first.at) / 1000;
+    const rate = seconds > 0 ? (bytes - first.bytes) / seconds : 0;
+    const totalBytes = Math.max(this.totalBytes, bytes);
+    this.emit({
+      type: 'progress',
+      transferredBytes: bytes,
+      totalBytes,
+      rate,
+      etaSeconds: rate > 0 ? (totalBytes - bytes) / rate : undefined,
+      active: [...this.active].map((f) => ({
+        path: f.plan.entry.path,
+        transferredBytes: f.doneBytes,
+        totalBytes: f.plan.entry.size,
+      })),
+    });
+  }
+}

@@ -1,0 +1,193 @@
+import { createReadStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { openSource, type Source, type SourceOptions, withRetry } from '@ferry/adapters';
+import {
+  createManifest,
+  DEFAULT_ALGORITHM,
+  DEFAULT_PART_SIZE,
+  type Entry,
+  encodeManifest,
+  FerryError,
+  isFerryError,
+  type Manifest,
+  throwIfAborted,
+  type VersionId,
+  validateRef,
+  versionIdOf,
+} from '@ferry/manifest';
+import { hashLocalFile } from './local-hash.js';
+import { PartPool } from './part-pool.js';
+import { manifestKey, refKey, resolveRemote } from './remote-version.js';
+import { type LocalFile, walkFiles } from './walk-files.js';
+
+export interface PublishOptions {
+  /** The folder whose files make the version. */
+  dir: string;
+  /** Where to publish: `s3://bucket/prefix` or a local directory (or an opened Source). */
+  dest: string | Source;
+  sourceOptions?: SourceOptions;
+  /** Ref to move to the new version once everything is uploaded. */
+  ref: string;
+  /** Part size of the part-tree digests. @default 16 MiB */
+  partSize?: number;
+  /** Uploads in flight at once. @default 4 */
+  concurrency?: number;
+  /** Worker threads for hashing. @default min(4, cores) */
+  workers?: number;
+  signal?: AbortSignal;
+  onEvent?: (event: PublishEvent) => void;
+}
+
+export type PublishEvent =
+  | { type: 'hashed'; files: number; bytes: number }
+  | { type: 'upload-start'; path: string; size: number }
+  | { type: 'upload-done'; path: string; size: number }
+  | { type: 'skipped'; path: string; size: number };
+
+export interface PublishResult {
+  versionId: VersionId;
+  ref: string;
+  files: number;
+  bytes: number;
+  uploadedFiles: number;
+  uploadedBytes: number;
+  durationMs: number;
+}
+
+/**
+ * Publishes a folder as a version: hashes it in parallel, uploads the files the
+ * destination's current version of `ref` does not already hold at the same path and
+ * digest, then writes the manifest and moves the ref last, so a reader following the ref
+ * never sees a version whose files are not all there.
+ */
+export async function publish(options: PublishOptions): Promise<PublishResult> {
+  throwIfAborted(options.signal);
+  const started = performance.now();
+  const ref = validateRef(options.ref);
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  const dest =
+    typeof options.dest === 'string'
+      ? withRetry(openSource(options.dest, options.sourceOptions))
+      : options.dest;
+  try {
+    if (!dest.capabilities.write) {
+      throw new FerryError('FERRY_UNSUPPORTED', `cannot publish to ${dest.uri}: it is read-only`, {
+        hint: 'Publish to an s3:// prefix or a local directory.',
+      });
+    }
+    const files = await walkFiles(resolve(options.dir));
+    const pool = new PartPool({
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      concurrency: 1,
+    });
+    let entries: Entry[];
+    try {
+      entries = await Promise.all(
+        files.map(async (f) => {
+          const { digest, parts } = await hashLocalFile(
+            pool,
+            f.absPath,
+            f.size,
+            partSize,
+            DEFAULT_ALGORITHM,
+          );
+          return { path: f.path, size: f.size, digest, parts };
+        }),
+      );
+    } finally {
+      await pool.destroy();
+    }
+    options.onEvent?.({
+      type: 'hashed',
+      files: entries.length,
+      bytes: entries.reduce((n, e) => n + e.size, 0),
+    });
+
+    const previous = await publishedEntries(dest, ref, options.signal);
+    const byPath = new Map(files.map((f) => [f.path, f]));
+    let uploadedFiles = 0;
+    let uploadedBytes = 0;
+    let next = 0;
+    const uploader = async () => {
+      while (next < entries.length) {
+        throwIfAborted(options.signal);
+        const entry = entries[next++] as Entry;
+        const etag = await unchangedEtag(dest, entry, previous.get(entry.path), options.signal);
+        if (etag !== undefined) {
+          entry.etag = etag;
+          options.onEvent?.({ type: 'skipped', path: entry.path, size: entry.size });
+          continue;
+        }
+        const file = byPath.get(entry.path) as LocalFile;
+        options.onEvent?.({ type: 'upload-start', path: entry.path, size: entry.size });
+        const written = await dest.write(entry.path, createReadStream(file.absPath), {
+          size: entry.size,
+          signal: options.signal,
+        });
+        const uploadedEtag =
+          written.etag ?? (await dest.stat(entry.path, { signal: options.signal })).etag;
+        if (uploadedEtag !== undefined) entry.etag = uploadedEtag;
+        uploadedFiles++;
+        uploadedBytes += entry.size;
+        options.onEvent?.({ type: 'upload-done', path: entry.path, size: entry.size });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
+    // Entries carry the ETag each object got, so pulls pin every ranged read to it and a
+    // later overwrite of the path is caught as FERRY_SOURCE_CHANGED, never mixed in.
+    const manifest: Manifest = createManifest(entries);
+    const versionId = versionIdOf(manifest);
+    throwIfAborted(options.signal);
+    await dest.writeText(manifestKey(versionId), encodeManifest(manifest), {
+      signal: options.signal,
+    });
+    await dest.writeText(refKey(ref), `${versionId}\n`, { signal: options.signal });
+    return {
+      versionId,
+      ref,
+      files: entries.length,
+      bytes: entries.reduce((n, e) => n + e.size, 0),
+      uploadedFiles,
+      uploadedBytes,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    if (typeof options.dest === 'string') await dest.close();
+  }
+}
+
+/** Entries of the destination's current version of `ref`, by path. */
+async function publishedEntries(
+  dest: Source,
+  ref: string,
+  signal?: AbortSignal,
+): Promise<Map<string, Entry>> {
+  try {
+    const remote = await resolveRemote(dest, ref, signal);
+    return new Map((remote.manifest?.entries ?? []).map((e) => [e.path, e]));
+  } catch (error) {
+    if (isFerryError(error, 'FERRY_NOT_FOUND')) return new Map();
+    throw error;
+  }
+}
+
+/**
+ * The ETag of the object already at the entry's path when it is the very object a
+ * previous publish put there with the same digest; undefined when it must be uploaded.
+ */
+async function unchangedEtag(
+  dest: Source,
+  entry: Entry,
+  previous: Entry | undefined,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  if (!previous || previous.digest !== entry.digest || previous.etag === undefined)
+    return undefined;
+  try {
+    const object = await dest.stat(entry.path, { signal });
+    return object.etag === previous.etag && object.size === entry.size ? object.etag : undefined;
+  } catch (error) {
+    if (isFerryError(error, 'FERRY_NOT_FOUND')) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,217 @@
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isFerryError } from '@ferry/manifest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTempDir, randomBytes, startFaultServer, type TempDir } from '#fixtures';
+import { publish } from './publish.js';
+import { pull, pullIter } from './pull.js';
+import { differingFiles, writeModel } from './test-model.js';
+
+const MiB = 1024 * 1024;
+const partSize = MiB;
+
+let tmp: TempDir;
+let origin: string;
+let store: string;
+let cache: string;
+
+beforeEach(async () => {
+  tmp = await makeTempDir('pull');
+  origin = join(tmp.path, 'origin');
+  store = join(tmp.path, 'store', 'models', 'm');
+  cache = join(tmp.path, 'cache');
+  await mkdir(store, { recursive: true });
+});
+afterEach(() => tmp.remove());
+
+describe('pull from a published local prefix', () => {
+  it('pulls byte-identical files, then a warm pull moves nothing', async () => {
+    const files = await writeModel(origin, { shards: [3 * MiB + 17, 2 * MiB], smallFiles: 20 });
+    const published = await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const first = await pull({ source: store, ref: 'v1', root: cache, partSize });
+    expect(first.versionId).toBe(published.versionId);
+    expect(first.dir).toBe(join(cache, 'm'));
+    expect(await differingFiles(first.dir, files)).toEqual([]);
+    expect(first.fetchedBytes).toBe([...files.values()].reduce((n, b) => n + b.length, 0));
+
+    const warm = await pull({ source: store, ref: 'v1', root: cache });
+    expect(warm.fetchedBytes).toBe(0);
+    expect(warm.skippedFiles).toBe(files.size);
+    expect(warm.requests).toBeLessThanOrEqual(2);
+    expect(await readdir(join(cache, '.ferry', 'tmp'))).toEqual([]);
+  });
+
+  it('fetches only the changed parts and the new file of a new version', async () => {
+    const files = await writeModel(origin, { shards: [4 * MiB, 2 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+
+    const shard = join(origin, 'model-00001.safetensors');
+    const changed = Buffer.from(await readFile(shard));
+    randomBytes(MiB, 99).copy(changed, 2 * MiB + 10);
+    await writeFile(shard, changed);
+    await writeFile(join(origin, 'added.bin'), randomBytes(300_000, 5));
+    files.set('model-00001.safetensors', changed);
+    files.set('added.bin', randomBytes(300_000, 5));
+    await publish({ dir: origin, dest: store, ref: 'v2', partSize });
+
+    const update = await pull({ source: store, ref: 'v2', root: cache });
+    expect(await differingFiles(update.dir, files)).toEqual([]);
+    // 1 MiB written at offset 2 MiB + 10 touches parts 2 and 3.
+    expect(update.fetchedBytes).toBe(2 * partSize + 300_000);
+    expect(update.reusedBytes).toBe(2 * partSize);
+  });
+
+  it('removes files the new version lacks, but not files someone changed', async () => {
+    await writeModel(origin, { shards: [MiB], smallFiles: 2 });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    await writeFile(join(cache, 'm', 'extra', 'file 1.txt'), 'my notes');
+    await rm(join(origin, 'extra'), { recursive: true });
+    await publish({ dir: origin, dest: store, ref: 'v2', partSize });
+
+    const result = await pull({ source: store, ref: 'v2', root: cache });
+    expect(result.removed).toEqual(['m/extra/file 0.txt']);
+    expect(await readFile(join(cache, 'm', 'extra', 'file 1.txt'), 'utf8')).toBe('my notes');
+  });
+
+  it('hashes a tree copied in without its database once, and fetches nothing', async () => {
+    const files = await writeModel(origin, { shards: [2 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await writeModel(join(cache, 'm'), { shards: [2 * MiB] });
+
+    const result = await pull({ source: store, ref: 'v1', root: cache });
+    expect(result.fetchedBytes).toBe(0);
+    expect(result.skippedFiles).toBe(files.size);
+    const again = await pull({ source: store, ref: 'v1', root: cache, workers: 1 });
+    expect(again.fetchedBytes).toBe(0);
+  });
+
+  it('re-fetches a file changed on disk when asked to verify by hash', async () => {
+    const files = await writeModel(origin, { shards: [2 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    const target = join(cache, 'm', 'model-00001.safetensors');
+    // Whole seconds, so the mtime can be put back exactly after the bytes change.
+    await utimes(target, 1_700_000_000, 1_700_000_000);
+    await pull({ source: store, ref: 'v1', root: cache });
+    const bytes = await readFile(target);
+    bytes[5] = (bytes[5] ?? 0) ^ 0xff;
+    await writeFile(target, bytes);
+    await utimes(target, 1_700_000_000, 1_700_000_000);
+
+    const trusting = await pull({ source: store, ref: 'v1', root: cache });
+    expect(trusting.fetchedBytes).toBe(0);
+    const checking = await pull({ source: store, ref: 'v1', root: cache, verify: 'hash' });
+    expect(checking.fetchedBytes).toBe(partSize);
+    expect(await differingFiles(checking.dir, files)).toEqual([]);
+  });
+
+  it('reports a missing ref by name', async () => {
+    await writeModel(origin, { shards: [10] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const failure = pull({ source: store, ref: 'v9', root: cache });
+    await expect(failure).rejects.toThrow(/ref "v9" is not published/);
+    await expect(failure).rejects.toSatisfy((e) => isFerryError(e, 'FERRY_NOT_FOUND'));
+  });
+});
+
+describe('pull from a plain folder (no published manifest)', () => {
+  it('builds the version from the listing and catches a same-size rewrite', async () => {
+    const files = await writeModel(store, { shards: [MiB + 3] });
+    const first = await pull({ source: store, root: cache, partSize });
+    expect(await differingFiles(first.dir, files)).toEqual([]);
+    expect(first.versionId).toMatch(/^sha256:/);
+
+    const warm = await pull({ source: store, root: cache, partSize });
+    expect(warm.fetchedBytes).toBe(0);
+
+    const rewritten = randomBytes(MiB + 3, 42);
+    await writeFile(join(store, 'model-00001.safetensors'), rewritten);
+    const later = new Date(Date.now() + 5000);
+    await utimes(join(store, 'model-00001.safetensors'), later, later);
+    const update = await pull({ source: store, root: cache, partSize });
+    expect(update.fetchedBytes).toBe(MiB + 3);
+    expect((await readFile(join(first.dir, 'model-00001.safetensors'))).equals(rewritten)).toBe(
+      true,
+    );
+  });
+});
+
+describe('cancellation and resume', () => {
+  it('aborts promptly, keeps finished parts, and the next pull fetches only the rest', async () => {
+    const files = await writeModel(origin, { shards: [24 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const server = await startFaultServer({ root: store });
+    try {
+      // One part hangs: the pull is still running when the others have landed.
+      server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'model-00001.safetensors' });
+      const controller = new AbortController();
+      const aborted = pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        concurrency: 2,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'progress' && e.transferredBytes >= 12 * MiB)
+            controller.abort(new Error('enough'));
+        },
+      });
+      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+      expect(
+        await stat(join(cache, 'm', 'model-00001.safetensors')).catch(() => undefined),
+      ).toBeUndefined();
+
+      const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+      expect(await differingFiles(resumed.dir, files)).toEqual([]);
+      // At most the two parts in flight at the abort are fetched again.
+      const total = [...files.values()].reduce((n, b) => n + b.length, 0);
+      expect(resumed.fetchedBytes).toBeLessThanOrEqual(total - 12 * MiB + 2 * partSize);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stops the pull when the consumer leaves the event loop early', async () => {
+    await writeModel(origin, { shards: [8 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    for await (const event of pullIter({ source: store, ref: 'v1', root: cache })) {
+      if (event.type === 'plan') break;
+    }
+    // The store lock was released: another pull can open the root at once.
+    const result = await pull({ source: store, ref: 'v1', root: cache, waitForLock: false });
+    expect(result.files).toBeGreaterThan(0);
+  });
+
+  it('rejects at once when the signal is already aborted, and leaves no listener behind', async () => {
+    const controller = new AbortController();
+    controller.abort('no');
+    await expect(
+      pull({ source: store, root: cache, signal: controller.signal }),
+    ).rejects.toMatchObject({
+      name: 'AbortError',
+      cause: 'no',
+    });
+    const live = new AbortController();
+    await writeModel(origin, { shards: [10] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    let added = 0;
+    let removed = 0;
+    const signal = live.signal;
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((...args: Parameters<typeof add>) => {
+      added++;
+      add(...args);
+    }) as typeof signal.addEventListener;
+    signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+      removed++;
+      remove(...args);
+    }) as typeof signal.removeEventListener;
+    await pull({ source: store, ref: 'v1', root: cache, signal });
+    expect(added).toBeGreaterThan(0);
+    expect(removed).toBe(added);
+  });
+});

@@ -1,0 +1,350 @@
+import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { openSource, parseSourceUri, type Source, withRetry } from '@ferry/adapters';
+import {
+  AbortError,
+  createManifest,
+  DEFAULT_ALGORITHM,
+  DEFAULT_PART_SIZE,
+  type Entry,
+  FerryError,
+  type Manifest,
+  type ManifestStore,
+  normalizePath,
+  type StatRecord,
+  throwIfAborted,
+  versionIdOf,
+} from '@ferry/manifest';
+import { cacheLayout, rootRelative } from './cache-layout.js';
+import { EventChannel } from './event-channel.js';
+import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
+import { openStore } from './open-store.js';
+import { PartPool } from './part-pool.js';
+import { type FilePlan, planPull, summarize } from './plan.js';
+import { ProgressMeter } from './progress-meter.js';
+import { resolveRemote } from './remote-version.js';
+import type { PullEvent, PullOptions, PullResult } from './types.js';
+
+const DEFAULT_CONCURRENCY = 16;
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * The folder under the cache root a source's files land in (`download_files_from`): the
+ * prefix of an S3 or HTTP source (`a/b` for `s3://bucket/a/b`), a local folder's name.
+ */
+export function defaultSubdir(uri: string): string {
+  const parsed = parseSourceUri(uri);
+  if (parsed.kind !== 'local') return parsed.prefix;
+  // A local folder has no bucket-relative prefix: its name stands in for one.
+  return basename(parsed.path ?? '');
+}
+
+/**
+ * Brings `<root>/<subdir>` to a version of the source, yielding progress events; the
+ * generator's return value (also in the final `done` event) is the result. Breaking out
+ * of the loop early aborts the pull.
+ */
+export async function* pullIter(options: PullOptions): AsyncGenerator<PullEvent, PullResult> {
+  throwIfAborted(options.signal);
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const channel = new EventChannel<PullEvent>();
+  let settled = false;
+  const running = runPull(options, controller.signal, (e) => channel.push(e)).then(
+    (result) => {
+      settled = true;
+      channel.close();
+      return result;
+    },
+    (error: unknown) => {
+      settled = true;
+      channel.fail(error);
+      return undefined;
+    },
+  );
+  try {
+    for await (const event of channel.drain()) yield event;
+    const result = await running;
+    if (!result) throw new Error('pull ended without a result');
+    return result;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    if (!settled) {
+      controller.abort(new AbortError('pull iteration stopped early'));
+      await running;
+    }
+  }
+}
+
+/** Runs a pull to the end; `onEvent` sees every progress event. */
+export async function pull(
+  options: PullOptions & { onEvent?: (event: PullEvent) => void },
+): Promise<PullResult> {
+  const iterator = pullIter(options);
+  for (;;) {
+    const step = await iterator.next();
+    if (step.done) return step.value;
+    options.onEvent?.(step.value);
+  }
+}
+
+function openPullSource(options: PullOptions): { source: Source; uri: string } {
+  if (typeof options.source !== 'string')
+    return { source: options.source, uri: options.source.uri };
+  const source = withRetry(openSource(options.source, options.sourceOptions));
+  return { source, uri: source.uri };
+}
+
+async function runPull(
+  options: PullOptions,
+  signal: AbortSignal,
+  emit: (event: PullEvent) => void,
+): Promise<PullResult> {
+  const started = performance.now();
+  const { source, uri } = openPullSource(options);
+  const ownsSource = typeof options.source === 'string';
+  const subdir = options.subdir === undefined ? defaultSubdir(uri) : options.subdir;
+  const normalizedSubdir = subdir === '' ? '' : normalizePath(subdir);
+  const layout = cacheLayout(options.root);
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const algorithm = DEFAULT_ALGORITHM;
+  const dryRun = options.dryRun ?? false;
+  if (!Number.isSafeInteger(partSize) || partSize < 1) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `partSize must be a positive whole number of bytes, not ${partSize}`,
+    );
+  }
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `concurrency must be a positive whole number, not ${concurrency}`,
+    );
+  }
+
+  let pool: PartPool | undefined;
+  const getPool = () => {
+    pool ??= new PartPool({
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      concurrency,
+      onRetry: (notice) =>
+        emit({
+          type: 'retry',
+          path: notice.key,
+          part: -1,
+          attempt: notice.attempt,
+          code: notice.code,
+          message: notice.message,
+        }),
+    });
+    return pool;
+  };
+  await mkdir(layout.stateDir, { recursive: true });
+  const store = await openStore(layout, {
+    wait: options.waitForLock ?? true,
+    signal,
+    onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
+  });
+  let meter: ProgressMeter | undefined;
+  try {
+    const remote = await resolveRemote(source, options.ref, signal);
+    emit({
+      type: 'resolved',
+      source: uri,
+      ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+      ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
+      published: remote.published,
+      files: remote.entries.length,
+      bytes: remote.entries.reduce((n, e) => n + e.size, 0),
+    });
+    const plans = await planPull({
+      remote,
+      sourceUri: uri,
+      layout,
+      subdir: normalizedSubdir,
+      store,
+      verify: options.verify ?? 'stat',
+      partSize,
+      algorithm,
+      pool: getPool,
+    });
+    const removals = await plannedRemovals(store, normalizedSubdir, plans);
+    const summary = summarize(plans, removals.length);
+    emit({ type: 'plan', plan: summary });
+    throwIfAborted(signal);
+
+    let committed: CommittedFile[] = [];
+    const removed: string[] = [];
+    if (!dryRun) {
+      await removeOrphanPartials(layout.tmpDir, plans);
+      // A warm start ends here: nothing to move, so no worker thread is ever started.
+      if (plans.some((p) => p.action.kind !== 'skip')) {
+        meter = new ProgressMeter(
+          summary.fetch.bytes,
+          () => pool?.fetchedBytes() ?? 0,
+          new Set(),
+          emit,
+        );
+        committed = await transferWithPool(plans, getPool(), meter, {
+          store,
+          layout,
+          sourceUri: uri,
+          sourceOptions: options.sourceOptions ?? {},
+          algorithm,
+          concurrency,
+          checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
+          signal,
+          emit,
+        });
+      }
+      for (const relPath of removals) {
+        if (await removeIfUnchanged(store, layout.root, relPath)) {
+          removed.push(relPath);
+          emit({ type: 'removed', path: relPath });
+        }
+      }
+    }
+
+    const manifest = remote.manifest ?? (dryRun ? undefined : buildManifest(plans, committed));
+    const versionId = manifest === undefined ? undefined : versionIdOf(manifest);
+    if (manifest !== undefined && versionId !== undefined && !dryRun) {
+      await recordFreshlyHashed(store, plans);
+      await store.putManifest(manifest);
+      if (remote.ref !== undefined) await store.setRef(uri, remote.ref, versionId);
+      await store.commitTree(
+        normalizedSubdir,
+        {
+          source: uri,
+          versionId,
+          ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+          updatedAt: new Date().toISOString(),
+        },
+        removed,
+      );
+    }
+    const fetchedBytes = committed.reduce((n, f) => n + f.fetchedBytes, 0);
+    const result: PullResult = {
+      ...(versionId === undefined ? {} : { versionId }),
+      dir: join(layout.root, normalizedSubdir),
+      files: plans.length,
+      bytes: plans.reduce((n, p) => n + p.entry.size, 0),
+      fetchedBytes,
+      reusedBytes: committed.reduce((n, f) => n + f.reusedBytes, 0),
+      fetchedFiles: committed.filter((f) => f.fetchedBytes > 0).length,
+      skippedFiles: plans.filter((p) => p.action.kind === 'skip').length,
+      removed,
+      requests: source.metrics.requests + (pool?.requests ?? 0),
+      durationMs: Math.round(performance.now() - started),
+      dryRun,
+    };
+    meter?.finish();
+    emit({ type: 'done', result });
+    return result;
+  } finally {
+    await pool?.destroy();
+    await store.close();
+    if (ownsSource) await source.close();
+  }
+}
+
+/** Runs the transfer with progress sampling, and makes an abort stop the workers' reads at once. */
+async function transferWithPool(
+  plans: FilePlan[],
+  pool: PartPool,
+  meter: ProgressMeter,
+  ctx: Omit<TransferContext, 'pool'>,
+): Promise<CommittedFile[]> {
+  const stopPool = () => pool.stop();
+  ctx.signal.addEventListener('abort', stopPool, { once: true });
+  meter.start(PROGRESS_INTERVAL_MS);
+  try {
+    return await transferFiles(plans, { ...ctx, pool }, meter.active);
+  } finally {
+    ctx.signal.removeEventListener('abort', stopPool);
+    meter.stop();
+  }
+}
+
+/** Paths the tree's previous version had and this one lacks. */
+async function plannedRemovals(
+  store: ManifestStore,
+  subdir: string,
+  plans: FilePlan[],
+): Promise<string[]> {
+  const tree = await store.getTree(subdir);
+  const previous = tree ? await store.getManifest(tree.versionId) : undefined;
+  if (!previous) return [];
+  const wanted = new Set(plans.map((p) => p.relPath));
+  return previous.entries.map((e) => rootRelative(subdir, e.path)).filter((p) => !wanted.has(p));
+}
+
+/** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
+async function removeIfUnchanged(
+  store: ManifestStore,
+  root: string,
+  relPath: string,
+): Promise<boolean> {
+  const record = await store.getStat(relPath);
+  const path = join(root, relPath);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return true;
+  if (!record || record.size !== st.size || record.mtimeMs !== st.mtimeMs) return false;
+  await unlink(path);
+  return true;
+}
+
+/** Partial files no planned resume will read: left by transfers that cannot resume. */
+async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<void> {
+  const keep = new Set(
+    plans.flatMap((p) =>
+      p.action.kind === 'fetch' && p.action.resume ? [p.action.resume.tmpPath] : [],
+    ),
+  );
+  const names = await readdir(tmpDir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .map((name) => join(tmpDir, name))
+      .filter((path) => !keep.has(path))
+      .map((path) => rm(path, { force: true })),
+  );
+}
+
+/** Files found right by hashing (no record vouched for them) go into the stat index now. */
+async function recordFreshlyHashed(store: ManifestStore, plans: FilePlan[]): Promise<void> {
+  const records: Array<[string, StatRecord]> = [];
+  for (const p of plans) {
+    if (p.action.kind !== 'skip' || p.action.record) continue;
+    const st = await stat(p.finalPath);
+    const { known } = p.action;
+    records.push([
+      p.relPath,
+      {
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        digest: known.digest,
+        ...(known.parts ? { parts: known.parts } : {}),
+      },
+    ]);
+  }
+  if (records.length > 0) await store.putStats(records);
+}
+
+/** The manifest of a plain listing, from the digests computed while fetching or checking. */
+function buildManifest(plans: FilePlan[], committed: CommittedFile[]): Manifest {
+  const fetched = new Map(committed.map((c) => [c.plan.relPath, c]));
+  const entries: Entry[] = plans.map((p) => {
+    const known = p.action.kind === 'skip' ? p.action.known : fetched.get(p.relPath);
+    if (!known) throw new Error(`no digest for ${p.relPath} after the transfer`);
+    return {
+      path: p.entry.path,
+      size: p.entry.size,
+      digest: known.digest,
+      ...(known.parts ? { parts: known.parts } : {}),
+      ...(p.entry.etag === undefined ? {} : { etag: p.entry.etag }),
+      ...(p.entry.mtime === undefined ? {} : { mtime: p.entry.mtime }),
+    };
+  });
+  return createManifest(entries);
+}

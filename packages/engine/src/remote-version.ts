@@ -1,0 +1,131 @@
+import type { Source } from '@ferry/adapters';
+import {
+  type Digest,
+  FerryError,
+  isFerryError,
+  type Manifest,
+  normalizePath,
+  type PartList,
+  parseManifest,
+  type VersionId,
+  validateRef,
+  versionIdOf,
+} from '@ferry/manifest';
+
+/** Where a published prefix keeps its metadata, relative to the source root. */
+export const META_PREFIX = '.ferry/';
+export const refKey = (name: string) => `${META_PREFIX}refs/${name}`;
+export const manifestKey = (id: VersionId) => `${META_PREFIX}manifests/${id}.json`;
+
+/** A file as the remote side describes it; `digest` is unknown for a plain listing. */
+export interface RemoteEntry {
+  path: string;
+  size: number;
+  digest?: Digest;
+  parts?: PartList;
+  etag?: string;
+  mtime?: number;
+}
+
+export interface RemoteVersion {
+  /** True when the entries come from a published manifest, false for a plain listing. */
+  published: boolean;
+  ref?: string;
+  versionId?: VersionId;
+  manifest?: Manifest;
+  entries: RemoteEntry[];
+}
+
+const DEFAULT_REF = 'latest';
+
+function isVersionId(ref: string): boolean {
+  return /^(sha256|blake3):[0-9a-f]{64}$/.test(ref);
+}
+
+async function readManifest(
+  source: Source,
+  id: VersionId,
+  signal?: AbortSignal,
+): Promise<Manifest> {
+  const key = manifestKey(id);
+  const text = await source.readText(key, { signal });
+  const manifest = parseManifest(text, `${source.uri}/${key}`);
+  const actual = versionIdOf(manifest);
+  if (actual !== id) {
+    throw new FerryError(
+      'FERRY_INTEGRITY',
+      `manifest ${key} at ${source.uri} hashes to ${actual}, not ${id}`,
+      { key, hint: 'The published manifest was altered or corrupted; publish the version again.' },
+    );
+  }
+  return manifest;
+}
+
+/**
+ * Finds what the source holds: a published version (`.ferry/refs/<ref>` →
+ * `.ferry/manifests/<id>.json`, two small reads whatever the number of files), or, when
+ * the prefix is not published and no ref was asked for, the files a listing shows.
+ */
+export async function resolveRemote(
+  source: Source,
+  ref: string | undefined,
+  signal?: AbortSignal,
+): Promise<RemoteVersion> {
+  if (ref !== undefined && isVersionId(ref)) {
+    const manifest = await readManifest(source, ref, signal);
+    return { published: true, versionId: ref, manifest, entries: manifest.entries };
+  }
+  const name = validateRef(ref ?? DEFAULT_REF);
+  let id: string;
+  try {
+    id = (await source.readText(refKey(name), { signal })).trim();
+  } catch (error) {
+    if (!isFerryError(error, 'FERRY_NOT_FOUND')) throw error;
+    if (ref !== undefined) {
+      throw new FerryError('FERRY_NOT_FOUND', `ref "${name}" is not published at ${source.uri}`, {
+        key: refKey(name),
+        cause: error,
+        hint: 'Check the name after "@", or publish it with `ferry publish <dir> <dest> --ref <name>`.',
+      });
+    }
+    if (!source.capabilities.list) {
+      throw new FerryError(
+        'FERRY_NOT_FOUND',
+        `${source.uri} has no published version (${refKey(name)}) and cannot be listed`,
+        {
+          key: refKey(name),
+          cause: error,
+          hint: 'An HTTP origin needs a prefix published with `ferry publish`; or pull from S3 or a directory.',
+        },
+      );
+    }
+    return { published: false, entries: await listEntries(source, signal) };
+  }
+  if (!isVersionId(id)) {
+    throw new FerryError(
+      'FERRY_MANIFEST_INVALID',
+      `ref ${refKey(name)} at ${source.uri} does not hold a version id`,
+      {
+        key: refKey(name),
+        hint: 'Publish the ref again with `ferry publish`.',
+      },
+    );
+  }
+  const manifest = await readManifest(source, id, signal);
+  return { published: true, ref: name, versionId: id, manifest, entries: manifest.entries };
+}
+
+async function listEntries(source: Source, signal?: AbortSignal): Promise<RemoteEntry[]> {
+  const entries: RemoteEntry[] = [];
+  for await (const object of source.list('', { signal })) {
+    if (object.key.startsWith(META_PREFIX)) continue;
+    const path = normalizePath(object.key);
+    entries.push({
+      path,
+      size: object.size,
+      ...(object.etag === undefined ? {} : { etag: object.etag }),
+      ...(object.lastModified === undefined ? {} : { mtime: object.lastModified.getTime() }),
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,63 @@
+import { AbortError, FerryError, type FerryErrorCode, isFerryError } from '@ferry/manifest';
+
+/** A FerryError (or any error) as plain data, to cross a worker-thread boundary intact. */
+export interface SerializedError {
+  code: FerryErrorCode | 'UNKNOWN';
+  message: string;
+  hint?: string;
+  statusCode?: number;
+  key?: string;
+  url?: string;
+  requestId?: string;
+  retryable: boolean;
+  stack?: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (isFerryError(error)) {
+    return {
+      code: error.code,
+      message: error.message,
+      retryable: error.retryable,
+      ...(error.hint === undefined ? {} : { hint: error.hint }),
+      ...(error.statusCode === undefined ? {} : { statusCode: error.statusCode }),
+      ...(error.key === undefined ? {} : { key: error.key }),
+      ...(error.url === undefined ? {} : { url: error.url }),
+      ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+      ...(error.stack === undefined ? {} : { stack: error.stack }),
+    };
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    return { code: 'FERRY_ABORTED', message: error.message, retryable: false };
+  }
+  const err = error instanceof Error ? error : new Error(String(error));
+  const errno = (err as NodeJS.ErrnoException).code;
+  return {
+    // Local file system failures (ENOSPC, EACCES…) are I/O errors the user can act on.
+    code: errno === undefined ? 'UNKNOWN' : 'FERRY_IO',
+    message: err.message,
+    retryable: false,
+    ...(err.stack === undefined ? {} : { stack: err.stack }),
+  };
+}
+
+/** Rebuilds the error thrown in a worker, keeping its code and details. */
+export function deserializeError(error: SerializedError): Error {
+  if (error.code === 'FERRY_ABORTED') return new AbortError();
+  if (error.code === 'UNKNOWN') {
+    // Not a failure ferry anticipated: keep it a plain Error so it reads as a bug.
+    const unexpected = new Error(error.message);
+    if (error.stack !== undefined) unexpected.stack = error.stack;
+    return unexpected;
+  }
+  const rebuilt = new FerryError(error.code, error.message, {
+    retryable: error.retryable,
+    ...(error.hint === undefined ? {} : { hint: error.hint }),
+    ...(error.statusCode === undefined ? {} : { statusCode: error.statusCode }),
+    ...(error.key === undefined ? {} : { key: error.key }),
+    ...(error.url === undefined ? {} : { url: error.url }),
+    ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+  });
+  if (error.stack !== undefined) rebuilt.stack = error.stack;
+  return rebuilt;
+}
