@@ -315,7 +315,7 @@ export class ManifestStore {
   }
 
   /** Stores a manifest under its version id (idempotent) and returns the id. */
-  putManifest(m: Manifest): Promise<VersionId> {
+  async putManifest(m: Manifest): Promise<VersionId> {
     const text = encodeManifest(m);
     const id = versionIdOf(m);
     return this.#run('putManifest', async () => {
@@ -328,7 +328,7 @@ export class ManifestStore {
    * The manifest stored under `id`, validated again on the way out.
    * @throws FerryError `FERRY_MANIFEST_INVALID` when the stored bytes are corrupt.
    */
-  getManifest(id: VersionId): Promise<Manifest | undefined> {
+  async getManifest(id: VersionId): Promise<Manifest | undefined> {
     checkVersionId(id);
     return this.#run('getManifest', async () => {
       const text = await this.#db.get<string, string>(MANIFEST + id, { valueEncoding: 'utf8' });
@@ -337,13 +337,13 @@ export class ManifestStore {
   }
 
   /** Deletes a manifest; refs pointing at it are left alone. */
-  deleteManifest(id: VersionId): Promise<void> {
+  async deleteManifest(id: VersionId): Promise<void> {
     checkVersionId(id);
     return this.#run('deleteManifest', () => this.#db.del(MANIFEST + id));
   }
 
   /** Version ids of all stored manifests, in key order. */
-  listManifests(): Promise<VersionId[]> {
+  async listManifests(): Promise<VersionId[]> {
     return this.#run('listManifests', async () => {
       const ids: VersionId[] = [];
       for await (const k of this.#db.keys<Buffer>({
@@ -362,20 +362,22 @@ export class ManifestStore {
    * @throws FerryError `FERRY_BAD_REF` for a bad name; `FERRY_USAGE` for an empty source,
    * one containing NUL, or a malformed version id.
    */
-  setRef(source: string, name: Ref, id: VersionId): Promise<void> {
+  async setRef(source: string, name: Ref, id: VersionId): Promise<void> {
     const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
     checkVersionId(id);
     return this.#run('setRef', () => this.#db.put(key, id));
   }
 
   /** The version id ref `name` of `source` points at. */
-  getRef(source: string, name: Ref): Promise<VersionId | undefined> {
+  async getRef(source: string, name: Ref): Promise<VersionId | undefined> {
     const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
     return this.#run('getRef', async () => (await this.#db.get(key)) as VersionId | undefined);
   }
 
   /** All refs, or those of one source, sorted by source then name. */
-  listRefs(source?: string): Promise<Array<{ source: string; name: Ref; versionId: VersionId }>> {
+  async listRefs(
+    source?: string,
+  ): Promise<Array<{ source: string; name: Ref; versionId: VersionId }>> {
     const prefix = source === undefined ? REF : `${REF}${checkField(source, 'source')}\0`;
     return this.#run('listRefs', async () =>
       (await this.#scan(utf8(prefix), upTo0xff(prefix))).map(([k, v]) => {
@@ -387,20 +389,20 @@ export class ManifestStore {
   }
 
   /** Records which version the local tree at `dir` is at. */
-  setTree(dir: string, state: TreeState): Promise<void> {
+  async setTree(dir: string, state: TreeState): Promise<void> {
     const key = TREE + checkTreeDir(dir);
     const value = treeValue(state);
     return this.#run('setTree', () => this.#db.put(key, value));
   }
 
   /** The recorded state of the local tree at `dir`. */
-  getTree(dir: string): Promise<TreeState | undefined> {
+  async getTree(dir: string): Promise<TreeState | undefined> {
     const key = TREE + checkTreeDir(dir);
     return this.#run('getTree', async () => (await this.#db.get(key)) as TreeState | undefined);
   }
 
   /** Every recorded tree, sorted by dir. */
-  listTrees(): Promise<Array<{ dir: string } & TreeState>> {
+  async listTrees(): Promise<Array<{ dir: string } & TreeState>> {
     return this.#run('listTrees', async () =>
       (await this.#scan(utf8(TREE), upTo0xff(TREE))).map(([k, v]) => ({
         dir: k.slice(TREE.length),
@@ -410,7 +412,7 @@ export class ManifestStore {
   }
 
   /** Forgets the tree at `dir`; its stat records stay. */
-  deleteTree(dir: string): Promise<void> {
+  async deleteTree(dir: string): Promise<void> {
     const key = TREE + checkTreeDir(dir);
     return this.#run('deleteTree', () => this.#db.del(key));
   }
@@ -419,7 +421,7 @@ export class ManifestStore {
    * The stat record of a root-relative path such as `a/b/model.bin`.
    * @throws FerryError `FERRY_BAD_PATH` when `path` is not a normalised relative path.
    */
-  getStat(path: string): Promise<StatRecord | undefined> {
+  async getStat(path: string): Promise<StatRecord | undefined> {
     const key = STAT + normalizePath(path);
     return this.#run('getStat', async () => (await this.#db.get(key)) as StatRecord | undefined);
   }
@@ -429,7 +431,7 @@ export class ManifestStore {
    * plain string prefix: pass `a/b/` for the files under directory `a/b` (it does not match
    * `a/bc`), `''` for all.
    */
-  getStats(prefix: string): Promise<Map<string, StatRecord>> {
+  async getStats(prefix: string): Promise<Map<string, StatRecord>> {
     if (typeof prefix !== 'string' || prefix.includes('\0')) {
       throw usage(`invalid stat prefix ${JSON.stringify(prefix)}: must be a string without NUL`);
     }
@@ -440,7 +442,7 @@ export class ManifestStore {
   }
 
   /** Writes stat records in one atomic batch. */
-  putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
+  async putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
     const ops: Operation[] = [];
     for (const [path, record] of records) {
       ops.push({ type: 'put', key: STAT + normalizePath(path), value: statValue(record) });
@@ -449,7 +451,7 @@ export class ManifestStore {
   }
 
   /** Deletes stat records in one atomic batch; missing ones are ignored. */
-  deleteStats(paths: Iterable<string>): Promise<void> {
+  async deleteStats(paths: Iterable<string>): Promise<void> {
     const ops: Operation[] = [];
     for (const path of paths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
     return this.#run('deleteStats', () => this.#batch(ops));
@@ -460,7 +462,7 @@ export class ManifestStore {
    * together with all its recorded parts. Not isolated from a concurrent `recordPart` of the
    * same path: the engine transfers one file at most once at a time.
    */
-  startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
+  async startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
     const path = normalizePath(j.path);
     const header = journalHeader(j);
     return this.#run('startJournal', async () => {
@@ -474,27 +476,27 @@ export class ManifestStore {
    * Records one finished part: a single small put. A part recorded without a started
    * journal is ignored by `getJournal` and dropped by the next `startJournal`.
    */
-  recordPart(path: string, index: number, digest: Digest): Promise<void> {
+  async recordPart(path: string, index: number, digest: Digest): Promise<void> {
     const key = partKey(normalizePath(path), checkPartIndex(index));
     parseDigest(digest);
     return this.#run('recordPart', () => this.#db.put(key, digest));
   }
 
   /** The journal of `path` with its finished parts, if a transfer of it was started. */
-  getJournal(path: string): Promise<PartJournal | undefined> {
+  async getJournal(path: string): Promise<PartJournal | undefined> {
     const { gte, lt } = journalRange(normalizePath(path));
     return this.#run('getJournal', async () => readJournals(await this.#scan(gte, lt))[0]);
   }
 
   /** Every journal (every interrupted or running transfer), sorted by path. */
-  listJournals(): Promise<PartJournal[]> {
+  async listJournals(): Promise<PartJournal[]> {
     return this.#run('listJournals', async () =>
       readJournals(await this.#scan(utf8(JOURNAL), upTo0xff(JOURNAL))),
     );
   }
 
   /** Deletes the journal of `path` and all its parts in one batch. */
-  deleteJournal(path: string): Promise<void> {
+  async deleteJournal(path: string): Promise<void> {
     const checked = normalizePath(path);
     return this.#run('deleteJournal', async () => {
       const keys = await this.#journalKeys(checked);
@@ -506,7 +508,7 @@ export class ManifestStore {
    * Marks a transfer finished in one atomic batch: writes the file's stat record and
    * deletes its journal with all its parts. Call it after the file is renamed into place.
    */
-  commitFile(path: string, stat: StatRecord): Promise<void> {
+  async commitFile(path: string, stat: StatRecord): Promise<void> {
     const checked = normalizePath(path);
     const value = statValue(stat);
     return this.#run('commitFile', async () => {
@@ -523,7 +525,7 @@ export class ManifestStore {
    * Marks a tree as being at a new version in one atomic batch: sets its state and deletes
    * the stat records of the files the new version no longer has.
    */
-  commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
+  async commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
     const ops: Operation[] = [
       { type: 'put', key: TREE + checkTreeDir(dir), value: treeValue(state) },
     ];
