@@ -1,1 +1,18 @@
-export {};
+export { CheckedBody, type CheckedBodyOptions } from './checked-body.js';
+export { HttpSource } from './http-source.js';
+export { LocalSource } from './local-source.js';
+export { openSource } from './open-source.js';
+export { type ParsedSourceUri, parseSourceUri } from './parse-source-uri.js';
+export type { RetryInfo, RetryOptions } from './retry-policy.js';
+export { type S3Location, S3Source } from './s3-source.js';
+export type {
+  ObjectInfo,
+  ReadOptions,
+  SignalOptions,
+  Source,
+  SourceCapabilities,
+  SourceMetrics,
+  SourceOptions,
+  WriteOptions,
+} from './source.js';
+export { withRetry } from './with-retry.js';

@@ -101,4 +101,20 @@ export interface SourceOptions {
   maxSockets?: number;
   /** Per-request connect/response-headers timeout in milliseconds. @default 30000 */
   requestTimeoutMs?: number;
+  /**
+   * Keys asked for per S3 listing page (`MaxKeys`). Only tests and stores with small page
+   * limits need to change it. @default 1000
+   */
+  listPageSize?: number;
+  /**
+   * Part size of multipart uploads to S3; bodies up to this size go in one PutObject.
+   * A multipart `write()` buffers at most 4 parts. @default 8 MiB (more above 80 GB)
+   */
+  uploadPartSize?: number;
+  /**
+   * Static S3 credentials, for callers that hold them explicitly. Prefer the SDK chain
+   * (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, instance roles).
+   * @default the SDK's default credential chain
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }

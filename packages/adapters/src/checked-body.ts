@@ -1,0 +1,74 @@
+import { finished, Readable } from 'node:stream';
+import { AbortError } from '@ferry/manifest';
+
+/** How a `CheckedBody` judges and reports the stream it wraps. */
+export interface CheckedBodyOptions {
+  /** The raw response body or file stream. Destroyed with the CheckedBody. */
+  body: Readable;
+  /** Exact number of bytes the body must deliver; `undefined` when the server did not say. */
+  expected: number | undefined;
+  signal?: AbortSignal | undefined;
+  /** Called with each chunk's length as it is delivered (metrics). */
+  onBytes(count: number): void;
+  /** Maps an error of `body` (reset, premature close) to the error callers see. */
+  mapError(error: unknown): Error;
+  /** The error for a body that ended after `received` of `expected` bytes. */
+  shortError(received: number, expected: number): Error;
+  /** The error for a body that delivered more than `expected` bytes. */
+  longError(expected: number): Error;
+}
+
+/**
+ * A body that delivers exactly the bytes it promised or fails: an early end, a reset or an
+ * overlong body become errors instead of a short part. Backpressure passes through (the
+ * wrapped body is paused while this stream's buffer is full), so it adds no buffering of
+ * its own beyond one highWaterMark. Aborting `signal` destroys both streams, which closes
+ * the underlying socket or file descriptor.
+ */
+export class CheckedBody extends Readable {
+  readonly #body: Readable;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = () => this.destroy(new AbortError(this.#signal?.reason));
+  readonly #stopWatching: () => void;
+  #received = 0;
+
+  constructor(options: CheckedBodyOptions) {
+    super();
+    const { body, expected } = options;
+    this.#body = body;
+    this.#signal = options.signal;
+    body.on('data', (chunk: Buffer) => {
+      if (this.destroyed) return;
+      this.#received += chunk.length;
+      if (expected !== undefined && this.#received > expected) {
+        this.destroy(options.longError(expected));
+        return;
+      }
+      options.onBytes(chunk.length);
+      if (!this.push(chunk)) body.pause();
+    });
+    this.#stopWatching = finished(body, (error) => {
+      if (this.destroyed) return;
+      if (error) this.destroy(options.mapError(error));
+      else if (expected !== undefined && this.#received < expected)
+        this.destroy(options.shortError(this.#received, expected));
+      else this.push(null);
+    });
+    if (this.#signal?.aborted) {
+      queueMicrotask(this.#onAbort);
+    } else {
+      this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  override _read(): void {
+    this.#body.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#stopWatching();
+    this.#body.destroy();
+    callback(error);
+  }
+}

@@ -1,0 +1,349 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { AbortError, FerryError, throwIfAborted } from '@ferry/manifest';
+import { CheckedBody } from './checked-body.js';
+import { networkError } from './network-error.js';
+import { readAllText } from './read-all-text.js';
+import { remoteError } from './remote-error.js';
+import type {
+  ObjectInfo,
+  ReadOptions,
+  SignalOptions,
+  Source,
+  SourceCapabilities,
+  SourceMetrics,
+  SourceOptions,
+} from './source.js';
+import { checkKey } from './source-key.js';
+
+const DEFAULT_MAX_SOCKETS = 64;
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Error bodies are read only this far, to find an S3-style `<Code>`. */
+const MAX_ERROR_BODY = 16 * 1024;
+
+/**
+ * A read-only source over HTTP(S): keys are appended to the base URL, percent-encoded per
+ * segment. Ranged reads must come back `206` with the matching `Content-Range` and exactly
+ * that many bytes; a `200` is accepted only when the range covers the whole object.
+ * `ifMatch` is sent as `If-Match` (a strong ETag) and also compared with the response's
+ * ETag, for servers that ignore the header. HTTP cannot list or write.
+ *
+ * Uses `node:http`/`node:https` with a keep-alive agent of `maxSockets` sockets: the
+ * engine runs many ranges in parallel, and the built-in fetch's pool cannot be sized
+ * without the `undici` package.
+ */
+export class HttpSource implements Source {
+  readonly uri: string;
+  readonly capabilities: SourceCapabilities = { list: false, rangeReads: true, write: false };
+  readonly metrics: SourceMetrics = { requests: 0, bytesRead: 0 };
+  readonly #base: URL;
+  readonly #agent: HttpAgent;
+  readonly #timeoutMs: number;
+  readonly #origin: string;
+
+  /** `baseUrl` must end in `/` (as `parseSourceUri` gives it). */
+  constructor(baseUrl: string, options: SourceOptions = {}) {
+    this.#base = new URL(baseUrl);
+    this.uri = this.#base.href;
+    this.#origin = this.#base.origin;
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
+    this.#agent =
+      this.#base.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  // biome-ignore lint/correctness/useYield: listing is unsupported; the iterator only throws.
+  async *list(): AsyncIterable<ObjectInfo> {
+    throw new FerryError('FERRY_UNSUPPORTED', `Cannot list ${this.uri}: HTTP has no listing`, {
+      url: this.uri,
+      hint: 'Publish the folder with `ferry publish` so it carries a manifest, or use an s3:// or local source.',
+    });
+  }
+
+  async stat(key: string, options: SignalOptions = {}): Promise<ObjectInfo> {
+    const normal = checkKey(key);
+    const url = this.#url(normal);
+    const res = await this.#send('HEAD', url, normal, {}, options.signal);
+    res.resume();
+    if (res.statusCode !== 200) throw await this.#failure(res, normal, url);
+    const size = contentLength(res);
+    if (size === undefined) {
+      throw new FerryError(
+        'FERRY_BAD_RESPONSE',
+        `No Content-Length in the HEAD response for ${url}`,
+        {
+          key: normal,
+          url,
+          statusCode: res.statusCode,
+          hint: 'The server must report object sizes; serve the files with a static file server (nginx, S3 website, CDN).',
+        },
+      );
+    }
+    return info(normal, size, res);
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const { signal, ifMatch } = options;
+    const normal = checkKey(key);
+    const url = this.#url(normal);
+    const start = options.start ?? 0;
+    const end = options.end;
+    if (start < 0 || (end !== undefined && end < start)) {
+      throw new FerryError('FERRY_RANGE_MISMATCH', `Invalid range [${start}, ${end}) for ${url}`, {
+        key: normal,
+        url,
+        hint: 'This is a bug in the caller: ranges are [start, end) with 0 <= start <= end.',
+      });
+    }
+    const headers: Record<string, string> = {};
+    if (ifMatch !== undefined) headers['if-match'] = ifMatch;
+    if (end === start) {
+      // Nothing to transfer, but the object must exist and still match.
+      const res = await this.#send('HEAD', url, normal, headers, signal);
+      res.resume();
+      if (res.statusCode !== 200) throw await this.#failure(res, normal, url);
+      this.#checkEtag(res, ifMatch, normal, url);
+      return Readable.from([]);
+    }
+    const ranged = start > 0 || end !== undefined;
+    if (ranged) headers.range = `bytes=${start}-${end === undefined ? '' : end - 1}`;
+    const res = await this.#send('GET', url, normal, headers, signal);
+    try {
+      const expected = await this.#expectedLength(res, normal, url, start, end, ranged);
+      this.#checkEtag(res, ifMatch, normal, url);
+      return this.#body(res, expected, normal, url, signal);
+    } catch (error) {
+      res.destroy();
+      throw error;
+    }
+  }
+
+  async readText(key: string, options: SignalOptions = {}): Promise<string> {
+    return readAllText(await this.read(key, options));
+  }
+
+  async writeText(key: string): Promise<void> {
+    throw this.#readOnly(key);
+  }
+
+  async write(key: string): Promise<{ etag?: string }> {
+    throw this.#readOnly(key);
+  }
+
+  async close(): Promise<void> {
+    this.#agent.destroy();
+  }
+
+  #url(key: string): string {
+    return new URL(key.split('/').map(encodeURIComponent).join('/'), this.#base).href;
+  }
+
+  #readOnly(key: string): FerryError {
+    return new FerryError(
+      'FERRY_UNSUPPORTED',
+      `Cannot write to ${this.uri}: HTTP sources are read-only`,
+      {
+        key,
+        url: this.uri,
+        hint: 'Publish to an s3:// or local destination instead.',
+      },
+    );
+  }
+
+  /** Resolves with the response once its headers arrived; the body is left unread. */
+  #send(
+    method: 'GET' | 'HEAD',
+    url: string,
+    key: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<IncomingMessage> {
+    throwIfAborted(signal);
+    this.metrics.requests += 1;
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, { method, headers, agent: this.#agent });
+      const onAbort = () => req.destroy(new AbortError(signal?.reason));
+      const timer = setTimeout(() => {
+        req.destroy(
+          new FerryError(
+            'FERRY_TRANSIENT',
+            `No response from ${this.#origin} within ${this.#timeoutMs} ms: ${url}`,
+            {
+              key,
+              url,
+              retryable: true,
+              hint: 'The server is slow or unreachable; ferry retries, and requestTimeoutMs raises the limit.',
+            },
+          ),
+        );
+      }, this.#timeoutMs);
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.once('response', (res) => {
+        settle();
+        resolve(res);
+      });
+      req.once('error', (error) => {
+        settle();
+        reject(networkError(error, { endpoint: this.#origin, key, url }));
+      });
+      req.end();
+    });
+  }
+
+  /** Checks status and Content-Range of a GET; returns the exact body length to expect. */
+  async #expectedLength(
+    res: IncomingMessage,
+    key: string,
+    url: string,
+    start: number,
+    end: number | undefined,
+    ranged: boolean,
+  ): Promise<number | undefined> {
+    const length = contentLength(res);
+    if (res.statusCode === 200) {
+      // A server that ignored Range sent the whole object: fine only if that was asked for.
+      if (!ranged || (start === 0 && length !== undefined && end === length)) return length;
+      throw rangeMismatch(
+        key,
+        url,
+        res,
+        `asked for bytes [${start}, ${end ?? 'end'}) and got the whole object (200)`,
+      );
+    }
+    if (res.statusCode !== 206) throw await this.#failure(res, key, url);
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '');
+    const first = Number(range?.[1]);
+    const last = Number(range?.[2]);
+    const total = range?.[3] === '*' ? undefined : Number(range?.[3]);
+    const wantLast = end === undefined ? (total === undefined ? last : total - 1) : end - 1;
+    if (range === null || first !== start || last !== wantLast) {
+      throw rangeMismatch(
+        key,
+        url,
+        res,
+        `asked for bytes [${start}, ${end ?? 'end'}) and got Content-Range "${res.headers['content-range'] ?? ''}"`,
+      );
+    }
+    const expected = last - first + 1;
+    if (length !== undefined && length !== expected) {
+      throw rangeMismatch(
+        key,
+        url,
+        res,
+        `Content-Length ${length} does not match Content-Range ${first}-${last}`,
+      );
+    }
+    return expected;
+  }
+
+  #checkEtag(res: IncomingMessage, ifMatch: string | undefined, key: string, url: string): void {
+    const etag = res.headers.etag;
+    if (ifMatch === undefined || etag === undefined || etag === ifMatch) return;
+    throw new FerryError(
+      'FERRY_SOURCE_CHANGED',
+      `Changed while reading: ${url} (ETag ${etag}, expected ${ifMatch})`,
+      {
+        key,
+        url,
+        statusCode: res.statusCode,
+        hint: 'The object was replaced during the transfer; run the command again to fetch the new version.',
+      },
+    );
+  }
+
+  #body(
+    res: IncomingMessage,
+    expected: number | undefined,
+    key: string,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Readable {
+    return new CheckedBody({
+      body: res,
+      expected,
+      signal,
+      onBytes: (count) => {
+        this.metrics.bytesRead += count;
+      },
+      mapError: (error) => networkError(error, { endpoint: this.#origin, key, url }),
+      shortError: (received, total) =>
+        new FerryError(
+          'FERRY_TRANSIENT',
+          `The body of ${url} ended after ${received} of ${total} bytes`,
+          {
+            key,
+            url,
+            statusCode: res.statusCode,
+            retryable: true,
+            hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
+          },
+        ),
+      longError: (total) =>
+        new FerryError(
+          'FERRY_BAD_RESPONSE',
+          `The body of ${url} is longer than the ${total} bytes announced`,
+          {
+            key,
+            url,
+            statusCode: res.statusCode,
+            hint: 'The server sent more bytes than it announced; check the server or proxy in front of it.',
+          },
+        ),
+    });
+  }
+
+  async #failure(res: IncomingMessage, key: string, url: string): Promise<FerryError> {
+    let text = '';
+    if (res.statusCode !== undefined && res.statusCode >= 400) {
+      for await (const chunk of res) {
+        text += String(chunk);
+        if (text.length > MAX_ERROR_BODY) break;
+      }
+    }
+    res.destroy();
+    return remoteError({
+      status: res.statusCode ?? 0,
+      code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1],
+      key,
+      url,
+      requestId: header(res, 'x-amz-request-id') ?? header(res, 'x-request-id'),
+      retryAfter: header(res, 'retry-after'),
+    });
+  }
+}
+
+function header(res: IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function contentLength(res: IncomingMessage): number | undefined {
+  const value = res.headers['content-length'];
+  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
+}
+
+function info(key: string, size: number, res: IncomingMessage): ObjectInfo {
+  const result: ObjectInfo = { key, size };
+  const etag = res.headers.etag;
+  // Weak ETags cannot pin byte ranges, so they are not reported.
+  if (etag !== undefined && !etag.startsWith('W/')) result.etag = etag;
+  const modified = res.headers['last-modified'];
+  if (modified !== undefined && !Number.isNaN(Date.parse(modified)))
+    result.lastModified = new Date(modified);
+  return result;
+}
+
+function rangeMismatch(key: string, url: string, res: IncomingMessage, detail: string): FerryError {
+  return new FerryError('FERRY_RANGE_MISMATCH', `Range not honoured for ${url}: ${detail}`, {
+    key,
+    url,
+    statusCode: res.statusCode,
+    hint: 'The server does not serve byte ranges correctly; use a server with HTTP Range support (nginx, S3, a CDN).',
+  });
+}

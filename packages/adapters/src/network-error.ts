@@ -1,0 +1,73 @@
+import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+
+/** What a failed request was about, for the message. */
+export interface NetworkContext {
+  /** Endpoint or origin (`http://127.0.0.1:9000`), named in the message and hint. */
+  endpoint: string;
+  key?: string | undefined;
+  url?: string | undefined;
+  /** Environment variable that configures the endpoint, named in the hint. */
+  endpointVariable?: string | undefined;
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'TimeoutError', 'RequestTimeout']);
+
+/**
+ * Classifies an error thrown by a socket, an HTTP client or a body stream. FerryErrors and
+ * AbortErrors pass through; everything else is a retryable FERRY_TRANSIENT that names the
+ * endpoint, because resets, refusals and timeouts are what flaky networks produce.
+ */
+export function networkError(error: unknown, context: NetworkContext): FerryError | AbortError {
+  if (isFerryError(error) || error instanceof AbortError) return error;
+  const code = errorCode(error);
+  const { endpoint, key, url } = context;
+  const where = url ?? endpoint;
+  const check =
+    context.endpointVariable === undefined
+      ? 'the source URI'
+      : `${context.endpointVariable} (or the source URI)`;
+  const details = { key, url, cause: error, retryable: true };
+  if (code !== undefined && CONNECT_CODES.has(code)) {
+    return new FerryError('FERRY_TRANSIENT', `Cannot connect to ${endpoint} (${code})`, {
+      ...details,
+      hint: `Check that the server at ${endpoint} is running and that ${check} names it.`,
+    });
+  }
+  if (code !== undefined && DNS_CODES.has(code)) {
+    return new FerryError('FERRY_TRANSIENT', `Cannot resolve the host of ${endpoint} (${code})`, {
+      ...details,
+      hint: `Check the host name in ${check} and the DNS settings.`,
+    });
+  }
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new FerryError(
+      'FERRY_TRANSIENT',
+      `Timed out talking to ${endpoint} (${code}): ${where}`,
+      {
+        ...details,
+        hint: `The server at ${endpoint} did not answer in time; ferry retries, and if it persists check the network.`,
+      },
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new FerryError(
+    'FERRY_TRANSIENT',
+    `Connection to ${endpoint} failed (${code ?? message}): ${where}`,
+    {
+      ...details,
+      hint: 'The connection broke mid-request; ferry retries these, and if it persists check the network and the server.',
+    },
+  );
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  if ('code' in error && typeof error.code === 'string') return error.code;
+  if ('name' in error && typeof error.name === 'string' && TIMEOUT_CODES.has(error.name))
+    return error.name;
+  // AggregateError from happy-eyeballs connects carries the per-address errors.
+  if ('errors' in error && Array.isArray(error.errors)) return errorCode(error.errors[0]);
+  return undefined;
+}

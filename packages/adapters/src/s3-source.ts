@@ -1,0 +1,519 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
+import { CheckedBody } from './checked-body.js';
+import { networkError } from './network-error.js';
+import { readAllText } from './read-all-text.js';
+import { remoteError } from './remote-error.js';
+import type {
+  ObjectInfo,
+  ReadOptions,
+  SignalOptions,
+  Source,
+  SourceCapabilities,
+  SourceMetrics,
+  SourceOptions,
+  WriteOptions,
+} from './source.js';
+import { checkKey, checkListedKey, checkPrefix } from './source-key.js';
+
+const DEFAULT_MAX_SOCKETS = 64;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_PAGE_SIZE = 1000;
+/** S3's smallest part size; parts of `write()` grow past it only for objects over 50 GB. */
+const MIN_PART_SIZE = 8 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+/** Parts uploaded at once; a multipart `write()` buffers at most this × the part size. */
+const UPLOAD_QUEUE = 4;
+
+/** Where an S3 source points, as `parseSourceUri` gives it. */
+export interface S3Location {
+  bucket: string;
+  /** Folder under the bucket, without slashes at either end; `''` for the bucket root. */
+  prefix: string;
+}
+
+/**
+ * S3 and S3-compatible stores through `@aws-sdk/client-s3`.
+ *
+ * Endpoint, region and credentials come from `options`, else the SDK's default chain and
+ * `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`. With a custom endpoint, path-style
+ * addressing and `WHEN_REQUIRED` checksums are the defaults: s3rver stores the aws-chunked
+ * framing of checksummed stream uploads as object bytes (see NOTES.md). The SDK's own
+ * retries are off (`maxAttempts: 1`): retry composes around sources with `withRetry`.
+ */
+export class S3Source implements Source {
+  readonly uri: string;
+  readonly capabilities: SourceCapabilities = { list: true, rangeReads: true, write: true };
+  readonly metrics: SourceMetrics = { requests: 0, bytesRead: 0 };
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  /** `prefix/` or `''`: prepended to every key. */
+  readonly #root: string;
+  readonly #endpoint: string;
+  readonly #pageSize: number;
+  readonly #partSize: number | undefined;
+
+  constructor(location: S3Location, options: SourceOptions = {}) {
+    this.#bucket = location.bucket;
+    this.#root = location.prefix === '' ? '' : `${location.prefix}/`;
+    this.uri =
+      location.prefix === ''
+        ? `s3://${location.bucket}`
+        : `s3://${location.bucket}/${location.prefix}`;
+    const endpoint = options.endpoint ?? env('AWS_ENDPOINT_URL_S3') ?? env('AWS_ENDPOINT_URL');
+    const region =
+      options.region ??
+      env('AWS_REGION') ??
+      env('AWS_DEFAULT_REGION') ??
+      (endpoint === undefined ? undefined : 'us-east-1');
+    this.#endpoint = endpoint ?? `https://s3.${region ?? '<region>'}.amazonaws.com`;
+    this.#pageSize = options.listPageSize ?? DEFAULT_PAGE_SIZE;
+    this.#partSize = options.uploadPartSize;
+    const checksums = checksumMode(options.checksums, endpoint);
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
+    const timeout = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const config: S3ClientConfig = {
+      forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+      followRegionRedirects: true,
+      maxAttempts: 1,
+      requestChecksumCalculation: checksums,
+      responseChecksumValidation: checksums,
+      requestHandler: {
+        httpAgent: new HttpAgent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+        connectionTimeout: timeout,
+        // Until the response headers; a stalled body is withRetry's stallTimeoutMs.
+        requestTimeout: timeout,
+        throwOnRequestTimeout: true,
+      },
+    };
+    if (endpoint !== undefined) config.endpoint = endpoint;
+    if (region !== undefined) config.region = region;
+    if (options.credentials !== undefined) config.credentials = options.credentials;
+    this.#client = new S3Client(config);
+  }
+
+  async *list(prefix?: string, options: SignalOptions = {}): AsyncIterable<ObjectInfo> {
+    const wanted = checkPrefix(prefix);
+    let token: string | undefined;
+    let last: string | undefined;
+    do {
+      throwIfAborted(options.signal);
+      const page = await this.#send(undefined, options.signal, (client) =>
+        client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: this.#root + wanted,
+            MaxKeys: this.#pageSize,
+            ContinuationToken: token,
+          }),
+          { abortSignal: options.signal },
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        const full = object.Key ?? '';
+        // Zero-byte `folder/` markers made by consoles are not files.
+        if (full.endsWith('/') && (object.Size ?? 0) === 0) continue;
+        const key = checkListedKey(full.slice(this.#root.length), this.uri);
+        if (last !== undefined && compareUtf8(key, last) <= 0)
+          throw outOfOrder(this.uri, last, key);
+        last = key;
+        const info: ObjectInfo = { key, size: object.Size ?? 0 };
+        if (object.ETag !== undefined) info.etag = object.ETag;
+        if (object.LastModified !== undefined) info.lastModified = object.LastModified;
+        yield info;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async stat(key: string, options: SignalOptions = {}): Promise<ObjectInfo> {
+    const normal = checkKey(key);
+    const head = await this.#send(normal, options.signal, (client) =>
+      client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#root + normal }), {
+        abortSignal: options.signal,
+      }),
+    );
+    const info: ObjectInfo = { key: normal, size: head.ContentLength ?? 0 };
+    if (head.ETag !== undefined) info.etag = head.ETag;
+    if (head.LastModified !== undefined) info.lastModified = head.LastModified;
+    return info;
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const { signal, ifMatch } = options;
+    const normal = checkKey(key);
+    const url = this.#url(normal);
+    const start = options.start ?? 0;
+    const end = options.end;
+    if (start < 0 || (end !== undefined && end < start)) {
+      throw new FerryError('FERRY_RANGE_MISMATCH', `Invalid range [${start}, ${end}) for ${url}`, {
+        key: normal,
+        url,
+        hint: 'This is a bug in the caller: ranges are [start, end) with 0 <= start <= end.',
+      });
+    }
+    if (end === start) {
+      // Nothing to transfer, but the object must exist and still match.
+      const head = await this.#send(normal, signal, (client) =>
+        client.send(
+          new HeadObjectCommand({
+            Bucket: this.#bucket,
+            Key: this.#root + normal,
+            IfMatch: ifMatch,
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      checkEtag(head.ETag, ifMatch, normal, url);
+      return Readable.from([]);
+    }
+    const ranged = start > 0 || end !== undefined;
+    // Always an explicit first byte: s3rver answers suffix ranges (`bytes=-N`) wrongly.
+    const range = ranged ? `bytes=${start}-${end === undefined ? '' : end - 1}` : undefined;
+    const object = await this.#send(normal, signal, (client) =>
+      client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#root + normal,
+          Range: range,
+          IfMatch: ifMatch,
+        }),
+        {
+          abortSignal: signal,
+        },
+      ),
+    );
+    const body = object.Body;
+    if (!(body instanceof Readable)) {
+      throw new FerryError('FERRY_BAD_RESPONSE', `GetObject for ${url} returned no body stream`, {
+        key: normal,
+        url,
+        hint: 'This is a bug in ferry or the SDK; please report it with the SDK version.',
+      });
+    }
+    try {
+      checkEtag(object.ETag, ifMatch, normal, url);
+      const expected = ranged
+        ? checkContentRange(object.ContentRange, object.ContentLength, start, end, normal, url)
+        : object.ContentLength;
+      return new CheckedBody({
+        body,
+        expected,
+        signal,
+        onBytes: (count) => {
+          this.metrics.bytesRead += count;
+        },
+        mapError: (error) => this.#error(error, normal, signal),
+        shortError: (received, total) =>
+          new FerryError(
+            'FERRY_TRANSIENT',
+            `The body of ${url} ended after ${received} of ${total} bytes`,
+            {
+              key: normal,
+              url,
+              retryable: true,
+              hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
+            },
+          ),
+        longError: (total) =>
+          new FerryError(
+            'FERRY_BAD_RESPONSE',
+            `The body of ${url} is longer than the ${total} bytes announced`,
+            {
+              key: normal,
+              url,
+              hint: 'The store sent more bytes than it announced; check the endpoint or any proxy in front of it.',
+            },
+          ),
+      });
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+  }
+
+  async readText(key: string, options: SignalOptions = {}): Promise<string> {
+    return readAllText(await this.read(key, options));
+  }
+
+  async writeText(key: string, text: string, options: SignalOptions = {}): Promise<void> {
+    const body = Buffer.from(text, 'utf8');
+    await this.write(key, body, { size: body.length, signal: options.signal });
+  }
+
+  /**
+   * One PutObject up to the part size (8 MiB, or more for objects over 80 GB), else a
+   * multipart upload of 4 parts at once, buffering at most 4 × part size. A body that is
+   * not exactly `size` bytes fails the upload (and aborts a multipart one).
+   */
+  async write(
+    key: string,
+    body: Readable | Uint8Array,
+    options: WriteOptions,
+  ): Promise<{ etag?: string }> {
+    const { signal, size } = options;
+    throwIfAborted(signal);
+    const normal = checkKey(key);
+    const objectKey = this.#root + normal;
+    const partSize = Math.max(this.#partSize ?? MIN_PART_SIZE, Math.ceil(size / MAX_PARTS));
+    if (body instanceof Uint8Array && body.length !== size) {
+      throw lengthMismatch(normal, body.length, size);
+    }
+    // The SDK pipes a stream body into the request without watching it for errors, so a
+    // body that fails (too short, too long, a read error) must abort the request itself.
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let bodyError: unknown;
+    let checked: Uint8Array | Readable = body;
+    if (body instanceof Readable) {
+      checked = Readable.from(exactly(body, size, normal));
+      checked.once('error', (error) => {
+        bodyError = error;
+        controller.abort(error);
+      });
+    }
+    try {
+      if (size <= partSize) {
+        const put = await this.#send(normal, controller.signal, (client) =>
+          client.send(
+            new PutObjectCommand({
+              Bucket: this.#bucket,
+              Key: objectKey,
+              Body: checked,
+              ContentLength: size,
+            }),
+            {
+              abortSignal: controller.signal,
+            },
+          ),
+        );
+        return put.ETag === undefined ? {} : { etag: put.ETag };
+      }
+      const upload = new Upload({
+        client: this.#client,
+        params: { Bucket: this.#bucket, Key: objectKey, Body: checked, ContentLength: size },
+        partSize,
+        queueSize: UPLOAD_QUEUE,
+        leavePartsOnError: false,
+        abortController: controller,
+      });
+      this.metrics.requests += Math.ceil(size / partSize) + 2;
+      const done = await upload.done();
+      return done.ETag === undefined ? {} : { etag: done.ETag };
+    } catch (error) {
+      if (bodyError !== undefined) throw bodyError;
+      if (signal?.aborted) throw new AbortError(signal.reason);
+      throw this.#error(error, normal, signal);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (body instanceof Readable) body.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+
+  #url(key: string): string {
+    return `s3://${this.#bucket}/${this.#root}${key}`;
+  }
+
+  /** Runs one SDK call, counting it and mapping its failure. */
+  async #send<Output>(
+    key: string | undefined,
+    signal: AbortSignal | undefined,
+    call: (client: S3Client) => Promise<Output>,
+  ): Promise<Output> {
+    throwIfAborted(signal);
+    this.metrics.requests += 1;
+    try {
+      return await call(this.#client);
+    } catch (error) {
+      throw this.#error(error, key, signal);
+    }
+  }
+
+  #error(error: unknown, key: string | undefined, signal: AbortSignal | undefined): Error {
+    if (isFerryError(error) || error instanceof AbortError) return error;
+    if (signal?.aborted) return new AbortError(signal.reason);
+    const url = key === undefined ? this.uri : this.#url(key);
+    const status = sdkStatus(error);
+    if (status !== undefined && status > 0) {
+      return remoteError({
+        status,
+        code: sdkField(error, 'Code') ?? sdkField(error, 'name'),
+        key,
+        url,
+        bucket: this.#bucket,
+        endpoint: this.#endpoint,
+        requestId: sdkRequestId(error),
+        retryAfter: sdkRetryAfter(error),
+        cause: error,
+      });
+    }
+    return networkError(error, {
+      endpoint: this.#endpoint,
+      key,
+      url,
+      endpointVariable: 'AWS_ENDPOINT_URL',
+    });
+  }
+}
+
+/**
+ * S3 lists in UTF-8 byte order and pages by it; a store that lists in another order (s3rver
+ * walks its directories, so `a/b` comes before `a-b`) can repeat or skip keys across
+ * pages, which must not pass silently.
+ */
+function outOfOrder(uri: string, last: string, key: string): FerryError {
+  return new FerryError(
+    'FERRY_BAD_RESPONSE',
+    `The listing of ${uri} is out of key order: ${JSON.stringify(key)} came after ${JSON.stringify(last)}`,
+    {
+      key,
+      url: uri,
+      hint: 'The store does not list keys in byte order, so its pages can repeat or skip keys; publish a manifest (ferry publish) or use a store that lists in order.',
+    },
+  );
+}
+
+/** Yields `body` unchanged, failing when it is not exactly `size` bytes. */
+async function* exactly(body: Readable, size: number, key: string): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of body) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    seen += buffer.length;
+    if (seen > size) throw lengthMismatch(key, seen, size);
+    yield buffer;
+  }
+  if (seen !== size) throw lengthMismatch(key, seen, size);
+}
+
+function lengthMismatch(key: string, seen: number, size: number): FerryError {
+  return new FerryError(
+    'FERRY_INTEGRITY',
+    `The body for ${key} has ${seen > size ? 'more than ' : ''}${seen} bytes, not the ${size} given`,
+    {
+      key,
+      hint: 'The data being published changed or was cut short; check the input file and publish again.',
+    },
+  );
+}
+
+function checkEtag(
+  etag: string | undefined,
+  ifMatch: string | undefined,
+  key: string,
+  url: string,
+): void {
+  // Compared here too: s3rver and some S3-compatible stores ignore If-Match.
+  if (ifMatch === undefined || etag === undefined || etag === ifMatch) return;
+  throw new FerryError(
+    'FERRY_SOURCE_CHANGED',
+    `Changed while reading: ${url} (ETag ${etag}, expected ${ifMatch})`,
+    {
+      key,
+      url,
+      hint: 'The object was replaced during the transfer; run the command again to fetch the new version.',
+    },
+  );
+}
+
+/** The exact body length a ranged GET must deliver, after checking its Content-Range. */
+function checkContentRange(
+  contentRange: string | undefined,
+  contentLength: number | undefined,
+  start: number,
+  end: number | undefined,
+  key: string,
+  url: string,
+): number {
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  const total = match?.[3] === '*' ? undefined : Number(match?.[3]);
+  const wantLast = end === undefined ? (total === undefined ? last : total - 1) : end - 1;
+  if (
+    match === null ||
+    first !== start ||
+    last !== wantLast ||
+    (contentLength !== undefined && contentLength !== last - first + 1)
+  ) {
+    throw new FerryError(
+      'FERRY_RANGE_MISMATCH',
+      `Range not honoured for ${url}: asked for bytes [${start}, ${end ?? 'end'}) and got Content-Range "${contentRange ?? ''}" (length ${contentLength ?? '?'})`,
+      {
+        key,
+        url,
+        hint: 'The object is shorter than the range asked for (so it probably changed), or the store mishandles ranges; run the command again.',
+      },
+    );
+  }
+  return last - first + 1;
+}
+
+function checksumMode(
+  option: SourceOptions['checksums'],
+  endpoint: string | undefined,
+): 'WHEN_REQUIRED' | 'WHEN_SUPPORTED' {
+  const value = option ?? env('FERRY_S3_CHECKSUMS');
+  if (value === undefined) return endpoint === undefined ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+  if (value === 'when-required') return 'WHEN_REQUIRED';
+  if (value === 'when-supported') return 'WHEN_SUPPORTED';
+  throw new FerryError('FERRY_BAD_CONFIG', `FERRY_S3_CHECKSUMS is "${value}"`, {
+    hint: 'Set FERRY_S3_CHECKSUMS to "when-required" or "when-supported", or unset it.',
+  });
+}
+
+function env(name: string): string | undefined {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function sdkField(error: unknown, field: string): string | undefined {
+  if (typeof error !== 'object' || error === null || !(field in error)) return undefined;
+  const value: unknown = (error as Record<string, unknown>)[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function sdkMetadata(error: unknown): Record<string, unknown> | undefined {
+  if (typeof error !== 'object' || error === null || !('$metadata' in error)) return undefined;
+  const metadata: unknown = error.$metadata;
+  return typeof metadata === 'object' && metadata !== null
+    ? (metadata as Record<string, unknown>)
+    : undefined;
+}
+
+function sdkStatus(error: unknown): number | undefined {
+  const status = sdkMetadata(error)?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function sdkRequestId(error: unknown): string | undefined {
+  const id = sdkMetadata(error)?.requestId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+function sdkRetryAfter(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('$response' in error)) return undefined;
+  const response: unknown = error.$response;
+  if (typeof response !== 'object' || response === null || !('headers' in response))
+    return undefined;
+  const headers: unknown = response.headers;
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  const value: unknown = (headers as Record<string, unknown>)['retry-after'];
+  return typeof value === 'string' ? value : undefined;
+}
