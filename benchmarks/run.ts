@@ -33,7 +33,10 @@ function formatTable(rows: Array<BenchResult & { scenario: string }>): string {
 }
 
 async function main(): Promise<void> {
+  // `pnpm bench -- --scenario x` passes the `--` through; it means nothing here.
+  const args = process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === '--'));
   const { values } = parseArgs({
+    args,
     options: { scenario: { type: 'string', multiple: true }, list: { type: 'boolean' } },
     allowPositionals: false,
   });

@@ -1,5 +1,10 @@
+export { bake } from './bake.js';
+export { type DiffVersionsOptions, diffVersions, type VersionDiff } from './diff-versions.js';
+export { type GcResult, gc } from './gc.js';
 export { type PublishEvent, type PublishOptions, type PublishResult, publish } from './publish.js';
 export { defaultSubdir, pull, pullIter } from './pull.js';
+export { type ResumeOptions, resume } from './resume.js';
+export { type CacheStatus, status } from './status.js';
 export type {
   PlanSummary,
   PullEvent,
@@ -7,3 +12,10 @@ export type {
   PullResult,
   VerifyMode,
 } from './types.js';
+export {
+  type VerifyEvent,
+  type VerifyOptions,
+  type VerifyProblemKind,
+  type VerifyReport,
+  verify,
+} from './verify.js';

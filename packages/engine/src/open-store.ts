@@ -1,6 +1,7 @@
+import { stat } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AbortError, isFerryError, ManifestStore } from '@ferry/manifest';
-import type { CacheLayout } from './cache-layout.js';
+import { AbortError, FerryError, isFerryError, ManifestStore } from '@ferry/manifest';
+import { type CacheLayout, cacheLayout } from './cache-layout.js';
 
 /** How often a waiting pull tries the lock again. */
 const LOCK_POLL_MS = 250;
@@ -32,4 +33,23 @@ export async function openStore(
       }
     }
   }
+}
+
+/**
+ * Opens the store of a cache root that must already exist (status, verify, gc): a typo in
+ * the path gets a clear error instead of a new empty cache. Fails fast when locked.
+ */
+export async function openExistingStore(root: string): Promise<ManifestStore> {
+  const layout = cacheLayout(root);
+  const found = await stat(layout.dbDir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  if (!found) {
+    throw new FerryError('FERRY_NOT_FOUND', `no ferry cache at ${root} (no ${layout.dbDir})`, {
+      key: root,
+      hint: 'Name the directory given to `ferry pull --to`, or pull into it first.',
+    });
+  }
+  return openStore(layout, { wait: false });
 }

@@ -1,6 +1,12 @@
 import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { openSource, parseSourceUri, type Source, withRetry } from '@ferry/adapters';
+import {
+  openSource,
+  parseSourceUri,
+  type Source,
+  type SourceOptions,
+  withRetry,
+} from '@ferry/adapters';
 import {
   AbortError,
   createManifest,
@@ -181,6 +187,16 @@ async function runPull(
       await removeOrphanPartials(layout.tmpDir, plans);
       // A warm start ends here: nothing to move, so no worker thread is ever started.
       if (plans.some((p) => p.action.kind !== 'skip')) {
+        await store.setPendingPull(normalizedSubdir, {
+          source: uri,
+          ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+          ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
+          partSize,
+          ...(options.sourceOptions === undefined
+            ? {}
+            : { sourceOptions: persistable(options.sourceOptions) }),
+          startedAt: new Date().toISOString(),
+        });
         meter = new ProgressMeter(
           summary.fetch.bytes,
           () => pool?.fetchedBytes() ?? 0,
@@ -265,6 +281,20 @@ async function transferWithPool(
     ctx.signal.removeEventListener('abort', stopPool);
     meter.stop();
   }
+}
+
+/** Source options worth recording for `resume`: plain settings, never credentials. */
+function persistable(options: SourceOptions): Record<string, string | number | boolean> {
+  const kept: Record<string, string | number | boolean> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (
+      key !== 'credentials' &&
+      (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    ) {
+      kept[key] = value;
+    }
+  }
+  return kept;
 }
 
 /** Paths the tree's previous version had and this one lacks. */

@@ -29,6 +29,7 @@ export {
 export {
   ManifestStore,
   type PartJournal,
+  type PendingPull,
   type StatRecord,
   type TreeState,
 } from './manifest-store.js';

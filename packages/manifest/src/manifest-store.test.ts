@@ -311,3 +311,43 @@ describe('ManifestStore locking', () => {
     expect(err.cause).toBeInstanceOf(Error);
   });
 });
+
+describe('pending pulls', () => {
+  it('are listed until commitTree clears them in the same batch', async () => {
+    const dir = await makeTempDir('store-pending');
+    try {
+      const store = await ManifestStore.open(join(dir.path, 'db'));
+      try {
+        const versionId = `sha256:${'a'.repeat(64)}`;
+        await store.setPendingPull('models/m', {
+          source: 's3://bucket/models/m',
+          ref: 'v1',
+          versionId,
+          partSize: 1024,
+          sourceOptions: { endpoint: 'http://127.0.0.1:9000' },
+          startedAt: '2026-01-01T00:00:00.000Z',
+        });
+        await store.setPendingPull('', { source: 'file:///x', partSize: 1, startedAt: 'now' });
+        expect((await store.listPendingPulls()).map((p) => p.dir)).toEqual(['', 'models/m']);
+        expect((await store.listPendingPulls())[1]).toMatchObject({
+          ref: 'v1',
+          versionId,
+          partSize: 1024,
+        });
+
+        await store.commitTree(
+          'models/m',
+          { source: 's3://bucket/models/m', versionId, updatedAt: 'now' },
+          [],
+        );
+        expect((await store.listPendingPulls()).map((p) => p.dir)).toEqual(['']);
+        await store.deletePendingPull('');
+        expect(await store.listPendingPulls()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await dir.remove();
+    }
+  });
+});

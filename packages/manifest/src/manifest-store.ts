@@ -22,6 +22,7 @@ import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from
  *   stat\0<path>                             StatRecord
  *   journal\0<path>                          PartJournal without `done`
  *   journal\0<path>\0part\0<index, 10 digits> Digest of one finished part
+ *   pull\0<dir>                              PendingPull: a pull into <dir> not yet committed
  *
  * A journal's part keys sort right after its header (`\0` is below `/` and every other
  * character of a path), so [`journal\0<path>`, `journal\0<path>\x01`) holds exactly one
@@ -35,6 +36,7 @@ const TREE = 'tree\0';
 const STAT = 'stat\0';
 const JOURNAL = 'journal\0';
 const PART = '\0part\0';
+const PULL = 'pull\0';
 const INDEX_DIGITS = 10;
 const MAX_PART_INDEX = 10 ** INDEX_DIGITS - 1;
 
@@ -48,6 +50,24 @@ export interface StatRecord {
   digest: Digest;
   /** Part digests, when known. */
   parts?: PartList;
+}
+
+/**
+ * A pull that started and has not committed its tree yet: what `resume` needs to run it
+ * again. Written when a pull starts transferring, deleted by `commitTree`.
+ */
+export interface PendingPull {
+  /** Source URI, e.g. `s3://bucket/prefix`. */
+  source: string;
+  /** The ref asked for, if any. */
+  ref?: string;
+  /** The version being pulled, when the source is published. */
+  versionId?: VersionId;
+  /** Part size asked for (a published manifest's own part size wins). */
+  partSize: number;
+  /** Plain-data source options (endpoint, region…), never credentials. */
+  sourceOptions?: Record<string, string | number | boolean>;
+  startedAt: string;
 }
 
 /** Which version a materialised local tree is at. */
@@ -411,6 +431,28 @@ export class ManifestStore {
     );
   }
 
+  /** Records that a pull into the tree at `dir` is under way (see PendingPull). */
+  async setPendingPull(dir: string, pending: PendingPull): Promise<void> {
+    const key = PULL + checkTreeDir(dir);
+    return this.#run('setPendingPull', () => this.#db.put(key, { ...pending }));
+  }
+
+  /** Pulls that started and never committed, sorted by dir. */
+  async listPendingPulls(): Promise<Array<{ dir: string } & PendingPull>> {
+    return this.#run('listPendingPulls', async () =>
+      (await this.#scan(utf8(PULL), upTo0xff(PULL))).map(([k, v]) => ({
+        dir: k.slice(PULL.length),
+        ...(v as PendingPull),
+      })),
+    );
+  }
+
+  /** Forgets a pending pull without committing its tree (e.g. a failed dry run of resume). */
+  async deletePendingPull(dir: string): Promise<void> {
+    const key = PULL + checkTreeDir(dir);
+    return this.#run('deletePendingPull', () => this.#db.del(key));
+  }
+
   /** Forgets the tree at `dir`; its stat records stay. */
   async deleteTree(dir: string): Promise<void> {
     const key = TREE + checkTreeDir(dir);
@@ -522,12 +564,14 @@ export class ManifestStore {
   }
 
   /**
-   * Marks a tree as being at a new version in one atomic batch: sets its state and deletes
-   * the stat records of the files the new version no longer has.
+   * Marks a tree as being at a new version in one atomic batch: sets its state, deletes
+   * the stat records of the files the new version no longer has, and clears the tree's
+   * pending pull.
    */
   async commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
     const ops: Operation[] = [
       { type: 'put', key: TREE + checkTreeDir(dir), value: treeValue(state) },
+      { type: 'del', key: PULL + checkTreeDir(dir) },
     ];
     for (const path of removedPaths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
     return this.#run('commitTree', () => this.#batch(ops));

@@ -1,0 +1,31 @@
+import { FerryError } from '@ferry/manifest';
+import { gc } from './gc.js';
+import { pull } from './pull.js';
+import type { PullEvent, PullOptions, PullResult } from './types.js';
+import { verify } from './verify.js';
+
+/**
+ * Pulls and leaves the cache ready to be baked into a container image: no partial files,
+ * no interrupted pulls, every file vouched for by the stat index, so a pull from the image
+ * transfers nothing and reads no file content (as long as the image keeps file mtimes,
+ * which `COPY` and tar do).
+ */
+export async function bake(
+  options: PullOptions & { onEvent?: (event: PullEvent) => void },
+): Promise<PullResult> {
+  const result = await pull(options);
+  await gc({ root: options.root });
+  const report = await verify({ root: options.root });
+  const [first] = report.problems;
+  if (first) {
+    throw new FerryError(
+      'FERRY_INTEGRITY',
+      `bake: ${first.path} is not as pulled: ${first.detail}`,
+      {
+        key: first.path,
+        hint: 'Something changed the cache during the bake; run it again.',
+      },
+    );
+  }
+  return result;
+}

@@ -1,0 +1,82 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheLayout } from './cache-layout.js';
+import { openExistingStore } from './open-store.js';
+
+export interface GcResult {
+  /** Partial files deleted (their transfers can no longer resume). */
+  removedPartials: number;
+  /** Bytes freed on disk by deleting partial files. */
+  freedBytes: number;
+  /** Stored manifests no tree, ref or interrupted pull refers to. */
+  removedManifests: number;
+  /** Stat records and journals of files no recorded version has. */
+  removedRecords: number;
+}
+
+/**
+ * Removes what no recorded version needs: partial files and journals of transfers no
+ * interrupted pull will resume, manifests nothing refers to, stat records of paths no
+ * tree has. Never touches the files of a tree.
+ */
+export async function gc(options: { root: string }): Promise<GcResult> {
+  const layout = cacheLayout(options.root);
+  const store = await openExistingStore(options.root);
+  const result: GcResult = {
+    removedPartials: 0,
+    freedBytes: 0,
+    removedManifests: 0,
+    removedRecords: 0,
+  };
+  try {
+    const trees = await store.listTrees();
+    const pending = await store.listPendingPulls();
+    const refs = await store.listRefs();
+    const pendingDirs = new Set(pending.map((p) => p.dir));
+    const inPendingTree = (relPath: string) =>
+      [...pendingDirs].some((dir) => dir === '' || relPath.startsWith(`${dir}/`));
+
+    const keepPartials = new Set<string>();
+    for (const journal of await store.listJournals()) {
+      if (inPendingTree(journal.path)) {
+        keepPartials.add(journal.tmpPath);
+      } else {
+        await store.deleteJournal(journal.path);
+        result.removedRecords++;
+      }
+    }
+    for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
+      const path = join(layout.tmpDir, name);
+      if (keepPartials.has(path)) continue;
+      const size = (await stat(path).catch(() => undefined))?.size ?? 0;
+      await rm(path, { force: true });
+      result.removedPartials++;
+      result.freedBytes += size;
+    }
+
+    const keepManifests = new Set<string>([
+      ...trees.map((t) => t.versionId),
+      ...refs.map((r) => r.versionId),
+      ...pending.flatMap((p) => (p.versionId === undefined ? [] : [p.versionId])),
+    ]);
+    const wanted = new Set<string>();
+    for (const tree of trees) {
+      const manifest = await store.getManifest(tree.versionId);
+      for (const e of manifest?.entries ?? [])
+        wanted.add(tree.dir === '' ? e.path : `${tree.dir}/${e.path}`);
+    }
+    for (const id of await store.listManifests()) {
+      if (keepManifests.has(id)) continue;
+      await store.deleteManifest(id);
+      result.removedManifests++;
+    }
+    const stale = [...(await store.getStats('')).keys()].filter(
+      (p) => !wanted.has(p) && !inPendingTree(p),
+    );
+    if (stale.length > 0) await store.deleteStats(stale);
+    result.removedRecords += stale.length;
+    return result;
+  } finally {
+    await store.close();
+  }
+}

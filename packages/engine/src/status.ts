@@ -1,0 +1,79 @@
+import { partCount, type VersionId } from '@ferry/manifest';
+import { openExistingStore } from './open-store.js';
+
+export interface CacheStatus {
+  root: string;
+  /** Trees materialised in the cache, each at one version. */
+  trees: Array<{
+    dir: string;
+    source: string;
+    ref?: string;
+    versionId: VersionId;
+    files: number;
+    bytes: number;
+    updatedAt: string;
+  }>;
+  /** Files whose transfer was interrupted, with how much of each is on disk. */
+  partials: Array<{
+    path: string;
+    source: string;
+    size: number;
+    doneBytes: number;
+    parts: number;
+    doneParts: number;
+  }>;
+  /** Pulls that started and never finished: `ferry resume` completes them. */
+  interrupted: Array<{
+    dir: string;
+    source: string;
+    ref?: string;
+    versionId?: VersionId;
+    startedAt: string;
+  }>;
+}
+
+/** What a cache root holds: versions present, files and bytes, interrupted transfers. */
+export async function status(options: {
+  root: string;
+  signal?: AbortSignal;
+}): Promise<CacheStatus> {
+  const store = await openExistingStore(options.root);
+  try {
+    const trees: CacheStatus['trees'] = [];
+    for (const tree of await store.listTrees()) {
+      const manifest = await store.getManifest(tree.versionId);
+      trees.push({
+        dir: tree.dir,
+        source: tree.source,
+        ...(tree.ref === undefined ? {} : { ref: tree.ref }),
+        versionId: tree.versionId,
+        files: manifest?.entries.length ?? 0,
+        bytes: manifest?.entries.reduce((n, e) => n + e.size, 0) ?? 0,
+        updatedAt: tree.updatedAt,
+      });
+    }
+    const partials = (await store.listJournals()).map((j) => {
+      const parts = partCount(j.size, j.partSize);
+      const done = Object.keys(j.done).map(Number);
+      const doneBytes = done.reduce((n, i) => n + Math.min(j.partSize, j.size - i * j.partSize), 0);
+      return {
+        path: j.path,
+        source: j.source,
+        size: j.size,
+        doneBytes,
+        parts,
+        doneParts: done.length,
+      };
+    });
+    const interrupted = (await store.listPendingPulls()).map((p) => ({
+      dir: p.dir,
+      source: p.source,
+      ...(p.ref === undefined ? {} : { ref: p.ref }),
+      ...(p.versionId === undefined ? {} : { versionId: p.versionId }),
+      startedAt: p.startedAt,
+    }));
+    return { root: options.root, trees, partials, interrupted };
+  } finally {
+    await store.close();
+  }
+}

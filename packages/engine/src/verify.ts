@@ -1,0 +1,89 @@
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
+import { rootRelative } from './cache-layout.js';
+import { hashLocalFile } from './local-hash.js';
+import { openExistingStore } from './open-store.js';
+import { PartPool } from './part-pool.js';
+
+export interface VerifyOptions {
+  root: string;
+  /** Re-hash every file (parallel, at disk speed) instead of comparing stat data. @default false */
+  deep?: boolean;
+  /** @default min(4, cores) */
+  workers?: number;
+  signal?: AbortSignal;
+  onEvent?: (event: VerifyEvent) => void;
+}
+
+export type VerifyEvent = { type: 'file-checked'; path: string; size: number; ok: boolean };
+
+export type VerifyProblemKind = 'missing' | 'size' | 'modified' | 'corrupt';
+
+export interface VerifyReport {
+  files: number;
+  bytes: number;
+  /** Empty when every file of every recorded version is as ferry left it. */
+  problems: Array<{ path: string; problem: VerifyProblemKind; detail: string }>;
+}
+
+/**
+ * Checks every file of every tree against its recorded version: size and mtime against
+ * the stat index, or with `deep` the content hash against the manifest.
+ */
+export async function verify(options: VerifyOptions): Promise<VerifyReport> {
+  throwIfAborted(options.signal);
+  const store = await openExistingStore(options.root);
+  let pool: PartPool | undefined;
+  const report: VerifyReport = { files: 0, bytes: 0, problems: [] };
+  try {
+    for (const tree of await store.listTrees()) {
+      const manifest = await store.getManifest(tree.versionId);
+      if (!manifest) continue;
+      await Promise.all(
+        manifest.entries.map(async (entry) => {
+          throwIfAborted(options.signal);
+          const relPath = rootRelative(tree.dir, entry.path);
+          const path = join(options.root, relPath);
+          const st = await lstat(path).catch(() => undefined);
+          report.files++;
+          report.bytes += entry.size;
+          const problem = (kind: VerifyProblemKind, detail: string) => {
+            report.problems.push({ path: relPath, problem: kind, detail });
+            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: false });
+          };
+          if (!st?.isFile()) return problem('missing', `${path} is missing`);
+          if (st.size !== entry.size)
+            return problem('size', `${st.size} bytes, expected ${entry.size}`);
+          if (options.deep) {
+            pool ??= new PartPool({
+              ...(options.workers === undefined ? {} : { workers: options.workers }),
+              concurrency: 1,
+            });
+            const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
+            const algorithm = entry.digest
+              ? parseDigest(entry.digest).algorithm
+              : DEFAULT_ALGORITHM;
+            const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
+            if (digest !== entry.digest)
+              return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
+          } else {
+            const record = await store.getStat(relPath);
+            if (!record || record.mtimeMs !== st.mtimeMs || record.digest !== entry.digest) {
+              return problem(
+                'modified',
+                'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
+              );
+            }
+          }
+          options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
+        }),
+      );
+    }
+    report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return report;
+  } finally {
+    await pool?.destroy();
+    await store.close();
+  }
+}
