@@ -1,5 +1,5 @@
 import { finished, Readable } from 'node:stream';
-import { AbortError } from '@ferry/manifest';
+import { AbortError, isFerryError } from '@ferry/manifest';
 
 /** How a `CheckedBody` judges and reports the stream it wraps. */
 export interface CheckedBodyOptions {
@@ -49,8 +49,16 @@ export class CheckedBody extends Readable {
     });
     this.#stopWatching = finished(body, (error) => {
       if (this.destroyed) return;
-      if (error) this.destroy(options.mapError(error));
-      else if (expected !== undefined && this.#received < expected)
+      if (error) {
+        const mapped = options.mapError(error);
+        // A connection cut mid-body: say how far it got, which is what the user can act on.
+        const cut =
+          isFerryError(mapped) &&
+          mapped.retryable &&
+          expected !== undefined &&
+          this.#received < expected;
+        this.destroy(cut ? options.shortError(this.#received, expected) : mapped);
+      } else if (expected !== undefined && this.#received < expected)
         this.destroy(options.shortError(this.#received, expected));
       else this.push(null);
     });

@@ -14,6 +14,7 @@ import type {
   SourceCapabilities,
   SourceMetrics,
   SourceOptions,
+  WriteOptions,
 } from './source.js';
 import { checkKey } from './source-key.js';
 
@@ -123,11 +124,15 @@ export class HttpSource implements Source {
     return readAllText(await this.read(key, options));
   }
 
-  async writeText(key: string): Promise<void> {
+  async writeText(key: string, _text?: string, _options?: SignalOptions): Promise<void> {
     throw this.#readOnly(key);
   }
 
-  async write(key: string): Promise<{ etag?: string }> {
+  async write(
+    key: string,
+    _body?: Readable | Uint8Array,
+    _options?: WriteOptions,
+  ): Promise<{ etag?: string }> {
     throw this.#readOnly(key);
   }
 

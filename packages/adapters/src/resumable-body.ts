@@ -137,6 +137,8 @@ export class ResumableBody extends Readable {
     if (current === undefined) return undefined;
     this.#current = undefined;
     current.stopWatching();
+    // It may still emit the error it is being destroyed with; nobody needs it any more.
+    current.stream.on('error', () => {});
     current.attempt.dispose();
     return current.stream;
   }

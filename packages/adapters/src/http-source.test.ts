@@ -1,0 +1,86 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type FaultServer,
+  makeTempDir,
+  randomBytes,
+  startFaultServer,
+  type TempDir,
+} from '#fixtures';
+import { HttpSource } from './http-source.js';
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+describe('HTTP source', () => {
+  const data = randomBytes(100_000, 3);
+  let dir: TempDir;
+  let server: FaultServer;
+  let source: HttpSource;
+
+  beforeAll(async () => {
+    dir = await makeTempDir('http');
+    await writeFile(join(dir.path, 'f.bin'), data);
+    server = await startFaultServer({ root: dir.path });
+    source = new HttpSource(`${server.url}/`);
+  });
+  afterAll(async () => {
+    await source.close();
+    await server.close();
+    await dir.remove();
+  });
+  beforeEach(() => server.reset());
+
+  it('accepts a 200 to a ranged read only when the range is the whole object', async () => {
+    server.inject({ kind: 'ignore-range' }, { times: 2 });
+    expect(
+      (await collect(await source.read('f.bin', { start: 0, end: data.length }))).equals(data),
+    ).toBe(true);
+    await expect(source.read('f.bin', { start: 0, end: 10 })).rejects.toMatchObject({
+      code: 'FERRY_RANGE_MISMATCH',
+      hint: expect.stringMatching(/Range/),
+    });
+  });
+
+  it('reports a truncated body as FERRY_TRANSIENT, not a short part', async () => {
+    server.inject({ kind: 'truncate', afterBytes: 5000 });
+    await expect(
+      source.read('f.bin', { start: 100, end: 90_000 }).then(collect),
+    ).rejects.toMatchObject({
+      code: 'FERRY_TRANSIENT',
+      retryable: true,
+      message: expect.stringMatching(/ended after 5000 of 89900 bytes/),
+    });
+  });
+
+  it('maps 503 SlowDown with Retry-After to FERRY_THROTTLED', async () => {
+    server.inject({ kind: 'status', status: 503, code: 'SlowDown', retryAfterSeconds: 7 });
+    await expect(source.stat('f.bin')).rejects.toMatchObject({
+      code: 'FERRY_THROTTLED',
+      retryAfterSeconds: 7,
+      statusCode: 503,
+      url: `${server.url}/f.bin`,
+    });
+  });
+
+  it('percent-encodes key segments and sends If-Match', async () => {
+    await writeFile(join(dir.path, 'a b#?%.bin'), 'x');
+    const { etag } = await source.stat('a b#?%.bin');
+    expect(await source.readText('a b#?%.bin')).toBe('x');
+    await collect(await source.read('a b#?%.bin', { ifMatch: etag ?? '' }));
+    expect(server.requests.map((r) => r.url)).toEqual(Array(3).fill('/a%20b%23%3F%25.bin'));
+    expect(server.requests[2]?.ifMatch).toBe(etag);
+  });
+
+  it('cannot list or write', async () => {
+    expect(source.capabilities).toEqual({ list: false, rangeReads: true, write: false });
+    await expect(source.write('x', new Uint8Array(1), { size: 1 })).rejects.toMatchObject({
+      code: 'FERRY_UNSUPPORTED',
+    });
+  });
+});
