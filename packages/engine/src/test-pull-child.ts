@@ -1,0 +1,19 @@
+// A pull in a process of its own, for tests that kill it: prints each progress event as
+// a JSON line so the parent can pick its moment. Arguments: source, root, subdir, ref.
+import { pull } from './pull.js';
+
+const [source, root, subdir, ref] = process.argv.slice(2);
+if (source === undefined || root === undefined || subdir === undefined) {
+  throw new Error('usage: test-pull-child <source> <root> <subdir> [ref]');
+}
+await pull({
+  source,
+  root,
+  subdir,
+  concurrency: 4,
+  ...(ref === undefined ? {} : { ref }),
+  onEvent: (event) => {
+    if (event.type === 'progress' || event.type === 'file-done')
+      process.stdout.write(`${JSON.stringify(event)}\n`);
+  },
+});
