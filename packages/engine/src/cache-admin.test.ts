@@ -62,17 +62,7 @@ async function interruptedPull(
   }
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--conditions',
-      'ferry-source',
-      CHILD,
-      `${server.url}/`,
-      cache,
-      'm',
-      'v1',
-    ],
+    ['--import', 'tsx', '--conditions', 'ferry-source', CHILD, `${server.url}/`, cache, 'm', 'v1'],
     { cwd: WORKSPACE, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   for await (const line of createInterface({ input: child.stdout })) {
