@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import {
   makeTempDir,
   S3RVER_CREDENTIALS,
-  startHttpServer,
+  startFaultServer,
   startS3Server,
   startTcpProxy,
 } from '#fixtures';
@@ -48,13 +48,16 @@ describeSourceConformance('local directory', async (files) => {
 describeSourceConformance('HTTP', async (files) => {
   const dir = await makeTempDir('conf-http');
   await writeTree(dir.path, files);
-  const server = await startHttpServer({ root: dir.path });
+  const server = await startFaultServer({ root: dir.path });
   const source = openSource(`${server.url}/`);
   return {
     source,
     replace: (key, body) => replaceFile(join(dir.path, ...key.split('/')), body),
     watchRelease: () => {
       const index = server.requests.length;
+      // Hold the response open after 1 MiB, so that it cannot complete into socket
+      // buffers before the abort, however large the kernel lets them grow.
+      server.inject({ kind: 'stall', afterBytes: 1 << 20 }, { key: 'big.bin', method: 'GET' });
       return async () => {
         expect(server.requests[index]).toMatchObject({ method: 'GET', url: '/big.bin' });
         expect(await server.settled(index)).toBe('aborted');

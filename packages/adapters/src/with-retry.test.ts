@@ -192,6 +192,8 @@ describe('withRetry against the fault server', () => {
 
   it('aborts a resumable body mid-read and leaves no listeners', async () => {
     const controller = new AbortController();
+    // Held open after 64 KiB, so the response cannot complete before the abort.
+    server.inject({ kind: 'stall', afterBytes: 65_536 }, { key: 'model.bin' });
     const body = await source.read('model.bin', { signal: controller.signal });
     await new Promise((resolve) => body.once('readable', resolve));
     const failed = new Promise<unknown>((resolve) => body.once('error', resolve));
