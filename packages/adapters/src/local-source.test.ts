@@ -65,6 +65,17 @@ describe('local source', () => {
     await dir.remove();
   });
 
+  it('refuses to write through a symlinked directory that leads outside the root', async () => {
+    const dir = await makeTempDir('write-escape');
+    await symlink(outside.path, join(dir.path, 'out'));
+    const source = new LocalSource(dir.path);
+    await expect(source.writeText('out/new/x.txt', 'x')).rejects.toMatchObject({
+      code: 'FERRY_BAD_PATH',
+    });
+    expect(await readdir(outside.path)).toEqual(['secret']);
+    await dir.remove();
+  });
+
   it('reports a missing root as FERRY_NOT_FOUND with a hint', async () => {
     const source = new LocalSource(join(root.path, 'does-not-exist'));
     await expect(keys(source)).rejects.toMatchObject({

@@ -159,6 +159,8 @@ export class LocalSource implements Source {
     const root = await this.#resolveRoot();
     const target = join(root, ...normal.split('/'));
     const parent = dirname(target);
+    // Refuse before mkdir creates anything through a symlinked directory that leads out.
+    await this.#existingAncestorInside(root, parent, normal);
     await mkdir(parent, { recursive: true }).catch((error: unknown) => {
       throw fsError(error, normal, parent);
     });
@@ -229,6 +231,17 @@ export class LocalSource implements Source {
     });
     if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, path, real);
     return real;
+  }
+
+  async #existingAncestorInside(root: string, dir: string, key: string): Promise<void> {
+    for (let current = dir; ; current = dirname(current)) {
+      const real = await realpath(current).catch(() => undefined);
+      if (real !== undefined) {
+        if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, current, real);
+        return;
+      }
+      if (current === root || dirname(current) === current) return;
+    }
   }
 
   async *#walk(
