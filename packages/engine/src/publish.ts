@@ -1,6 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { openSource, type Source, type SourceOptions, withRetry } from '@ferry/adapters';
+import {
+  type ObjectInfo,
+  openSource,
+  type Source,
+  type SourceOptions,
+  withRetry,
+} from '@ferry/adapters';
 import {
   createManifest,
   DEFAULT_ALGORITHM,
@@ -17,7 +23,7 @@ import {
 } from '@ferry/manifest';
 import { hashLocalFile } from './local-hash.js';
 import { PartPool } from './part-pool.js';
-import { manifestKey, refKey, resolveRemote } from './remote-version.js';
+import { META_PREFIX, manifestKey, refKey, resolveRemote } from './remote-version.js';
 import { type LocalFile, walkFiles } from './walk-files.js';
 
 export interface PublishOptions {
@@ -103,7 +109,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       bytes: entries.reduce((n, e) => n + e.size, 0),
     });
 
-    const previous = await publishedEntries(dest, ref, options.signal);
+    const present = await presentObjects(dest, ref, options.signal);
     const byPath = new Map(files.map((f) => [f.path, f]));
     let uploadedFiles = 0;
     let uploadedBytes = 0;
@@ -112,7 +118,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       while (next < entries.length) {
         throwIfAborted(options.signal);
         const entry = entries[next++] as Entry;
-        const etag = await unchangedEtag(dest, entry, previous.get(entry.path), options.signal);
+        const etag = present(entry);
         if (etag !== undefined) {
           entry.etag = etag;
           options.onEvent?.({ type: 'skipped', path: entry.path, size: entry.size });
@@ -156,38 +162,42 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   }
 }
 
-/** Entries of the destination's current version of `ref`, by path. */
-async function publishedEntries(
+/**
+ * What the destination already holds: a test telling, for an entry, the ETag of an object
+ * at its path that a published version recorded with the same digest — so it is known to
+ * hold those bytes — or undefined when the entry must be uploaded. Reads every published
+ * ref's manifest and one listing of the prefix; a destination that cannot list gets
+ * everything uploaded.
+ */
+async function presentObjects(
   dest: Source,
   ref: string,
   signal?: AbortSignal,
-): Promise<Map<string, Entry>> {
-  try {
-    const remote = await resolveRemote(dest, ref, signal);
-    return new Map((remote.manifest?.entries ?? []).map((e) => [e.path, e]));
-  } catch (error) {
-    if (isFerryError(error, 'FERRY_NOT_FOUND')) return new Map();
-    throw error;
+): Promise<(entry: Entry) => string | undefined> {
+  if (!dest.capabilities.list) return () => undefined;
+  const refs = new Set([ref]);
+  for await (const object of dest.list(`${META_PREFIX}refs/`, { signal })) {
+    refs.add(object.key.slice(`${META_PREFIX}refs/`.length));
   }
-}
-
-/**
- * The ETag of the object already at the entry's path when it is the very object a
- * previous publish put there with the same digest; undefined when it must be uploaded.
- */
-async function unchangedEtag(
-  dest: Source,
-  entry: Entry,
-  previous: Entry | undefined,
-  signal?: AbortSignal,
-): Promise<string | undefined> {
-  if (!previous || previous.digest !== entry.digest || previous.etag === undefined)
-    return undefined;
-  try {
-    const object = await dest.stat(entry.path, { signal });
-    return object.etag === previous.etag && object.size === entry.size ? object.etag : undefined;
-  } catch (error) {
-    if (isFerryError(error, 'FERRY_NOT_FOUND')) return undefined;
-    throw error;
+  const recorded = new Map<string, Set<string>>();
+  for (const name of refs) {
+    const remote = await resolveRemote(dest, name, signal).catch((error: unknown) => {
+      if (isFerryError(error, 'FERRY_NOT_FOUND')) return undefined;
+      throw error;
+    });
+    for (const e of remote?.manifest?.entries ?? []) {
+      if (e.etag === undefined) continue;
+      const key = `${e.path}\0${e.digest}`;
+      recorded.set(key, (recorded.get(key) ?? new Set()).add(e.etag));
+    }
   }
+  if (recorded.size === 0) return () => undefined;
+  const current = new Map<string, ObjectInfo>();
+  for await (const object of dest.list('', { signal })) current.set(object.key, object);
+  return (entry) => {
+    const etags = recorded.get(`${entry.path}\0${entry.digest}`);
+    const object = current.get(entry.path);
+    const etag = object?.size === entry.size ? object.etag : undefined;
+    return etag !== undefined && etags?.has(etag) ? etag : undefined;
+  };
 }

@@ -1,0 +1,238 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SourceOptions } from '@ferry/adapters';
+import { publish, pull } from '@ferry/engine';
+import { isFerryError } from '@ferry/manifest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  makeTempDir,
+  randomBytes,
+  S3RVER_CREDENTIALS,
+  type S3Server,
+  startFaultServer,
+  startS3Server,
+  type TempDir,
+} from '#fixtures';
+import { differingFiles, writeModel } from '../../packages/engine/src/test-model.js';
+
+const MiB = 1024 * 1024;
+
+let s3: S3Server;
+let tmp: TempDir;
+let options: SourceOptions;
+let bucketCount = 0;
+
+beforeAll(async () => {
+  s3 = await startS3Server();
+  options = { endpoint: s3.endpoint, region: 'us-east-1', credentials: { ...S3RVER_CREDENTIALS } };
+});
+afterAll(() => s3.close());
+beforeEach(async () => {
+  tmp = await makeTempDir('s3-pull');
+  return () => tmp.remove();
+});
+
+async function newBucket(): Promise<string> {
+  const name = `models-${++bucketCount}`;
+  await s3.createBucket(name);
+  return name;
+}
+
+describe('pull from s3rver', () => {
+  it('cold pull of a model-like set is byte-identical; warm pull sends only the ref and manifest GETs', async () => {
+    const bucket = await newBucket();
+    const origin = join(tmp.path, 'origin');
+    const files = await writeModel(origin, {
+      shards: [64 * MiB, 64 * MiB + 12345],
+      smallFiles: 30,
+    });
+    const dest = `s3://${bucket}/llm/v`;
+    await publish({ dir: origin, dest, ref: 'v1', sourceOptions: options });
+
+    const cache = join(tmp.path, 'cache');
+    const cold = await pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options });
+    expect(cold.dir).toBe(join(cache, 'llm', 'v'));
+    expect(await differingFiles(cold.dir, files)).toEqual([]);
+    expect(cold.fetchedFiles).toBe(files.size - 1); // the empty file needs no request
+
+    const warm = await pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options });
+    expect(warm.fetchedBytes).toBe(0);
+    expect(warm.requests).toBe(2);
+  });
+
+  it('an update fetches only the changed parts of a shard and the new file', async () => {
+    const bucket = await newBucket();
+    const origin = join(tmp.path, 'origin');
+    const partSize = 4 * MiB;
+    const files = await writeModel(origin, { shards: [32 * MiB] });
+    const dest = `s3://${bucket}/m`;
+    await publish({ dir: origin, dest, ref: 'v1', partSize, sourceOptions: options });
+    const cache = join(tmp.path, 'cache');
+    await pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options });
+
+    const shard = Buffer.from(files.get('model-00001.safetensors') ?? Buffer.alloc(0));
+    randomBytes(MiB, 77).copy(shard, 10 * MiB); // inside part 2 only
+    await writeFile(join(origin, 'model-00001.safetensors'), shard);
+    const added = randomBytes(123_456, 8);
+    await writeFile(join(origin, 'adapter.bin'), added);
+    files.set('model-00001.safetensors', shard);
+    files.set('adapter.bin', added);
+    const v2 = await publish({ dir: origin, dest, ref: 'v2', partSize, sourceOptions: options });
+    expect(v2.uploadedFiles).toBe(2);
+
+    const update = await pull({ source: dest, ref: 'v2', root: cache, sourceOptions: options });
+    expect(await differingFiles(update.dir, files)).toEqual([]);
+    expect(update.fetchedBytes).toBe(partSize + added.length);
+  });
+
+  it('a plain prefix (no manifest) is pulled from its listing and a same-size rewrite is caught', async () => {
+    const bucket = await newBucket();
+    const content = randomBytes(3 * MiB, 1);
+    await s3.putObject(bucket, 'raw/weights.bin', content);
+    await s3.putObject(bucket, 'raw/config.json', '{"a":1}');
+    const cache = join(tmp.path, 'cache');
+    const source = `s3://${bucket}/raw`;
+    const first = await pull({ source, root: cache, sourceOptions: options, partSize: MiB });
+    expect(first.fetchedBytes).toBe(3 * MiB + 7);
+    const warm = await pull({ source, root: cache, sourceOptions: options, partSize: MiB });
+    expect(warm.fetchedBytes).toBe(0);
+    expect(warm.requests).toBe(2); // the probe for a published ref, then one listing page
+
+    const rewritten = randomBytes(3 * MiB, 2);
+    await s3.putObject(bucket, 'raw/weights.bin', rewritten);
+    const update = await pull({ source, root: cache, sourceOptions: options, partSize: MiB });
+    expect(update.fetchedBytes).toBe(3 * MiB);
+    expect(await differingFiles(update.dir, new Map([['weights.bin', rewritten]]))).toEqual([]);
+  });
+
+  it('two pulls into one root: the second waits for the first, then has nothing to do', async () => {
+    const bucket = await newBucket();
+    const origin = join(tmp.path, 'origin');
+    const files = await writeModel(origin, { shards: [16 * MiB] });
+    const dest = `s3://${bucket}/m`;
+    await publish({ dir: origin, dest, ref: 'v1', sourceOptions: options });
+    const cache = join(tmp.path, 'cache');
+    const waits: string[] = [];
+    const [a, b] = await Promise.all([
+      pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options }),
+      pull({
+        source: dest,
+        ref: 'v1',
+        root: cache,
+        sourceOptions: options,
+        onEvent: (e) => {
+          if (e.type === 'waiting-for-lock') waits.push(e.holder);
+        },
+      }),
+    ]);
+    expect(await differingFiles(a.dir, files)).toEqual([]);
+    expect(a.fetchedBytes + b.fetchedBytes).toBe(
+      [...files.values()].reduce((n, f) => n + f.length, 0),
+    );
+    expect(waits).toHaveLength(1);
+    // The holder has the store open once it reports what the source holds.
+    let opened: () => void = () => {};
+    const holding = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const holderPull = pull({
+      source: dest,
+      ref: 'v1',
+      root: cache,
+      sourceOptions: options,
+      verify: 'hash',
+      onEvent: (e) => {
+        if (e.type === 'resolved') opened();
+      },
+    });
+    await holding;
+    const [holder, impatient] = await Promise.allSettled([
+      holderPull,
+      pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options, waitForLock: false }),
+    ]);
+    expect(holder.status).toBe('fulfilled');
+    expect(
+      impatient.status === 'rejected' && isFerryError(impatient.reason, 'FERRY_STORE_LOCKED'),
+    ).toBe(true);
+  });
+});
+
+describe('faults', () => {
+  let faultRoot: string;
+  let files: Map<string, Buffer>;
+  const partSize = MiB;
+
+  beforeEach(async () => {
+    faultRoot = join(tmp.path, 'published');
+    await mkdir(faultRoot, { recursive: true });
+    const origin = join(tmp.path, 'origin');
+    files = await writeModel(origin, { shards: [4 * MiB] });
+    await publish({ dir: origin, dest: faultRoot, ref: 'v1', partSize });
+  });
+
+  it.each([
+    ['a reset mid-body', { kind: 'reset', afterBytes: 300_000 }],
+    ['503 SlowDown', { kind: 'status', status: 503, code: 'SlowDown', retryAfterSeconds: 0 }],
+    ['a truncated body', { kind: 'truncate', afterBytes: 1000 }],
+    ['a flipped byte', { kind: 'flip-byte', offset: MiB + 5 }],
+  ] as const)('recovers from %s and writes the right bytes', async (_name, fault) => {
+    const server = await startFaultServer({ root: faultRoot });
+    try {
+      server.inject(fault, { key: 'model-00001.safetensors', method: 'GET' });
+      const retries: string[] = [];
+      const result = await pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: join(tmp.path, 'cache'),
+        subdir: 'm',
+        onEvent: (e) => {
+          if (e.type === 'retry') retries.push(e.code);
+        },
+      });
+      expect(await differingFiles(result.dir, files)).toEqual([]);
+      expect(server.pending()).toBe(0);
+      expect(retries.length).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a byte that is always wrong fails the file clearly and leaves nothing at its path', async () => {
+    const server = await startFaultServer({ root: faultRoot });
+    try {
+      server.inject(
+        { kind: 'flip-byte', offset: 7 },
+        { key: 'model-00001.safetensors', times: 100 },
+      );
+      const cache = join(tmp.path, 'cache');
+      const failure = pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+      await expect(failure).rejects.toSatisfy((e) => isFerryError(e, 'FERRY_INTEGRITY'));
+      await expect(failure).rejects.toThrow(/model-00001\.safetensors/);
+      const present = await readdir(join(cache, 'm'));
+      expect(present).not.toContain('model-00001.safetensors');
+      expect(present).toContain('config.json');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a hostile manifest with ".." paths is refused and writes nothing', async () => {
+    const evil = join(tmp.path, 'evil');
+    await mkdir(join(evil, '.ferry', 'refs'), { recursive: true });
+    await mkdir(join(evil, '.ferry', 'manifests'), { recursive: true });
+    const manifest = JSON.stringify({
+      entries: [{ digest: `sha256:${'0'.repeat(64)}`, path: '../../outside.txt', size: 3 }],
+      version: 1,
+    });
+    const { createHash } = await import('node:crypto');
+    const id = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+    await writeFile(join(evil, '.ferry', 'manifests', `${id}.json`), manifest);
+    await writeFile(join(evil, '.ferry', 'refs', 'latest'), id);
+    const cache = join(tmp.path, 'cache');
+    await expect(pull({ source: evil, root: cache })).rejects.toSatisfy((e) =>
+      isFerryError(e, 'FERRY_MANIFEST_INVALID'),
+    );
+    expect(await readdir(tmp.path)).not.toContain('outside.txt');
+    expect((await readdir(cache)).filter((n) => n !== '.ferry')).toEqual([]);
+  });
+});
