@@ -1,1 +1,2 @@
-export {};
+export { main } from './cli.js';
+export type { CliIo, CliStream, InterruptSignal } from './cli-io.js';

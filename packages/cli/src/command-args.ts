@@ -1,0 +1,112 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { FerryError } from '@ferry/manifest';
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** Parsed flag values: strings for string options, booleans for boolean ones; absent when not given. */
+export type FlagValues<T extends OptionsConfig> = {
+  [K in keyof T]?: T[K]['type'] extends 'string' ? string : boolean;
+};
+
+/** Flags every command takes. */
+export const COMMON_OPTIONS = {
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionsConfig;
+
+/**
+ * Parses a command's arguments strictly: an unknown flag, a missing value or too many
+ * arguments is a FERRY_USAGE error naming the flag and the command.
+ */
+export function parseCommandArgs<const T extends OptionsConfig>(
+  command: string,
+  args: string[],
+  options: T,
+  maxPositionals: number,
+): { values: FlagValues<T & typeof COMMON_OPTIONS>; positionals: string[] } {
+  let parsed: { values: FlagValues<T & typeof COMMON_OPTIONS>; positionals: string[] };
+  try {
+    const result = parseArgs({
+      args,
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
+    // With strict parsing and no `multiple` options, every value has its option's type.
+    parsed = {
+      values: result.values as FlagValues<T & typeof COMMON_OPTIONS>,
+      positionals: result.positionals,
+    };
+  } catch (error) {
+    throw usageFromParseArgs(command, error);
+  }
+  const extra = parsed.positionals[maxPositionals];
+  if (extra !== undefined && parsed.values.help !== true) {
+    throw usageError(command, `unexpected argument ${JSON.stringify(extra)}`);
+  }
+  return parsed;
+}
+
+/** A FERRY_USAGE error for `ferry <command>` pointing at its help. */
+export function usageError(command: string, message: string, hint?: string): FerryError {
+  return new FerryError('FERRY_USAGE', `${command}: ${message}`, {
+    hint: hint ?? `Run \`ferry ${command} --help\` for usage and examples.`,
+  });
+}
+
+function usageFromParseArgs(command: string, error: unknown): FerryError {
+  const code = (error as { code?: string }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return usageError(command, `unknown flag ${flag ?? message}`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return usageError(
+        command,
+        message.includes('argument missing')
+          ? `${flag ?? 'a flag'} needs a value`
+          : `${flag ?? 'a flag'} takes no value`,
+      );
+    default:
+      return usageError(command, message);
+  }
+}
+
+/** A whole number in `[1, max]` from a flag value. */
+export function parseCount(text: string, flag: string, max: number): number {
+  const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `${flag}: ${JSON.stringify(text)} is not a whole number from 1 to ${max}`,
+      {
+        key: flag,
+        hint: `Give a count, e.g. ${flag} 16.`,
+      },
+    );
+  }
+  return value;
+}
+
+/** One of `choices` from a flag value. */
+export function parseChoice<const C extends string>(
+  text: string,
+  flag: string,
+  choices: readonly C[],
+): C {
+  const found = choices.find((c) => c === text);
+  if (found === undefined) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `${flag}: ${JSON.stringify(text)} is not one of ${choices.join(', ')}`,
+      {
+        key: flag,
+        hint: `Use ${choices.map((c) => `${flag} ${c}`).join(' or ')}.`,
+      },
+    );
+  }
+  return found;
+}

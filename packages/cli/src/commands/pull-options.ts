@@ -1,0 +1,85 @@
+import type { PullOptions } from '@ferry/engine';
+import { parseSize } from '../byte-size.js';
+import type { CommandContext } from '../command.js';
+import { parseChoice, parseCount } from '../command-args.js';
+import { resolvePullTarget } from '../pull-target.js';
+import { shellQuote } from '../shell-quote.js';
+
+/** Flags `pull` and `bake` share. */
+export const PULL_FLAGS = {
+  to: { type: 'string' },
+  config: { type: 'string' },
+  source: { type: 'string' },
+  concurrency: { type: 'string' },
+  'part-size': { type: 'string' },
+  verify: { type: 'string' },
+} as const;
+
+export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land in <dir>/<folder>/, state in <dir>/.ferry/
+                        (default: model.json's download_files_to, FERRY_CACHE,
+                        /var/cache/ferry if writable, else ~/.cache/ferry)
+  --config <file>       model.json to read (default: ./model.json when present)
+  --source <uri>        the store model.json's download_files_from is in (s3://bucket);
+                        also model.json's "source" key or FERRY_SOURCE
+  --concurrency <n>     ranged requests in flight (default 16)
+  --part-size <size>    bytes per request for unpublished prefixes: 16MiB, 64MB, 1GiB
+                        or bytes (default 16MiB; a published manifest's own size wins)
+  --verify <mode>       how files already in the cache are trusted:
+                        size (right size), stat (size and mtime as recorded, default),
+                        hash (re-hash everything)`;
+
+/** Flags every command takes, for the help texts. */
+export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
+  -q, --quiet           print errors only
+  --debug               stack traces and retry details (also FERRY_DEBUG=1)
+  -h, --help            this help`;
+
+export interface PullFlagValues {
+  to?: string;
+  config?: string;
+  source?: string;
+  concurrency?: string;
+  'part-size'?: string;
+  verify?: string;
+}
+
+/** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
+export async function pullOptionsFrom(
+  command: string,
+  arg: string | undefined,
+  values: PullFlagValues,
+  ctx: CommandContext,
+): Promise<PullOptions> {
+  // Flag values first: a typo in --part-size is reported before any file is read.
+  const partSize =
+    values['part-size'] === undefined ? undefined : parseSize(values['part-size'], '--part-size');
+  const concurrency =
+    values.concurrency === undefined
+      ? undefined
+      : parseCount(values.concurrency, '--concurrency', 1024);
+  const verify =
+    values.verify === undefined
+      ? undefined
+      : parseChoice(values.verify, '--verify', ['size', 'stat', 'hash'] as const);
+  const target = await resolvePullTarget({
+    command,
+    ...(arg === undefined ? {} : { arg }),
+    ...(values.to === undefined ? {} : { to: values.to }),
+    ...(values.config === undefined ? {} : { config: values.config }),
+    ...(values.source === undefined ? {} : { source: values.source }),
+    io: ctx.io,
+  });
+  ctx.setResumeHint(
+    `run \`ferry resume ${shellQuote(target.root)}\` (or the same \`ferry ${command}\` again) to continue; finished parts are kept.`,
+  );
+  return {
+    source: target.source,
+    root: target.root,
+    ...(target.ref === undefined ? {} : { ref: target.ref }),
+    ...(target.subdir === undefined ? {} : { subdir: target.subdir }),
+    ...(partSize === undefined ? {} : { partSize }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+    ...(verify === undefined ? {} : { verify }),
+    signal: ctx.signal,
+  };
+}

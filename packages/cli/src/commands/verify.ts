@@ -1,0 +1,111 @@
+import { status, verify } from '@ferry/engine';
+import { FerryError } from '@ferry/manifest';
+import { formatBytes } from '../byte-size.js';
+import type { Command } from '../command.js';
+import { parseCommandArgs } from '../command-args.js';
+import { outputMode, progressView } from '../output-mode.js';
+import { files } from '../pull-summary.js';
+import { formatTable } from '../table.js';
+import { CACHE_DIR_FLAGS, CACHE_DIR_HELP, cacheDir } from './cache-dir.js';
+import { COMMON_FLAGS_HELP } from './pull-options.js';
+
+const HELP = `Usage: ferry verify [<dir>] [--deep] [flags]
+
+Checks every file of every folder in the cache against the version ferry recorded for it
+and lists what is wrong: missing, wrong size, modified (mtime changed since ferry wrote it),
+or corrupt (--deep: content does not hash to the recorded digest). Exit status 1 if any
+file is wrong.
+
+${CACHE_DIR_HELP}
+
+Flags:
+  --deep                re-hash every file (parallel, at disk speed) instead of comparing
+                        size and mtime with what ferry recorded
+  --config <file>       model.json whose download_files_to names the cache
+${COMMON_FLAGS_HELP}
+
+With --json: a {"type":"file-checked",…} line per file, then
+{"type":"done","result":{"files","bytes","problems":[{"path","problem","detail"}]}}.
+
+Examples:
+  ferry verify /cache
+  ferry verify /cache --deep`;
+
+export const verifyCommand: Command = {
+  name: 'verify',
+  summary: 'check the cached files against their recorded versions (--deep re-hashes)',
+  help: HELP,
+  async run(args, ctx) {
+    const { values, positionals } = parseCommandArgs(
+      'verify',
+      args,
+      { ...CACHE_DIR_FLAGS, deep: { type: 'boolean' } },
+      1,
+    );
+    const root = await cacheDir(positionals[0], values.config, ctx.io);
+    const mode = outputMode(ctx.io, values);
+    const out = ctx.io.stdout;
+    // A byte total for the progress display; status reads only the database.
+    const totalBytes =
+      mode === 'live' || mode === 'lines'
+        ? (await status({ root, signal: ctx.signal })).trees.reduce((n, t) => n + t.bytes, 0)
+        : 0;
+    const view = progressView(ctx.io, mode);
+    ctx.setCleanup(() => view.close());
+    const started = ctx.io.now();
+    let doneBytes = 0;
+    let report: Awaited<ReturnType<typeof verify>>;
+    try {
+      report = await verify({
+        root,
+        deep: values.deep === true,
+        signal: ctx.signal,
+        onEvent: (event) => {
+          if (mode === 'json') {
+            out.write(`${JSON.stringify(event)}\n`);
+            return;
+          }
+          doneBytes += event.size;
+          const seconds = (ctx.io.now() - started) / 1000;
+          const rate = seconds > 0 ? doneBytes / seconds : 0;
+          view.update({
+            doneBytes,
+            totalBytes: Math.max(totalBytes, doneBytes),
+            rate,
+            etaSeconds: rate > 0 ? Math.max(0, totalBytes - doneBytes) / rate : undefined,
+            active: [],
+            retries: 0,
+          });
+        },
+      });
+    } finally {
+      view.close();
+    }
+    if (mode === 'json') {
+      out.write(`${JSON.stringify({ type: 'done', result: report })}\n`);
+    } else if (mode !== 'quiet') {
+      if (report.problems.length > 0) {
+        out.write(
+          formatTable(
+            report.problems.map((p) => [p.problem, p.path, p.detail]),
+            '',
+          ),
+        );
+      }
+      const how = values.deep ? 're-hashed' : 'checked size and mtime of';
+      out.write(
+        `${how} ${files(report.files)} (${formatBytes(report.bytes)}) in ${root}: ${report.problems.length === 0 ? 'all as pulled' : `${report.problems.length} wrong`}\n`,
+      );
+    }
+    if (report.problems.length === 0) return 0;
+    const [first] = report.problems;
+    throw new FerryError(
+      'FERRY_INTEGRITY',
+      `${files(report.problems.length)} in ${root} ${report.problems.length === 1 ? 'is' : 'are'} not as pulled${first === undefined ? '' : ` (first: ${first.path}, ${first.problem})`}`,
+      {
+        key: first?.path,
+        hint: 'Pull the folder again to repair it: `ferry pull <source> --verify hash` re-checks and refetches what is wrong.',
+      },
+    );
+  },
+};
