@@ -94,6 +94,32 @@ describe('S3 source against s3rver', () => {
     });
   });
 
+  it('maps missing credentials and region to errors that are not retried', async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', '');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', '');
+    vi.stubEnv('AWS_PROFILE', 'ferry-test-no-such-profile');
+    vi.stubEnv('AWS_REGION', '');
+    vi.stubEnv('AWS_DEFAULT_REGION', '');
+    vi.stubEnv('AWS_ENDPOINT_URL', '');
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', '');
+    try {
+      const noCredentials = openSource('s3://models/m/v1', { endpoint: server.endpoint });
+      sources.push(noCredentials);
+      await expect(noCredentials.stat('config.json')).rejects.toMatchObject({
+        code: 'FERRY_ACCESS_DENIED',
+        retryable: false,
+      });
+      const noRegion = openSource('s3://models/m/v1', { credentials: S3RVER_CREDENTIALS });
+      sources.push(noRegion);
+      await expect(noRegion.stat('config.json')).rejects.toMatchObject({
+        code: 'FERRY_BAD_CONFIG',
+        retryable: false,
+      });
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('names a missing bucket', async () => {
     const source = open('s3://no-such-bucket/x');
     const listing = (async () => {

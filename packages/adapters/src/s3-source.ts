@@ -364,6 +364,29 @@ export class S3Source implements Source {
         cause: error,
       });
     }
+    const name = sdkField(error, 'name');
+    const message = sdkField(error, 'message') ?? '';
+    // Configuration problems found before any request: not worth retrying.
+    if (name === 'CredentialsProviderError' || /credentials/i.test(message)) {
+      return new FerryError(
+        'FERRY_ACCESS_DENIED',
+        `No usable AWS credentials for ${url}: ${message}`,
+        {
+          key,
+          url,
+          cause: error,
+          hint: 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role is available.',
+        },
+      );
+    }
+    if (/region is missing|region not accepted/i.test(message)) {
+      return new FerryError('FERRY_BAD_CONFIG', `No AWS region for ${url}`, {
+        key,
+        url,
+        cause: error,
+        hint: 'Set AWS_REGION (or a region in the AWS profile).',
+      });
+    }
     return networkError(error, {
       endpoint: this.#endpoint,
       key,
