@@ -116,6 +116,10 @@ async function fetchPart(task: FetchTask): Promise<PartTaskResult> {
       signal: stop.signal,
     });
     const bytes = await writeStream(body, file, task, hasher, stop.signal);
+    // Durable before the journal records it, so a power cut cannot leave a part the journal
+    // calls done unwritten; it also spreads write-back over the transfer instead of one
+    // long flush per file at commit.
+    await file.datasync();
     if (bytes !== task.end - task.start) {
       throw new FerryError(
         'FERRY_TRANSIENT',
