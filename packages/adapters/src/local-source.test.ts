@@ -65,6 +65,14 @@ describe('local source', () => {
     await dir.remove();
   });
 
+  it('creates a destination root that does not exist yet on first write', async () => {
+    const dir = await makeTempDir('write-new-root');
+    const source = new LocalSource(join(dir.path, 'new', 'root'));
+    await source.writeText('.ferry/refs/v1', 'x');
+    expect(await source.readText('.ferry/refs/v1')).toBe('x');
+    await dir.remove();
+  });
+
   it('refuses to write through a symlinked directory that leads outside the root', async () => {
     const dir = await makeTempDir('write-escape');
     await symlink(outside.path, join(dir.path, 'out'));

@@ -156,6 +156,10 @@ export class LocalSource implements Source {
     const { signal, size } = options;
     throwIfAborted(signal);
     const normal = checkKey(key);
+    // Publishing to a new folder is normal: the destination root is created on first write.
+    await mkdir(this.#root, { recursive: true }).catch((error: unknown) => {
+      throw fsError(error, normal, this.#root);
+    });
     const root = await this.#resolveRoot();
     const target = join(root, ...normal.split('/'));
     const parent = dirname(target);
