@@ -8,3 +8,8 @@ export function formatDuration(ms: number): string {
   if (minutes < 60) return `${minutes}m${String(whole % 60).padStart(2, '0')}s`;
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
+
+/** Time left, in whole seconds below a minute: `ETA 0s`, `ETA 11s`, `ETA 4m05s`. */
+export function formatEta(seconds: number): string {
+  return seconds < 59.5 ? `${Math.round(seconds)}s` : formatDuration(seconds * 1000);
+}

@@ -1,6 +1,6 @@
 import { formatBytes, formatRate } from './byte-size.js';
 import type { CliStream } from './cli-io.js';
-import { formatDuration } from './format-duration.js';
+import { formatEta } from './format-duration.js';
 import { percent } from './progress-lines.js';
 import type { ProgressSnapshot, ProgressView } from './progress-view.js';
 
@@ -79,7 +79,7 @@ export class ProgressDisplay implements ProgressView {
     const pct = percent(s.doneBytes, s.totalBytes);
     const filled = Math.round((pct / 100) * BAR_WIDTH);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`;
-    const eta = s.etaSeconds === undefined ? '' : `  ETA ${formatDuration(s.etaSeconds * 1000)}`;
+    const eta = s.etaSeconds === undefined ? '' : `  ETA ${formatEta(s.etaSeconds)}`;
     const retries =
       s.retries === 0 ? '' : `  ${s.retries} ${s.retries === 1 ? 'retry' : 'retries'}`;
     const head = `${String(pct).padStart(3)}% ${bar} ${formatBytes(s.doneBytes)} / ${formatBytes(s.totalBytes)}  ${formatRate(s.rate)}${eta}${retries}`;

@@ -1,6 +1,6 @@
 import { formatBytes, formatRate } from './byte-size.js';
 import type { CliStream } from './cli-io.js';
-import { formatDuration } from './format-duration.js';
+import { formatEta } from './format-duration.js';
 import type { ProgressSnapshot, ProgressView } from './progress-view.js';
 
 export interface ProgressLinesOptions {
@@ -43,7 +43,7 @@ export class ProgressLines implements ProgressView {
 
 /** `1.2 GiB / 4.0 GiB (30%) 250 MiB/s ETA 11s, 2 retries`. */
 export function progressLine(s: ProgressSnapshot): string {
-  const eta = s.etaSeconds === undefined ? '' : ` ETA ${formatDuration(s.etaSeconds * 1000)}`;
+  const eta = s.etaSeconds === undefined ? '' : ` ETA ${formatEta(s.etaSeconds)}`;
   const retries = s.retries === 0 ? '' : `, ${s.retries} ${s.retries === 1 ? 'retry' : 'retries'}`;
   return `${formatBytes(s.doneBytes)} / ${formatBytes(s.totalBytes)} (${percent(s.doneBytes, s.totalBytes)}%) ${formatRate(s.rate)}${eta}${retries}`;
 }

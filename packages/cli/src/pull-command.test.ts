@@ -1,0 +1,142 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTempDir, randomBytes, startFaultServer, type TempDir } from '#fixtures';
+import { main } from './cli.js';
+import { fakeIo } from './test-io.js';
+
+const MiB = 1024 * 1024;
+
+let tmp: TempDir;
+let model: string;
+let store: string;
+let cache: string;
+
+beforeEach(async () => {
+  tmp = await makeTempDir('cli-pull');
+  model = join(tmp.path, 'model');
+  store = join(tmp.path, 'store', 'm');
+  cache = join(tmp.path, 'cache');
+  await mkdir(model, { recursive: true });
+  await writeFile(join(model, 'weights.bin'), randomBytes(4 * MiB, 1));
+  await writeFile(join(model, 'config.json'), '{"layers": 2}');
+});
+afterEach(() => tmp.remove());
+
+/** True once a JSON progress line reports at least `bytes` transferred. */
+function progressAtLeast(text: string, bytes: number): boolean {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{"type":"progress"'))
+    .some((l) => (JSON.parse(l) as { transferredBytes: number }).transferredBytes >= bytes);
+}
+
+async function ferry(argv: string[], env: Record<string, string> = {}) {
+  const fake = fakeIo({ cwd: tmp.path, env });
+  const code = await main(argv, fake.io);
+  return { code, fake };
+}
+
+describe('ferry pull in-process', () => {
+  it('publishes, pulls, then a warm pull fetches nothing', async () => {
+    const published = await ferry([
+      'publish',
+      'model',
+      'store/m',
+      '--ref',
+      'v1',
+      '--part-size',
+      '1MiB',
+    ]);
+    expect(published.code).toBe(0);
+    expect(published.fake.stdout()).toMatch(
+      /^published .*store\/m@v1 \(sha256:[0-9a-f]{12}\): 2 files, 4\.00 MiB\n/,
+    );
+
+    const cold = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--json']);
+    expect(cold.code).toBe(0);
+    const done = cold.fake.jsonLines().at(-1);
+    expect(done).toMatchObject({
+      type: 'done',
+      result: { files: 2, fetchedFiles: 2, dir: join(cache, 'm') },
+    });
+    expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"layers": 2}');
+
+    const warm = await ferry(['pull', 'store/m@v1', '--to', 'cache']);
+    expect(warm.code).toBe(0);
+    expect(warm.fake.stdout()).toContain(
+      '\nfetched nothing, reused 0 B, skipped 2 files, removed 0 in ',
+    );
+  });
+
+  it('reads model.json: the store from FERRY_SOURCE, folder and root from the file', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1']);
+    await writeFile(
+      join(tmp.path, 'model.json'),
+      JSON.stringify({ download_files_from: 'm', download_files_to: 'cache' }),
+    );
+    const { code, fake } = await ferry(['pull', '@v1', '--quiet'], {
+      FERRY_SOURCE: join(tmp.path, 'store'),
+    });
+    expect(code).toBe(0);
+    expect(fake.stdout() + fake.stderr()).toBe('');
+    expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"layers": 2}');
+  });
+
+  it('stops on SIGINT with exit 130 and a resume hint; ferry resume finishes the pull', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1', '--part-size', '1MiB']);
+    const server = await startFaultServer({ root: store });
+    try {
+      // One part hangs, so the pull is still running when the signal comes.
+      server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'weights.bin' });
+      const fake = fakeIo({ cwd: tmp.path });
+      const pulling = main(['pull', `${server.url}/@v1`, '--to', 'cache', '--json'], fake.io);
+      // Three of the four parts landed, so the fourth is the one hanging.
+      await fake.waitFor('stdout', (text) => progressAtLeast(text, 3 * MiB));
+      fake.interrupt('SIGINT');
+      expect(await pulling).toBe(130);
+      expect(fake.jsonLines().at(-1)).toEqual({
+        type: 'error',
+        code: 'FERRY_ABORTED',
+        message: 'interrupted',
+        hint: expect.stringContaining(`ferry resume ${cache}`),
+      });
+      expect(fake.stderr()).toContain(`ferry: interrupted\nhint: run \`ferry resume ${cache}\``);
+      expect(fake.listeners()).toBe(0);
+      expect(fake.exits).toEqual([]);
+
+      const resumed = await ferry(['resume', 'cache', '--json']);
+      expect(resumed.code).toBe(0);
+      const last = resumed.fake.jsonLines().at(-1);
+      expect(last).toMatchObject({ type: 'resumed', root: cache, results: [{ files: 2 }] });
+      // Only the part that hung (and the small file, if it had not landed) is fetched again.
+      const [result] = (last?.results ?? []) as Array<{ fetchedBytes: number }>;
+      expect(result?.fetchedBytes).toBeLessThanOrEqual(MiB + 13);
+      // An HTTP source at the server's root has no folder: its files land in the root.
+      expect((await readFile(join(cache, 'weights.bin'))).equals(randomBytes(4 * MiB, 1))).toBe(
+        true,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('exits at once on a second Ctrl-C', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1', '--part-size', '1MiB']);
+    const server = await startFaultServer({ root: store });
+    try {
+      server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'weights.bin' });
+      const fake = fakeIo({ cwd: tmp.path });
+      const pulling = main(['pull', `${server.url}/@v1`, '--to', 'cache'], fake.io);
+      await fake.waitFor('stderr', ': fetch 2 files');
+      fake.interrupt('SIGINT');
+      fake.interrupt('SIGINT');
+      expect(fake.exits).toEqual([130]);
+      expect(fake.stderr()).toContain('ferry: stopping… (Ctrl-C again to quit at once)\n');
+      expect(fake.stderr()).toContain('ferry: stopped at once\n');
+      expect(await pulling).toBe(130);
+    } finally {
+      await server.close();
+    }
+  });
+});
