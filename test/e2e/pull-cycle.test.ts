@@ -1,0 +1,234 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PullResult } from '@ferry/engine';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  makeTempDir,
+  randomBytes,
+  type S3Server,
+  s3Env,
+  startS3Server,
+  type TempDir,
+} from '#fixtures';
+import { cleanEnv, doneResult, jsonLines, runFerry } from './ferry-process.js';
+
+const MiB = 1024 * 1024;
+
+let s3: S3Server;
+let tmp: TempDir;
+let env: Record<string, string>;
+let model: string;
+let cache: string;
+const files = new Map<string, Buffer>();
+
+const totalBytes = () => [...files.values()].reduce((n, b) => n + b.length, 0);
+
+async function writeModel(): Promise<void> {
+  for (const [path, body] of files) {
+    await mkdir(join(model, path, '..'), { recursive: true });
+    await writeFile(join(model, path), body);
+  }
+}
+
+async function expectCacheMatchesModel(): Promise<void> {
+  for (const [path, body] of files) {
+    const got = await readFile(join(cache, 'models', 'llama', path));
+    expect(got.equals(body), path).toBe(true);
+  }
+}
+
+beforeAll(async () => {
+  s3 = await startS3Server();
+  await s3.createBucket('weights');
+  tmp = await makeTempDir('e2e-cycle');
+  env = cleanEnv(tmp.path, s3Env(s3.endpoint));
+  model = join(tmp.path, 'model');
+  cache = join(tmp.path, 'cache');
+  files.set('model-00001-of-00003.safetensors', randomBytes(3 * MiB, 1));
+  files.set('model-00002-of-00003.safetensors', randomBytes(3 * MiB, 2));
+  files.set('model-00003-of-00003.safetensors', randomBytes(2 * MiB + 5, 3));
+  files.set('config.json', Buffer.from('{"hidden_size": 64}'));
+  files.set('tokenizer/tokenizer.json', randomBytes(70_000, 4));
+  await writeModel();
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await tmp?.remove();
+});
+
+describe('publish → pull → warm pull → publish v2 → incremental pull', () => {
+  it('publishes v1, uploading every file', async () => {
+    const run = await runFerry(
+      [
+        'publish',
+        model,
+        's3://weights/models/llama',
+        '--ref',
+        'v1',
+        '--part-size',
+        '1MiB',
+        '--json',
+      ],
+      { env },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(doneResult(run.stdout)).toMatchObject({
+      ref: 'v1',
+      files: files.size,
+      uploadedFiles: files.size,
+      bytes: totalBytes(),
+    });
+  });
+
+  it('pulls v1 into <root>/<prefix>/, and its JSON lines add up to the result', async () => {
+    const run = await runFerry(['pull', 's3://weights/models/llama@v1', '--to', cache, '--json'], {
+      env,
+    });
+    expect(run.code).toBe(0);
+    const lines = jsonLines(run.stdout);
+    expect(lines[0]).toMatchObject({
+      type: 'resolved',
+      source: 's3://weights/models/llama',
+      ref: 'v1',
+    });
+    const result = doneResult<PullResult>(run.stdout);
+    expect(result).toMatchObject({
+      dir: join(cache, 'models', 'llama'),
+      files: files.size,
+      bytes: totalBytes(),
+      fetchedBytes: totalBytes(),
+      fetchedFiles: files.size,
+      skippedFiles: 0,
+    });
+    const fileDone = lines.filter((l) => l.type === 'file-done');
+    expect(fileDone.map((l) => l.path).sort()).toEqual([...files.keys()].sort());
+    expect(fileDone.reduce((n, l) => n + Number(l.fetchedBytes), 0)).toBe(result.fetchedBytes);
+    await expectCacheMatchesModel();
+    expect((await stat(join(cache, '.ferry', 'db'))).isDirectory()).toBe(true);
+  });
+
+  it('a warm pull fetches nothing, and says so', async () => {
+    const json = await runFerry(['pull', 's3://weights/models/llama@v1', '--to', cache, '--json'], {
+      env,
+    });
+    expect(json.code).toBe(0);
+    expect(doneResult(json.stdout)).toMatchObject({
+      fetchedBytes: 0,
+      fetchedFiles: 0,
+      reusedBytes: 0,
+      skippedFiles: files.size,
+    });
+    const human = await runFerry(['pull', 's3://weights/models/llama@v1', '--to', cache], { env });
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(
+      new RegExp(
+        `^pulled s3://weights/models/llama@v1 into ${cache}/models/llama: 5 files, 8\\.07 MiB \\(sha256:[0-9a-f]{12}\\)\\n`,
+      ),
+    );
+    expect(human.stdout).toContain('\nfetched nothing, reused 0 B, skipped 5 files, removed 0 in ');
+  });
+
+  it('publishes v2 with one part of one shard changed: one file uploaded', async () => {
+    const shard = Buffer.from(files.get('model-00002-of-00003.safetensors') ?? Buffer.alloc(0));
+    randomBytes(1000, 9).copy(shard, MiB + 10);
+    files.set('model-00002-of-00003.safetensors', shard);
+    await writeModel();
+    const run = await runFerry(
+      [
+        'publish',
+        model,
+        's3://weights/models/llama',
+        '--ref',
+        'v2',
+        '--part-size',
+        '1MiB',
+        '--json',
+      ],
+      { env },
+    );
+    expect(run.code).toBe(0);
+    expect(doneResult(run.stdout)).toMatchObject({
+      ref: 'v2',
+      uploadedFiles: 1,
+      uploadedBytes: 3 * MiB,
+    });
+  });
+
+  it('diff shows the one changed part', async () => {
+    const run = await runFerry(['diff', 's3://weights/models/llama@v1', 'v2', '--json'], { env });
+    expect(run.code).toBe(0);
+    expect(doneResult(run.stdout)).toMatchObject({
+      transferBytes: MiB,
+      added: [],
+      removed: [],
+      changed: [{ path: 'model-00002-of-00003.safetensors', changedBytes: MiB }],
+      unchanged: { files: 4 },
+    });
+    const human = await runFerry(['diff', 's3://weights/models/llama@v1', 'v2'], { env });
+    expect(human.stdout).toContain(
+      '  changed  model-00002-of-00003.safetensors  3.00 MiB  1.00 MiB to fetch\n',
+    );
+    expect(human.stdout).toContain('a pull from v1 to v2 fetches 1.00 MiB\n');
+  });
+
+  it('an incremental pull fetches only the changed part', async () => {
+    const run = await runFerry(['pull', 's3://weights/models/llama@v2', '--to', cache, '--json'], {
+      env,
+    });
+    expect(run.code).toBe(0);
+    expect(doneResult(run.stdout)).toMatchObject({
+      fetchedBytes: MiB,
+      fetchedFiles: 1,
+      reusedBytes: 2 * MiB,
+      skippedFiles: files.size - 1,
+      removed: [],
+    });
+    await expectCacheMatchesModel();
+  });
+
+  it('status lists the folder at v2', async () => {
+    const run = await runFerry(['status', cache, '--json'], { env });
+    expect(run.code).toBe(0);
+    expect(doneResult(run.stdout)).toMatchObject({
+      root: cache,
+      trees: [{ dir: 'models/llama', ref: 'v2', files: files.size, bytes: totalBytes() }],
+      partials: [],
+      interrupted: [],
+    });
+    const human = await runFerry(['status', join(cache, 'models')], { env });
+    expect(human.stdout).toMatch(
+      /^cache .*\n {2}FOLDER +VERSION +REF +FILES +SIZE +UPDATED +SOURCE\n {2}models\/llama +sha256:[0-9a-f]{12} +v2 +5 +8\.07 MiB /,
+    );
+  });
+
+  it('verify --deep catches a file changed on disk', async () => {
+    const clean = await runFerry(['verify', cache, '--deep'], { env });
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toBe(`re-hashed 5 files (8.07 MiB) in ${cache}: all as pulled\n`);
+    const path = join(cache, 'models', 'llama', 'model-00001-of-00003.safetensors');
+    const bytes = await readFile(path);
+    bytes[2 * MiB + 3] = (bytes[2 * MiB + 3] ?? 0) ^ 0xff;
+    await writeFile(path, bytes);
+
+    const deep = await runFerry(['verify', cache, '--deep'], { env });
+    expect(deep.code).toBe(1);
+    expect(deep.stdout).toMatch(
+      /^corrupt {2}models\/llama\/model-00001-of-00003\.safetensors {2}content hashes to sha256:/,
+    );
+    expect(deep.stderr.split('\n')[0]).toBe(
+      `ferry: 1 file in ${cache} is not as pulled (first: models/llama/model-00001-of-00003.safetensors, corrupt)`,
+    );
+    const json = await runFerry(['verify', cache, '--deep', '--json'], { env });
+    expect(json.code).toBe(1);
+    const lines = jsonLines(json.stdout);
+    expect(lines.find((l) => l.type === 'done')).toMatchObject({
+      result: {
+        files: 5,
+        problems: [{ path: 'models/llama/model-00001-of-00003.safetensors', problem: 'corrupt' }],
+      },
+    });
+    expect(lines.at(-1)).toMatchObject({ type: 'error', code: 'FERRY_INTEGRITY' });
+  });
+});
