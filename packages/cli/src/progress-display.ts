@@ -63,7 +63,8 @@ export class ProgressDisplay implements ProgressView {
 
   /** Replaces what was drawn with `lines`. */
   #draw(lines: string[]): void {
-    const width = Math.max(20, (this.#stream.columns ?? 80) - 1);
+    // Some pseudo-terminals report 0 columns: treat that as unknown.
+    const width = Math.max(20, (this.#stream.columns || 80) - 1);
     const text = lines.map((l) => `${cut(l, width)}\n`).join('');
     this.#stream.write(`${this.#cursorHidden ? '' : HIDE_CURSOR}${this.#erase()}${text}`);
     this.#cursorHidden = true;
