@@ -1,10 +1,33 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { formatBytes, parseByteSize } from './lib/byte-size.js';
+import { type BenchConfig, BenchContext } from './lib/context.js';
+import { ENV_URI } from './lib/env-origin.js';
+import { ferryDriver } from './lib/ferry-driver.js';
+import { findNginx } from './lib/nginx-origin.js';
+import { ORIGIN_NAMES, type OriginName } from './lib/origin.js';
 import type { BenchResult, Scenario } from './lib/scenario.js';
+import { knownPeers } from './lib/sync-tools.js';
 
 const here = import.meta.dirname;
+
+const HELP = `Usage: pnpm bench [-- flags]
+
+  --scenario <name>     run only this scenario (repeatable); --list shows them
+  --runs <n>            runs per tool, median reported (default 3; 1 for a quick look)
+  --size <bytes>        model dataset: total shard bytes (default 512MiB)
+  --shards <n>          model dataset: shard count (default 4)
+  --small-files <n>     many-small-files dataset: files of 64 KiB (default 2000)
+  --large-size <bytes>  one-large-file dataset (default 1GiB; try 4GiB)
+  --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
+                        ${ENV_URI}=s3://bucket/prefix is set; env is read-only)
+  --peers <list>        peers to run, by name prefix: aws,rclone,s3cmd or none (default all installed)
+  --ferry <mode>        cli (packages/cli/dist/bin.js), lib (engine sources) or auto (default)
+  --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16)
+  --work-dir <dir>      where data, origins and caches go (default: a temp dir, removed)
+  --keep                keep the work dir`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();
@@ -16,20 +39,79 @@ async function loadScenarios(): Promise<Scenario[]> {
   return loaded;
 }
 
-function formatTable(rows: Array<BenchResult & { scenario: string }>): string {
-  const header = ['scenario', 'measure', 'value', 'unit', 'baseline', 'ratio'];
-  const lines = rows.map((r) => [
-    r.scenario,
-    r.name,
-    r.value.toFixed(r.value >= 100 ? 0 : 2),
-    r.unit,
-    r.baseline ?? '',
-    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
-  ]);
+type Row = BenchResult & { scenario: string };
+
+const ratio = (r: number | undefined) => (r === undefined ? '' : `${r.toFixed(2)}×`);
+
+function table(header: string[], lines: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
   const fmt = (cells: string[]) =>
     `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n');
+}
+
+/** Figures such as the hash scenario's: a value and its ratio to a baseline. */
+function measureTable(rows: Row[]): string {
+  return table(
+    ['scenario', 'measure', 'value', 'unit', 'baseline', 'ratio'],
+    rows.map((r) => [
+      r.scenario,
+      r.name,
+      r.value.toFixed(r.value >= 100 ? 0 : 2),
+      r.unit,
+      r.baseline ?? '',
+      ratio(r.ratio),
+    ]),
+  );
+}
+
+/** Transfers: one row per scenario, origin and tool. */
+function transferTable(rows: Row[]): string {
+  return table(
+    [
+      'scenario',
+      'origin',
+      'tool',
+      'value',
+      'wall',
+      'from source',
+      'requests',
+      'peak RSS',
+      'ok',
+      '× ceiling',
+      '× best peer',
+      'target',
+    ],
+    rows.map((r) => [
+      `${r.scenario}${r.name === r.scenario ? '' : ` (${r.name})`}`,
+      r.origin ?? '',
+      r.tool ?? '',
+      `${r.value.toFixed(r.unit === 's' ? 3 : r.value >= 100 ? 0 : 1)} ${r.unit}`,
+      r.wallMs === undefined ? '' : `${(r.wallMs / 1000).toFixed(2)} s`,
+      r.sourceBytes === undefined ? '' : formatBytes(r.sourceBytes),
+      r.requests === undefined ? '' : String(Math.round(r.requests)),
+      r.peakRssBytes === undefined ? '' : formatBytes(r.peakRssBytes),
+      r.correct === undefined ? '' : r.correct ? 'yes' : 'WRONG',
+      ratio(r.vsCeiling),
+      ratio(r.vsBestPeer),
+      r.target ?? '',
+    ]),
+  );
+}
+
+function listFlag(value: string | undefined): string[] | undefined {
+  return value
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function count(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${flag}: "${value}" is not a positive integer`);
+  return n;
 }
 
 async function main(): Promise<void> {
@@ -37,9 +119,28 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === '--'));
   const { values } = parseArgs({
     args,
-    options: { scenario: { type: 'string', multiple: true }, list: { type: 'boolean' } },
+    options: {
+      scenario: { type: 'string', multiple: true },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      runs: { type: 'string' },
+      size: { type: 'string' },
+      shards: { type: 'string' },
+      'small-files': { type: 'string' },
+      'large-size': { type: 'string' },
+      origin: { type: 'string' },
+      peers: { type: 'string' },
+      ferry: { type: 'string' },
+      concurrency: { type: 'string' },
+      'work-dir': { type: 'string' },
+      keep: { type: 'boolean' },
+    },
     allowPositionals: false,
   });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
   const all = await loadScenarios();
   if (values.list) {
     for (const s of all) console.log(`${s.name.padEnd(20)} ${s.description}`);
@@ -53,12 +154,73 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const rows: Array<BenchResult & { scenario: string }> = [];
-  for (const scenario of chosen) {
-    console.error(`running ${scenario.name}: ${scenario.description}`);
-    for (const r of await scenario.run({})) rows.push({ scenario: scenario.name, ...r });
+
+  const origins = (listFlag(values.origin) ?? [
+    's3rver',
+    ...(findNginx() === undefined ? [] : ['nginx']),
+    ...(process.env[ENV_URI] ? ['env'] : []),
+  ]) as OriginName[];
+  const badOrigin = origins.find((o) => !ORIGIN_NAMES.includes(o));
+  if (badOrigin !== undefined) throw new Error(`--origin: unknown origin ${badOrigin}`);
+  if (values.origin === undefined && findNginx() === undefined) {
+    console.error('bench: nginx is not installed, so no fast origin: apt-get install -y nginx');
   }
-  console.log(formatTable(rows));
+  const ferryMode = values.ferry ?? 'auto';
+  if (ferryMode !== 'auto' && ferryMode !== 'cli' && ferryMode !== 'lib') {
+    throw new Error(`--ferry: "${ferryMode}" is not cli, lib or auto`);
+  }
+  const workDir = values['work-dir'] ?? join(tmpdir(), `ferry-bench-${process.pid}`);
+  const config: BenchConfig = {
+    runs: count(values.runs, '--runs', 3),
+    size: values.size === undefined ? 512 * 2 ** 20 : parseByteSize(values.size, '--size'),
+    shards: count(values.shards, '--shards', 4),
+    smallFiles: count(values['small-files'], '--small-files', 2000),
+    largeSize:
+      values['large-size'] === undefined
+        ? 2 ** 30
+        : parseByteSize(values['large-size'], '--large-size'),
+    origins,
+    concurrency: count(values.concurrency, '--concurrency', 16),
+    workDir,
+    keep: values.keep === true,
+  };
+  const wantedPeers = listFlag(values.peers);
+  const peers = knownPeers(workDir).map((p) => ({
+    ...p,
+    installed:
+      p.installed &&
+      (wantedPeers === undefined ||
+        wantedPeers.some((w) => w !== 'none' && p.tool.name.startsWith(w))),
+  }));
+  for (const p of knownPeers(workDir).filter((p) => !p.installed)) {
+    console.error(`bench: ${p.tool.name} is not installed, so not compared: ${p.install}`);
+  }
+  await mkdir(workDir, { recursive: true });
+  const context = new BenchContext(config, ferryDriver(ferryMode), peers);
+  console.error(
+    `ferry: ${context.ferry.describe}; origins: ${origins.join(', ')}; work dir ${workDir}`,
+  );
+
+  const rows: Row[] = [];
+  const started = new Date();
+  try {
+    for (const scenario of chosen) {
+      console.error(`running ${scenario.name}: ${scenario.description}`);
+      const t0 = performance.now();
+      for (const r of await scenario.run({ context })) rows.push({ scenario: scenario.name, ...r });
+      console.error(`  ${scenario.name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    await context.close();
+  }
+  const measures = rows.filter((r) => r.tool === undefined);
+  const transfers = rows.filter((r) => r.tool !== undefined);
+  if (measures.length > 0) console.log(measureTable(measures));
+  if (transfers.length > 0) console.log(transferTable(transfers));
+  for (const r of transfers.filter((r) => r.problems !== undefined)) {
+    console.log(`${r.scenario} ${r.origin} ${r.tool}: ${r.problems?.join('; ')}`);
+  }
+  for (const note of context.notes) console.log(`note: ${note}`);
   const machine = {
     cores: cpus().length,
     cpu: cpus()[0]?.model,
@@ -67,10 +229,12 @@ async function main(): Promise<void> {
   };
   const dir = join(here, 'results');
   await mkdir(dir, { recursive: true });
-  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  const origin = origins.join(',');
+  const setup = { ...config, origins: origin, ferry: context.ferry.describe };
   await writeFile(
     file,
-    `${JSON.stringify({ date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: started.toISOString(), machine, setup, peers: peers.map((p) => ({ name: p.tool.name, used: p.installed })), notes: context.notes, rows }, null, 2)}\n`,
   );
   console.error(`results written to ${file}`);
 }

@@ -1,3 +1,5 @@
+import type { BenchContext } from './context.js';
+
 /** One measured figure of a scenario, with the baseline it is compared against. */
 export interface BenchResult {
   /** What was measured, e.g. `sha256 one core`. */
@@ -9,6 +11,26 @@ export interface BenchResult {
   baseline?: string;
   /** value / baseline value, so drift between runs cancels out. */
   ratio?: number;
+  /** Transfer scenarios: the origin and the tool (ferry, a peer, the ceiling). */
+  origin?: string;
+  tool?: string;
+  /** Median wall time of the runs. */
+  wallMs?: number;
+  /** Median bytes the origin sent (its own meter where it has one). */
+  sourceBytes?: number;
+  /** Median requests the origin served. */
+  requests?: number;
+  /** Highest peak RSS of the tool's process over the runs. */
+  peakRssBytes?: number;
+  /** False when any run failed or left wrong files; `problems` says what. */
+  correct?: boolean;
+  problems?: string[];
+  /** Ceiling's wall time / this wall time: 1.00 is the ceiling. */
+  vsCeiling?: number;
+  /** Best correct peer's wall time / this wall time: above 1 beats every peer. */
+  vsBestPeer?: number;
+  /** The issue's target for this figure and whether it is met, e.g. `≥0.90× ceiling: no`. */
+  target?: string;
   /** Anything else worth keeping in the JSON (bytes, requests, peak RSS...). */
   extra?: Record<string, number | string | boolean>;
 }
@@ -17,7 +39,8 @@ export interface BenchResult {
 export interface Scenario {
   name: string;
   description: string;
-  run(options: { signal?: AbortSignal }): Promise<BenchResult[]>;
+  /** `context` holds the flags, origins, datasets and tools; scenarios that need none ignore it. */
+  run(options: { signal?: AbortSignal; context: BenchContext }): Promise<BenchResult[]>;
 }
 
 /** Median of a non-empty list of numbers. */

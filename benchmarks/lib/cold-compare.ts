@@ -1,0 +1,90 @@
+import { rm } from 'node:fs/promises';
+import { formatBytes } from './byte-size.js';
+import { measureCeiling } from './ceiling.js';
+import type { BenchContext, DatasetKind } from './context.js';
+import type { Origin } from './origin.js';
+import type { BenchResult } from './scenario.js';
+import { summarize, withTarget } from './summarize.js';
+import { alternate, runSync, type SyncSample } from './sync-run.js';
+import type { SyncTool } from './sync-tools.js';
+
+export const CEILING = 'ceiling: parallel ranged GETs';
+const RSS_LIMIT = 256 * 2 ** 20;
+
+/** The ceiling run once: ranged GETs of the whole prefix, metered like the tools. */
+export async function ceilingSample(
+  context: BenchContext,
+  origin: Origin,
+  prefix: string,
+  bytes: number,
+): Promise<SyncSample> {
+  const before = await origin.counters();
+  const run = await measureCeiling(origin, prefix, {
+    partSize: context.partSize,
+    concurrency: context.config.concurrency,
+    workDir: context.config.workDir,
+  });
+  const after = await origin.counters();
+  return {
+    tool: CEILING,
+    kind: 'ceiling',
+    wallMs: run.wallMs,
+    sourceBytes: before && after ? after.bytes - before.bytes : run.bytes,
+    requests: before && after ? after.requests - before.requests : run.requests,
+    problems: run.bytes === bytes ? [] : [`read ${run.bytes} bytes, want ${bytes}`],
+  };
+}
+
+/**
+ * Pulls a dataset into an empty folder with every tool and reads it once with the ceiling's
+ * client, on every origin, alternating the order each run; ferry's row carries the issue's
+ * cold targets.
+ */
+export async function coldCompare(
+  context: BenchContext,
+  scenario: string,
+  kind: DatasetKind,
+): Promise<BenchResult[]> {
+  const rows: BenchResult[] = [];
+  for (const origin of await context.origins()) {
+    const published = await context.published(origin, kind);
+    if (published === undefined) {
+      context.notes.push(
+        `${scenario}: skipped on ${origin.name} (read-only, no ${kind} dataset there)`,
+      );
+      continue;
+    }
+    context.log(
+      `${scenario} on ${origin.name}: ${published.files.size} files, ${formatBytes(published.bytes)}`,
+    );
+    const samples: SyncSample[] = [];
+    const contenders: Array<SyncTool | 'ceiling'> = ['ceiling', ...context.tools(origin)];
+    await alternate(context.config.runs, contenders, async (contender) => {
+      if (contender === 'ceiling') {
+        samples.push(await ceilingSample(context, origin, published.prefix, published.bytes));
+        return;
+      }
+      const dest = await context.freshDir(scenario, origin.name, contender.name);
+      const sample = await runSync(contender, origin, published.prefix, dest, {
+        expected: published.files,
+      });
+      context.log(
+        `${contender.name}: ${(sample.wallMs / 1000).toFixed(2)} s${sample.problems.length > 0 ? ` WRONG ${sample.problems[0]}` : ''}`,
+      );
+      samples.push(sample);
+      // Caches of every tool at once would be tools × dataset on disk; one at a time is enough.
+      await rm(dest, { recursive: true, force: true });
+    });
+    let summary = summarize(origin, samples, {
+      measure: scenario,
+      unit: 'MB/s',
+      bytes: published.bytes,
+    });
+    summary = withTarget(summary, '≥0.90× ceiling', (r) => (r.vsCeiling ?? 0) >= 0.9);
+    if (summary.some((r) => r.vsBestPeer !== undefined)) {
+      summary = withTarget(summary, '≥1.5× best peer', (r) => (r.vsBestPeer ?? 0) >= 1.5);
+    }
+    rows.push(...withTarget(summary, 'RSS <256 MiB', (r) => (r.peakRssBytes ?? 0) < RSS_LIMIT));
+  }
+  return rows;
+}

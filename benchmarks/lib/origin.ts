@@ -1,0 +1,54 @@
+import type { ObjectInfo } from '@ferry/adapters';
+import type { Dataset } from './dataset.js';
+
+/** Where the files are served from. */
+export type OriginName = 's3rver' | 'nginx' | 'nginx-s3' | 'env';
+
+export const ORIGIN_NAMES: readonly OriginName[] = ['s3rver', 'nginx', 'nginx-s3', 'env'];
+
+/** What the origin itself counted: the same meter for every tool. */
+export interface OriginCounters {
+  requests: number;
+  bytes: number;
+}
+
+/** How S3 tools (aws, rclone, s3cmd) reach the origin; absent when it cannot list. */
+export interface S3Access {
+  /** Absent for AWS itself. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Absent: the tools' own credential chain (env, profile). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Reads byte ranges the cheapest way the origin allows: the ceiling's client. */
+export interface RangeReader {
+  /** Reads `[start, end)` of `key` and discards it; resolves to the body bytes received. */
+  read(key: string, start: number, end: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface Origin {
+  name: OriginName;
+  /** One line for the report: what serves the bytes and how ferry reaches it. */
+  describe: string;
+  /** The prefix holding a published dataset, under which ferry and peers read. */
+  ferryUri(prefix: string): string;
+  /** Environment for ferry and the peers (endpoint, credentials). */
+  env: Record<string, string>;
+  s3?: S3Access;
+  /** False for a bucket named by the environment: the runner never writes there. */
+  writable: boolean;
+  /** Makes the dataset the latest version of `prefix` (`ferry publish`, or its nginx equivalent). */
+  publish(dataset: Dataset, prefix: string): Promise<void>;
+  /** The data objects under `prefix` (keys relative to it, `.ferry/` left out). */
+  objects(prefix: string): Promise<ObjectInfo[]>;
+  /** Plain-HTTP URL of `prefix` where unsigned GETs work: the ceiling uses curl there. */
+  httpBase?(prefix: string): string;
+  /** Otherwise the ceiling reads through this (signed requests), keys relative to `prefix`. */
+  rangeReader?(prefix: string): RangeReader;
+  /** Undefined when the origin is not ours to meter (a real bucket). */
+  counters(): Promise<OriginCounters | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,75 @@
+import type { Origin } from './origin.js';
+import { type BenchResult, median } from './scenario.js';
+import type { SyncSample } from './sync-run.js';
+
+export interface SummarizeOptions {
+  /** The measure's name in the table, e.g. `cold pull`. */
+  measure: string;
+  /** `MB/s` over `bytes`, or plain wall seconds (warm, no-op runs). */
+  unit: 'MB/s' | 's';
+  /** Bytes each tool had to deliver, for MB/s. */
+  bytes: number;
+}
+
+const medianOf = (values: Array<number | undefined>) => {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length === 0 ? undefined : median(known);
+};
+
+/**
+ * One row per tool: medians over the runs, the highest peak RSS, and the ratios to the
+ * ceiling and to the fastest peer that got the bytes right (a wrong peer is not a baseline).
+ */
+export function summarize(
+  origin: Origin,
+  samples: SyncSample[],
+  options: SummarizeOptions,
+): BenchResult[] {
+  const byTool = new Map<string, SyncSample[]>();
+  for (const s of samples) byTool.set(s.tool, [...(byTool.get(s.tool) ?? []), s]);
+  const rows = [...byTool].map(([tool, runs]) => {
+    const first = runs[0] as SyncSample;
+    const wallMs = median(runs.map((r) => r.wallMs));
+    const problems = [...new Set(runs.flatMap((r) => r.problems))];
+    const rss = runs.map((r) => r.peakRssBytes ?? 0);
+    const sourceBytes = medianOf(runs.map((r) => r.sourceBytes));
+    const requests = medianOf(runs.map((r) => r.requests));
+    return {
+      kind: first.kind,
+      row: {
+        name: options.measure,
+        origin: origin.name,
+        tool,
+        value: options.unit === 'MB/s' ? options.bytes / 1e6 / (wallMs / 1000) : wallMs / 1000,
+        unit: options.unit,
+        wallMs,
+        ...(sourceBytes === undefined ? {} : { sourceBytes }),
+        ...(requests === undefined ? {} : { requests }),
+        ...(first.kind === 'ceiling' ? {} : { peakRssBytes: Math.max(...rss) }),
+        correct: problems.length === 0,
+        ...(problems.length === 0 ? {} : { problems: problems.slice(0, 5) }),
+        extra: { runs: runs.length, walls: runs.map((r) => Math.round(r.wallMs)).join(' ') },
+      } satisfies BenchResult,
+    };
+  });
+  const ceiling = rows.find((r) => r.kind === 'ceiling')?.row.wallMs;
+  const peerWalls = rows.filter((r) => r.kind === 'peer' && r.row.correct).map((r) => r.row.wallMs);
+  const bestPeer = peerWalls.length === 0 ? undefined : Math.min(...peerWalls);
+  return rows.map(({ kind, row }) => ({
+    ...row,
+    ...(ceiling === undefined ? {} : { vsCeiling: ceiling / row.wallMs }),
+    ...(bestPeer === undefined || kind === 'ceiling' ? {} : { vsBestPeer: bestPeer / row.wallMs }),
+  }));
+}
+
+/** Marks ferry's row with a target and whether it holds. */
+export function withTarget(rows: BenchResult[], text: string, met: (row: BenchResult) => boolean) {
+  return rows.map((row) =>
+    row.tool === 'ferry'
+      ? {
+          ...row,
+          target: `${row.target ? `${row.target}; ` : ''}${text}: ${met(row) ? 'met' : 'MISSED'}`,
+        }
+      : row,
+  );
+}
