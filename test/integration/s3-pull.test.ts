@@ -178,7 +178,7 @@ describe('faults', () => {
   ] as const)('recovers from %s and writes the right bytes', async (_name, fault) => {
     const server = await startFaultServer({ root: faultRoot });
     try {
-      server.inject(fault, { key: 'model-00001.safetensors', method: 'GET' });
+      server.inject(fault, { key: 'model-00001.safetensors', method: 'GET', covers: MiB + 5 });
       const retries: string[] = [];
       const result = await pull({
         source: `${server.url}/`,

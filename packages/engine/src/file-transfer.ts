@@ -273,15 +273,18 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   }
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await ctx.pool.run({
-        kind: 'fetch',
-        uri: ctx.sourceUri,
-        sourceOptions: ctx.sourceOptions,
-        key: plan.entry.path,
-        ...(plan.entry.etag === undefined ? {} : { ifMatch: plan.entry.etag }),
-        tmpPath: file.tmpPath,
-        ...base,
-      });
+      const r = await ctx.pool.run(
+        {
+          kind: 'fetch',
+          uri: ctx.sourceUri,
+          sourceOptions: ctx.sourceOptions,
+          key: plan.entry.path,
+          ...(plan.entry.etag === undefined ? {} : { ifMatch: plan.entry.etag }),
+          tmpPath: file.tmpPath,
+          ...base,
+        },
+        index,
+      );
       file.digests[index] = r.digest;
       file.fetchedBytes += r.bytes;
       file.doneBytes += r.bytes;

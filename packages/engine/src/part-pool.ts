@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { BroadcastChannel } from 'node:worker_threads';
+import { AbortError } from '@ferry/manifest';
 import { Piscina } from 'piscina';
 import type {
   PartTask,
@@ -15,26 +15,25 @@ export interface PartPoolOptions {
   workers?: number;
   /** Tasks in flight at once across all workers. */
   concurrency: number;
-  onRetry?: (notice: RetryNotice) => void;
+  /** A worker retried a read; `part` is the part index the task was run with, when given. */
+  onRetry?: (notice: RetryNotice & { part?: number }) => void;
 }
 
 type SlotTask<T extends PartTask> = T extends { slot: number } ? Omit<T, 'slot'> : T;
 export type PoolTask = SlotTask<PartTask>;
 
-let poolCount = 0;
-
 /**
  * Worker threads that fetch, copy and hash parts. Each worker keeps its own sources (so
  * its own sockets) and runs several tasks at once; byte progress flows back through shared
- * counters, so progress costs no messages.
+ * counters, so progress costs no messages, and retries come back with each task's outcome.
  */
 export class PartPool {
   readonly #piscina: Piscina;
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
-  readonly #channel: BroadcastChannel;
   readonly #freeSlots: number[];
   readonly #running = new Map<number, { start: number; fetch: boolean }>();
+  readonly #onRetry: PartPoolOptions['onRetry'];
   #settledBytes = 0;
   #requests = 0;
 
@@ -42,20 +41,13 @@ export class PartPool {
     const workers = Math.max(1, options.workers ?? Math.min(4, availableParallelism()));
     const progress = new SharedArrayBuffer(4 * options.concurrency);
     const control = new SharedArrayBuffer(4);
-    const channel = `ferry-parts-${process.pid}-${++poolCount}`;
     this.#progress = new Int32Array(progress);
     this.#control = new Int32Array(control);
     this.#freeSlots = Array.from({ length: options.concurrency }, (_, i) => i);
-    this.#channel = new BroadcastChannel(channel);
-    this.#channel.unref();
-    const onRetry = options.onRetry;
-    this.#channel.onmessage = (event: unknown) => {
-      this.#requests++;
-      onRetry?.((event as { data: RetryNotice }).data);
-    };
+    this.#onRetry = options.onRetry;
     // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
     const fromSource = import.meta.url.endsWith('.ts');
-    const workerData: PartWorkerData = { progress, control, channel };
+    const workerData: PartWorkerData = { progress, control };
     this.#piscina = new Piscina({
       filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
       minThreads: workers,
@@ -69,8 +61,12 @@ export class PartPool {
     });
   }
 
-  /** Runs one task; rejects with the worker's error rebuilt (code and details kept). */
-  async run(task: PoolTask): Promise<PartTaskResult> {
+  /**
+   * Runs one task; rejects with the worker's error rebuilt (code and details kept), or
+   * with an AbortError once `stop()` was called. `part` labels retry notices.
+   */
+  async run(task: PoolTask, part?: number): Promise<PartTaskResult> {
+    if (Atomics.load(this.#control, 0) === 1) throw new AbortError('pool stopped');
     const needsSlot = task.kind === 'fetch' || task.kind === 'copy';
     const slot = needsSlot ? this.#freeSlots.pop() : undefined;
     if (needsSlot && slot === undefined) {
@@ -87,6 +83,10 @@ export class PartPool {
       const outcome = (await this.#piscina.run(
         slot === undefined ? task : { ...task, slot },
       )) as PartTaskOutcome;
+      for (const notice of outcome.retries) {
+        this.#requests++;
+        this.#onRetry?.(part === undefined ? notice : { ...notice, part });
+      }
       if (!outcome.ok) throw deserializeError(outcome.error);
       if (task.kind === 'fetch') this.#settledBytes += outcome.result.bytes;
       return outcome.result;
@@ -118,7 +118,6 @@ export class PartPool {
   }
 
   async destroy(): Promise<void> {
-    this.#channel.close();
     await this.#piscina.destroy();
   }
 }

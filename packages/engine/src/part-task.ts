@@ -52,13 +52,14 @@ export interface PartTaskResult {
   bytes: number;
 }
 
-export type PartTaskOutcome =
+/** A task's result or error, with the read retries it took on the way. */
+export type PartTaskOutcome = { retries: RetryNotice[] } & (
   | { ok: true; result: PartTaskResult }
-  | { ok: false; error: SerializedError };
+  | { ok: false; error: SerializedError }
+);
 
-/** Retry notices workers broadcast; the pull turns them into `retry` events. */
+/** A read a worker retried; the pull turns these into `retry` events. */
 export interface RetryNotice {
-  slot: number;
   key: string;
   attempt: number;
   code: string;
@@ -71,6 +72,4 @@ export interface PartWorkerData {
   progress: SharedArrayBuffer;
   /** Int32 [0]: set to 1 to make every running task stop at its next chunk. */
   control: SharedArrayBuffer;
-  /** BroadcastChannel name for RetryNotice messages. */
-  channel: string;
 }

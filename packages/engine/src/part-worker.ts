@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { BroadcastChannel } from 'node:worker_threads';
 import { openSource, type Source, withRetry } from '@ferry/adapters';
 import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
 import { workerData } from 'piscina';
@@ -22,21 +21,12 @@ const data = workerData as PartWorkerData;
 const progress = new Int32Array(data.progress);
 const control = new Int32Array(data.control);
 const sources = new Map<string, Source>();
-let retryChannel: BroadcastChannel | undefined;
 
 /** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
 const WRITE_BATCH = 1 << 20;
 
-function notifyRetry(notice: RetryNotice): void {
-  if (!retryChannel) {
-    retryChannel = new BroadcastChannel(data.channel);
-    retryChannel.unref();
-  }
-  retryChannel.postMessage(notice);
-}
-
 /** One Source per (uri, options) per worker: each worker keeps its own connection pool. */
-function sourceFor(task: FetchTask): Source {
+function sourceFor(task: FetchTask, retries: RetryNotice[]): Source {
   const id = `${task.uri}\n${JSON.stringify(task.sourceOptions)}`;
   let source = sources.get(id);
   if (!source) {
@@ -45,7 +35,7 @@ function sourceFor(task: FetchTask): Source {
   }
   return withRetry(source, {
     onRetry: ({ key, attempt, error }) => {
-      notifyRetry({ slot: task.slot, key, attempt, code: error.code, message: error.message });
+      retries.push({ key, attempt, code: error.code, message: error.message });
     },
   });
 }
@@ -103,11 +93,11 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
   }
 }
 
-async function fetchPart(task: FetchTask): Promise<PartTaskResult> {
+async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartTaskResult> {
   const stop = stopSignal();
   const file = await open(task.tmpPath, 'r+');
   try {
-    const source = sourceFor(task);
+    const source = sourceFor(task, retries);
     const hasher = await createPartHasher(task.algorithm);
     const body = await source.read(task.key, {
       start: task.start,
@@ -185,10 +175,10 @@ async function md5File(path: string): Promise<PartTaskResult> {
   return { digest: hash.digest('hex'), bytes };
 }
 
-function runTask(task: PartTask): Promise<PartTaskResult> {
+function runTask(task: PartTask, retries: RetryNotice[]): Promise<PartTaskResult> {
   switch (task.kind) {
     case 'fetch':
-      return fetchPart(task);
+      return fetchPart(task, retries);
     case 'copy':
       return copyPart(task);
     case 'hash':
@@ -203,9 +193,12 @@ function runTask(task: PartTask): Promise<PartTaskResult> {
  * because an Error crossing a thread boundary loses its `code` and other fields.
  */
 export default async function runPartTask(task: PartTask): Promise<PartTaskOutcome> {
+  const retries: RetryNotice[] = [];
   try {
-    return { ok: true, result: await runTask(task) };
+    // Tasks queued before a stop still reach the worker: drop them unstarted.
+    if (Atomics.load(control, 0) === 1) throw new AbortError('pull stopped');
+    return { ok: true, result: await runTask(task, retries), retries };
   } catch (error) {
-    return { ok: false, error: serializeError(error) };
+    return { ok: false, error: serializeError(error), retries };
   }
 }

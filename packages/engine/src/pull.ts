@@ -131,6 +131,8 @@ async function runPull(
   }
 
   let pool: PartPool | undefined;
+  const stopPool = () => pool?.stop();
+  signal.addEventListener('abort', stopPool, { once: true });
   const getPool = () => {
     pool ??= new PartPool({
       ...(options.workers === undefined ? {} : { workers: options.workers }),
@@ -139,7 +141,7 @@ async function runPull(
         emit({
           type: 'retry',
           path: notice.key,
-          part: -1,
+          part: notice.part ?? -1,
           attempt: notice.attempt,
           code: notice.code,
           message: notice.message,
@@ -259,26 +261,24 @@ async function runPull(
     emit({ type: 'done', result });
     return result;
   } finally {
+    signal.removeEventListener('abort', stopPool);
     await pool?.destroy();
     await store.close();
     if (ownsSource) await source.close();
   }
 }
 
-/** Runs the transfer with progress sampling, and makes an abort stop the workers' reads at once. */
+/** Runs the transfer with progress sampling. */
 async function transferWithPool(
   plans: FilePlan[],
   pool: PartPool,
   meter: ProgressMeter,
   ctx: Omit<TransferContext, 'pool'>,
 ): Promise<CommittedFile[]> {
-  const stopPool = () => pool.stop();
-  ctx.signal.addEventListener('abort', stopPool, { once: true });
   meter.start(PROGRESS_INTERVAL_MS);
   try {
     return await transferFiles(plans, { ...ctx, pool }, meter.active);
   } finally {
-    ctx.signal.removeEventListener('abort', stopPool);
     meter.stop();
   }
 }
