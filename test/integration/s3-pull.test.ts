@@ -1,7 +1,7 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
-import { publish, pull } from '@ferry/engine';
+import { type PullEvent, publish, pull } from '@ferry/engine';
 import { isFerryError } from '@ferry/manifest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -113,17 +113,13 @@ describe('pull from s3rver', () => {
     await publish({ dir: origin, dest, ref: 'v1', sourceOptions: options });
     const cache = join(tmp.path, 'cache');
     const waits: string[] = [];
+    const onEvent = (e: PullEvent) => {
+      if (e.type === 'waiting-for-lock') waits.push(e.holder);
+    };
+    // Whichever opens the root first holds it; the other one waits.
     const [a, b] = await Promise.all([
-      pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options }),
-      pull({
-        source: dest,
-        ref: 'v1',
-        root: cache,
-        sourceOptions: options,
-        onEvent: (e) => {
-          if (e.type === 'waiting-for-lock') waits.push(e.holder);
-        },
-      }),
+      pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options, onEvent }),
+      pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options, onEvent }),
     ]);
     expect(await differingFiles(a.dir, files)).toEqual([]);
     expect(a.fetchedBytes + b.fetchedBytes).toBe(
