@@ -17,10 +17,10 @@ const HELP = `Usage: pnpm bench [-- flags]
 
   --scenario <name>     run only this scenario (repeatable); --list shows them
   --runs <n>            runs per tool, median reported (default 3; 1 for a quick look)
-  --size <bytes>        model dataset: total shard bytes (default 512MiB)
+  --size <bytes>        model dataset: total shard bytes (default 256MiB)
   --shards <n>          model dataset: shard count (default 4)
-  --small-files <n>     many-small-files dataset: files of 64 KiB (default 2000)
-  --large-size <bytes>  one-large-file dataset (default 1GiB; try 4GiB)
+  --small-files <n>     many-small-files dataset: files of 64 KiB (default 1000)
+  --large-size <bytes>  one-large-file dataset (default 512MiB; try 4GiB)
   --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
                         ${ENV_URI}=s3://bucket/prefix is set; env is read-only)
   --peers <list>        peers to run, by name prefix: aws,rclone,s3cmd or none (default all installed)
@@ -172,9 +172,9 @@ async function main(): Promise<void> {
   const workDir = values['work-dir'] ?? join(tmpdir(), `ferry-bench-${process.pid}`);
   const config: BenchConfig = {
     runs: count(values.runs, '--runs', 3),
-    size: values.size === undefined ? 512 * 2 ** 20 : parseByteSize(values.size, '--size'),
+    size: values.size === undefined ? 256 * 2 ** 20 : parseByteSize(values.size, '--size'),
     shards: count(values.shards, '--shards', 4),
-    smallFiles: count(values['small-files'], '--small-files', 2000),
+    smallFiles: count(values['small-files'], '--small-files', 1000),
     largeSize:
       values['large-size'] === undefined
         ? 2 ** 30

@@ -64,26 +64,26 @@ async function curlCeiling(
     todo
       .map((r) => {
         const url = prefix + r.key.split('/').map(encodeURIComponent).join('/');
-        return `url = "${url}"\nrange = "${r.start}-${r.end - 1}"\noutput = "/dev/null"\n`;
+        return [
+          `url = "${url}"`,
+          `range = "${r.start}-${r.end - 1}"`,
+          'output = "/dev/null"',
+          'write-out = "%{size_download}\\n"',
+          'fail',
+          'silent',
+          'show-error',
+          '',
+        ].join('\n');
       })
-      .join(''),
+      // `range` and `write-out` are not per-URL options: without `next` between transfers
+      // the last range would apply to every URL.
+      .join('next\n'),
   );
   const started = performance.now();
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       'curl',
-      [
-        '--silent',
-        '--show-error',
-        '--fail',
-        '--parallel',
-        '--parallel-max',
-        String(options.concurrency),
-        '--config',
-        config,
-        '--write-out',
-        '%{size_download}\n',
-      ],
+      ['--parallel', '--parallel-max', String(options.concurrency), '--config', config],
       { maxBuffer: 64 * 2 ** 20 },
       (error, out) => (error ? reject(error) : resolve(out)),
     );

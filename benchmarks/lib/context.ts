@@ -13,13 +13,13 @@ import { ferryTool, type PeerInfo, type SyncTool } from './sync-tools.js';
 export interface BenchConfig {
   /** Runs per tool, median reported. @default 3 */
   runs: number;
-  /** Total bytes of the model dataset's shards. @default 512 MiB */
+  /** Total bytes of the model dataset's shards. @default 256 MiB */
   size: number;
   /** Shards the model dataset is cut into. @default 4 */
   shards: number;
-  /** Files of 64 KiB in the many-small-files dataset. @default 2000 */
+  /** Files of 64 KiB in the many-small-files dataset. @default 1000 */
   smallFiles: number;
-  /** Size of the one-large-file dataset. @default 1 GiB */
+  /** Size of the one-large-file dataset. @default 512 MiB */
   largeSize: number;
   /** Origins to run against. @default s3rver, nginx (when installed), env (when set) */
   origins: OriginName[];

@@ -34,6 +34,7 @@ export function summarize(
     const rss = runs.map((r) => r.peakRssBytes ?? 0);
     const sourceBytes = medianOf(runs.map((r) => r.sourceBytes));
     const requests = medianOf(runs.map((r) => r.requests));
+    const engineMs = medianOf(runs.map((r) => r.result?.durationMs));
     return {
       kind: first.kind,
       row: {
@@ -48,7 +49,12 @@ export function summarize(
         ...(first.kind === 'ceiling' ? {} : { peakRssBytes: Math.max(...rss) }),
         correct: problems.length === 0,
         ...(problems.length === 0 ? {} : { problems: problems.slice(0, 5) }),
-        extra: { runs: runs.length, walls: runs.map((r) => Math.round(r.wallMs)).join(' ') },
+        extra: {
+          runs: runs.length,
+          walls: runs.map((r) => Math.round(r.wallMs)).join(' '),
+          // ferry's own duration: the wall time less process start-up and module loading.
+          ...(engineMs === undefined ? {} : { engineMs }),
+        },
       } satisfies BenchResult,
     };
   });
