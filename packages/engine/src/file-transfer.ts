@@ -284,6 +284,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           ...base,
         },
         index,
+        plan.relPath,
       );
       file.digests[index] = r.digest;
       file.fetchedBytes += r.bytes;

@@ -32,7 +32,7 @@ export class PartPool {
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
   readonly #freeSlots: number[];
-  readonly #running = new Map<number, { start: number; fetch: boolean }>();
+  readonly #running = new Map<number, { start: number; fetch: boolean; owner?: string }>();
   readonly #onRetry: PartPoolOptions['onRetry'];
   #settledBytes = 0;
   #requests = 0;
@@ -63,9 +63,10 @@ export class PartPool {
 
   /**
    * Runs one task; rejects with the worker's error rebuilt (code and details kept), or
-   * with an AbortError once `stop()` was called. `part` labels retry notices.
+   * with an AbortError once `stop()` was called. `part` labels retry notices, `owner`
+   * (a file) groups in-flight bytes for `inFlightByOwner()`.
    */
-  async run(task: PoolTask, part?: number): Promise<PartTaskResult> {
+  async run(task: PoolTask, part?: number, owner?: string): Promise<PartTaskResult> {
     if (Atomics.load(this.#control, 0) === 1) throw new AbortError('pool stopped');
     const needsSlot = task.kind === 'fetch' || task.kind === 'copy';
     const slot = needsSlot ? this.#freeSlots.pop() : undefined;
@@ -76,6 +77,7 @@ export class PartPool {
       this.#running.set(slot, {
         start: Atomics.load(this.#progress, slot),
         fetch: task.kind === 'fetch',
+        ...(owner === undefined ? {} : { owner }),
       });
     }
     if (task.kind === 'fetch') this.#requests++;
@@ -105,6 +107,19 @@ export class PartPool {
       if (fetch) inFlight += (Atomics.load(this.#progress, slot) - start) | 0;
     }
     return this.#settledBytes + inFlight;
+  }
+
+  /** Bytes moved so far by running fetch and copy tasks, per owner. */
+  inFlightByOwner(): Map<string, number> {
+    const bytes = new Map<string, number>();
+    for (const [slot, { start, owner }] of this.#running) {
+      if (owner === undefined) continue;
+      bytes.set(
+        owner,
+        (bytes.get(owner) ?? 0) + ((Atomics.load(this.#progress, slot) - start) | 0),
+      );
+    }
+    return bytes;
   }
 
   /** Source requests made by the workers (one per fetch, plus one per retry). */

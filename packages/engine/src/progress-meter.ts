@@ -12,6 +12,8 @@ export class ProgressMeter {
   constructor(
     readonly totalBytes: number,
     readonly transferred: () => number,
+    /** Bytes of parts still running, by file (root-relative path). */
+    readonly inFlight: () => Map<string, number>,
     readonly active: ActiveFiles,
     readonly emit: (event: PullEvent) => void,
   ) {}
@@ -42,6 +44,7 @@ export class ProgressMeter {
     const seconds = (now - first.at) / 1000;
     const rate = seconds > 0 ? (bytes - first.bytes) / seconds : 0;
     const totalBytes = Math.max(this.totalBytes, bytes);
+    const running = this.inFlight();
     this.emit({
       type: 'progress',
       transferredBytes: bytes,
@@ -50,7 +53,7 @@ export class ProgressMeter {
       etaSeconds: rate > 0 ? (totalBytes - bytes) / rate : undefined,
       active: [...this.active].map((f) => ({
         path: f.plan.entry.path,
-        transferredBytes: f.doneBytes,
+        transferredBytes: f.doneBytes + (running.get(f.plan.relPath) ?? 0),
         totalBytes: f.plan.entry.size,
       })),
     });

@@ -176,8 +176,15 @@ async function presentObjects(
 ): Promise<(entry: Entry) => string | undefined> {
   if (!dest.capabilities.list) return () => undefined;
   const refs = new Set([ref]);
-  for await (const object of dest.list(`${META_PREFIX}refs/`, { signal })) {
-    refs.add(object.key.slice(`${META_PREFIX}refs/`.length));
+  try {
+    for await (const object of dest.list(`${META_PREFIX}refs/`, { signal })) {
+      refs.add(object.key.slice(`${META_PREFIX}refs/`.length));
+    }
+  } catch (error) {
+    // A destination folder that does not exist yet holds nothing; writing creates it.
+    if (isFerryError(error, 'FERRY_NOT_FOUND') && dest.uri.startsWith('file:'))
+      return () => undefined;
+    throw error;
   }
   const recorded = new Map<string, Set<string>>();
   for (const name of refs) {

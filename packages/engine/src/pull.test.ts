@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ beforeEach(async () => {
   origin = join(tmp.path, 'origin');
   store = join(tmp.path, 'store', 'models', 'm');
   cache = join(tmp.path, 'cache');
-  await mkdir(store, { recursive: true });
+  // `store` does not exist yet: publishing creates it.
 });
 afterEach(() => tmp.remove());
 

@@ -95,10 +95,19 @@ export async function pull(
   }
 }
 
-function openPullSource(options: PullOptions): { source: Source; uri: string } {
-  if (typeof options.source !== 'string')
+function openPullSource(
+  options: PullOptions,
+  emit: (event: PullEvent) => void,
+): { source: Source; uri: string } {
+  if (typeof options.source !== 'string') {
     return { source: options.source, uri: options.source.uri };
-  const source = withRetry(openSource(options.source, options.sourceOptions));
+  }
+  // Metadata reads (ref, manifest, listing) report their retries too: an unreachable
+  // endpoint shows up at once, not after the last attempt.
+  const source = withRetry(openSource(options.source, options.sourceOptions), {
+    onRetry: ({ key, attempt, error }) =>
+      emit({ type: 'retry', path: key, attempt, code: error.code, message: error.message }),
+  });
   return { source, uri: source.uri };
 }
 
@@ -108,7 +117,7 @@ async function runPull(
   emit: (event: PullEvent) => void,
 ): Promise<PullResult> {
   const started = performance.now();
-  const { source, uri } = openPullSource(options);
+  const { source, uri } = openPullSource(options, emit);
   const ownsSource = typeof options.source === 'string';
   const subdir = options.subdir === undefined ? defaultSubdir(uri) : options.subdir;
   const normalizedSubdir = subdir === '' ? '' : normalizePath(subdir);
@@ -141,7 +150,7 @@ async function runPull(
         emit({
           type: 'retry',
           path: notice.key,
-          part: notice.part ?? -1,
+          ...(notice.part === undefined ? {} : { part: notice.part }),
           attempt: notice.attempt,
           code: notice.code,
           message: notice.message,
@@ -202,6 +211,7 @@ async function runPull(
         meter = new ProgressMeter(
           summary.fetch.bytes,
           () => pool?.fetchedBytes() ?? 0,
+          () => pool?.inFlightByOwner() ?? new Map(),
           new Set(),
           emit,
         );

@@ -90,8 +90,10 @@ export type PullEvent =
   | { type: 'file-done'; path: string; size: number; fetchedBytes: number; reusedBytes: number }
   | {
       type: 'retry';
+      /** The file (or metadata key: ref, manifest, listing) whose read is retried. */
       path: string;
-      part: number;
+      /** Index of the part, for file reads. */
+      part?: number;
       attempt: number;
       code: string;
       message: string;

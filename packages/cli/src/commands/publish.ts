@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type PublishEvent, publish } from '@ferry/engine';
 import { formatBytes, parseSize } from '../byte-size.js';
@@ -61,8 +60,6 @@ export const publishCommand: Command = {
         : parseCount(values.concurrency, '--concurrency', 256);
     const local = !/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(dest);
     const destination = local ? resolve(ctx.io.cwd, dest) : dest;
-    // A local store is a folder like any other: create it, as `cp -r` would.
-    if (local) await mkdir(destination, { recursive: true });
     ctx.setResumeHint('the ref was not moved; run the same `ferry publish` again.');
     const mode = outputMode(ctx.io, values);
     const view = progressView(ctx.io, mode);
