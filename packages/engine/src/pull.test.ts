@@ -107,6 +107,21 @@ describe('pull from a published local prefix', () => {
     expect(await differingFiles(checking.dir, files)).toEqual([]);
   });
 
+  it('repairs a file changed on disk by fetching only its bad parts', async () => {
+    const files = await writeModel(origin, { shards: [3 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    const target = join(cache, 'm', 'model-00001.safetensors');
+    const bytes = await readFile(target);
+    bytes[MiB + 1] = (bytes[MiB + 1] ?? 0) ^ 0xff;
+    await writeFile(target, bytes);
+
+    const repaired = await pull({ source: store, ref: 'v1', root: cache });
+    expect(repaired.fetchedBytes).toBe(partSize);
+    expect(repaired.reusedBytes).toBe(2 * partSize);
+    expect(await differingFiles(repaired.dir, files)).toEqual([]);
+  });
+
   it('reports a missing ref by name', async () => {
     await writeModel(origin, { shards: [10] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
