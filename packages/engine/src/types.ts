@@ -37,7 +37,7 @@ export interface PullOptions {
   workers?: number;
   /** Plan only: report what would be transferred, change nothing. @default false */
   dryRun?: boolean;
-  /** Wait for another pull holding the root instead of failing with FERRY_ROOT_LOCKED. @default true */
+  /** Wait for another pull holding the root instead of failing with FERRY_STORE_LOCKED. @default true */
   waitForLock?: boolean;
   signal?: AbortSignal;
 }

@@ -20,7 +20,6 @@ export type FerryErrorCode =
   | 'FERRY_BAD_SOURCE'
   | 'FERRY_BAD_CONFIG'
   | 'FERRY_USAGE'
-  | 'FERRY_ROOT_LOCKED'
   | 'FERRY_IO'
   | 'FERRY_ABORTED';
 
