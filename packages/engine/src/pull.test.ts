@@ -41,6 +41,26 @@ describe('pull from a published local prefix', () => {
     expect(await readdir(join(cache, '.ferry', 'tmp'))).toEqual([]);
   });
 
+  it('warm-starts hundreds of files with the two metadata reads and no transfer', async () => {
+    const files = await writeModel(origin, { shards: [MiB], smallFiles: 400 });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    const events: string[] = [];
+    const warm = await pull({
+      source: store,
+      ref: 'v1',
+      root: cache,
+      onEvent: (e) => events.push(e.type),
+    });
+    expect(warm).toMatchObject({
+      fetchedBytes: 0,
+      reusedBytes: 0,
+      skippedFiles: files.size,
+      requests: 2,
+    });
+    expect(events).toEqual(['resolved', 'plan', 'done']);
+  });
+
   it('fetches only the changed parts and the new file of a new version', async () => {
     const files = await writeModel(origin, { shards: [4 * MiB, 2 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
