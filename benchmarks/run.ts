@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     smallFiles: count(values['small-files'], '--small-files', 1000),
     largeSize:
       values['large-size'] === undefined
-        ? 2 ** 30
+        ? 512 * 2 ** 20
         : parseByteSize(values['large-size'], '--large-size'),
     origins,
     concurrency: count(values.concurrency, '--concurrency', 16),
