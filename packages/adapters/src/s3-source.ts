@@ -1,15 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
 import { CheckedBody } from './checked-body.js';
 import { networkError } from './network-error.js';
@@ -36,6 +28,18 @@ const MAX_PARTS = 10_000;
 /** Parts uploaded at once; a multipart `write()` buffers at most this × the part size. */
 const UPLOAD_QUEUE = 4;
 
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+let sdk: Promise<S3Sdk> | undefined;
+
+/**
+ * The AWS SDK takes a few hundred milliseconds to load: it is loaded on the first S3
+ * request, so `--help`, HTTP and local sources, and warm starts that fail early never pay.
+ */
+function loadSdk(): Promise<S3Sdk> {
+  sdk ??= import('@aws-sdk/client-s3');
+  return sdk;
+}
+
 /** Where an S3 source points, as `parseSourceUri` gives it. */
 export interface S3Location {
   bucket: string;
@@ -56,7 +60,8 @@ export class S3Source implements Source {
   readonly uri: string;
   readonly capabilities: SourceCapabilities = { list: true, rangeReads: true, write: true };
   readonly metrics: SourceMetrics = { requests: 0, bytesRead: 0 };
-  readonly #client: S3Client;
+  readonly #config: S3ClientConfig;
+  #client: S3Client | undefined;
   readonly #bucket: string;
   /** `prefix/` or `''`: prepended to every key. */
   readonly #root: string;
@@ -101,7 +106,7 @@ export class S3Source implements Source {
     if (endpoint !== undefined) config.endpoint = endpoint;
     if (region !== undefined) config.region = region;
     if (options.credentials !== undefined) config.credentials = options.credentials;
-    this.#client = new S3Client(config);
+    this.#config = config;
   }
 
   async *list(prefix?: string, options: SignalOptions = {}): AsyncIterable<ObjectInfo> {
@@ -110,9 +115,9 @@ export class S3Source implements Source {
     let last: string | undefined;
     do {
       throwIfAborted(options.signal);
-      const page = await this.#send(undefined, options.signal, (client) =>
+      const page = await this.#send(undefined, options.signal, (client, s3) =>
         client.send(
-          new ListObjectsV2Command({
+          new s3.ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: this.#root + wanted,
             MaxKeys: this.#pageSize,
@@ -140,8 +145,8 @@ export class S3Source implements Source {
 
   async stat(key: string, options: SignalOptions = {}): Promise<ObjectInfo> {
     const normal = checkKey(key);
-    const head = await this.#send(normal, options.signal, (client) =>
-      client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#root + normal }), {
+    const head = await this.#send(normal, options.signal, (client, s3) =>
+      client.send(new s3.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#root + normal }), {
         abortSignal: options.signal,
       }),
     );
@@ -166,9 +171,9 @@ export class S3Source implements Source {
     }
     if (end === start) {
       // Nothing to transfer, but the object must exist and still match.
-      const head = await this.#send(normal, signal, (client) =>
+      const head = await this.#send(normal, signal, (client, s3) =>
         client.send(
-          new HeadObjectCommand({
+          new s3.HeadObjectCommand({
             Bucket: this.#bucket,
             Key: this.#root + normal,
             IfMatch: ifMatch,
@@ -182,9 +187,9 @@ export class S3Source implements Source {
     const ranged = start > 0 || end !== undefined;
     // Always an explicit first byte: s3rver answers suffix ranges (`bytes=-N`) wrongly.
     const range = ranged ? `bytes=${start}-${end === undefined ? '' : end - 1}` : undefined;
-    const object = await this.#send(normal, signal, (client) =>
+    const object = await this.#send(normal, signal, (client, s3) =>
       client.send(
-        new GetObjectCommand({
+        new s3.GetObjectCommand({
           Bucket: this.#bucket,
           Key: this.#root + normal,
           Range: range,
@@ -287,9 +292,9 @@ export class S3Source implements Source {
     }
     try {
       if (size <= partSize) {
-        const put = await this.#send(normal, controller.signal, (client) =>
+        const put = await this.#send(normal, controller.signal, (client, s3) =>
           client.send(
-            new PutObjectCommand({
+            new s3.PutObjectCommand({
               Bucket: this.#bucket,
               Key: objectKey,
               Body: checked,
@@ -302,6 +307,8 @@ export class S3Source implements Source {
         );
         return put.ETag === undefined ? {} : { etag: put.ETag };
       }
+      const [{ Upload }, s3] = await Promise.all([import('@aws-sdk/lib-storage'), loadSdk()]);
+      this.#client ??= new s3.S3Client(this.#config);
       const upload = new Upload({
         client: this.#client,
         params: { Bucket: this.#bucket, Key: objectKey, Body: checked, ContentLength: size },
@@ -324,7 +331,7 @@ export class S3Source implements Source {
   }
 
   async close(): Promise<void> {
-    this.#client.destroy();
+    this.#client?.destroy();
   }
 
   #url(key: string): string {
@@ -335,12 +342,14 @@ export class S3Source implements Source {
   async #send<Output>(
     key: string | undefined,
     signal: AbortSignal | undefined,
-    call: (client: S3Client) => Promise<Output>,
+    call: (client: S3Client, s3: S3Sdk) => Promise<Output>,
   ): Promise<Output> {
     throwIfAborted(signal);
     this.metrics.requests += 1;
     try {
-      return await call(this.#client);
+      const s3 = await loadSdk();
+      this.#client ??= new s3.S3Client(this.#config);
+      return await call(this.#client, s3);
     } catch (error) {
       throw this.#error(error, key, signal);
     }
