@@ -271,6 +271,11 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
       if (!isFerryError(error, 'FERRY_INTEGRITY')) throw error;
     }
   }
+  // A listing's ETag is the only identity its parts have, so every read is pinned to it. A
+  // published entry's parts are each checked against the manifest instead: its ETag came
+  // from the store it was published to and need not match the origin serving it now (a
+  // folder published locally and served by nginx or a CDN).
+  const pin = plan.entry.digest === undefined ? plan.entry.etag : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await ctx.pool.run(
@@ -279,7 +284,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           uri: ctx.sourceUri,
           sourceOptions: ctx.sourceOptions,
           key: plan.entry.path,
-          ...(plan.entry.etag === undefined ? {} : { ifMatch: plan.entry.etag }),
+          ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,
           ...base,
         },
