@@ -142,6 +142,21 @@ describe('pull from a published local prefix', () => {
     expect(await differingFiles(repaired.dir, files)).toEqual([]);
   });
 
+  it('pulls a published folder from an origin whose ETags differ from the published ones', async () => {
+    const files = await writeModel(origin, { shards: [2 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    // Same bytes, new mtime: every ETag the origin serves differs from the manifest's.
+    const later = new Date(Date.now() + 60_000);
+    for (const path of files.keys()) await utimes(join(store, path), later, later);
+    const server = await startFaultServer({ root: store });
+    try {
+      const result = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+      expect(await differingFiles(result.dir, files)).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('reports a missing ref by name', async () => {
     await writeModel(origin, { shards: [10] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
