@@ -126,10 +126,12 @@ export async function transferFiles(
     for (let i = 0; i < count; i++) jobs.push({ file, index: i, mode: initialMode(plan, i) });
   }
 
+  await mkdir(ctx.layout.tmpDir, { recursive: true });
+  const dirs = new Set<string>();
   const errors: unknown[] = [];
   for (const plan of copies) {
     try {
-      committed.push(await copyWholeFile(plan, ctx));
+      committed.push(await copyWholeFile(plan, ctx, dirs));
     } catch (error) {
       if (ctx.signal.aborted) throw new AbortError(ctx.signal.reason);
       errors.push(error);
@@ -146,7 +148,7 @@ export async function transferFiles(
         await openFile(file, ctx, active);
         if (job.index >= 0) await runPart(job, ctx);
         if (job.index < 0 || --file.remaining === 0) {
-          committed.push(await commitFile(file, ctx));
+          committed.push(await commitFile(file, ctx, dirs));
           active.delete(file);
         }
       } catch (error) {
@@ -185,7 +187,6 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
   file.opened ??= (async () => {
     const { plan } = file;
     const action = plan.action;
-    await mkdir(ctx.layout.tmpDir, { recursive: true });
     let resumed = false;
     if (action.kind === 'fetch' && action.resume) {
       const st = await stat(file.tmpPath).catch(() => undefined);
@@ -194,8 +195,12 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
     if (!resumed) {
       // Not resumable after all (partial file gone or cut short): every part is fetched.
       if (action.kind === 'fetch') delete action.resume;
-      await (await open(file.tmpPath, 'w')).close();
-      await truncate(file.tmpPath, plan.entry.size);
+      // A one-part file is created by the worker that writes it: two syscalls less per
+      // small file. Larger ones are preallocated here, before parts land at their offsets.
+      if (file.count !== 1) {
+        await (await open(file.tmpPath, 'w')).close();
+        if (plan.entry.size > 0) await truncate(file.tmpPath, plan.entry.size);
+      }
       if (file.journaled) {
         await ctx.store.startJournal({
           path: plan.relPath,
@@ -230,6 +235,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
     start,
     end,
     algorithm: ctx.algorithm,
+    create: file.count === 1,
     ...(expected === undefined ? {} : { expectedDigest: expected }),
   };
   let mode: PartMode = job.mode;
@@ -310,7 +316,11 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   }
 }
 
-async function commitFile(file: FileState, ctx: TransferContext): Promise<CommittedFile> {
+async function commitFile(
+  file: FileState,
+  ctx: TransferContext,
+  dirs: Set<string>,
+): Promise<CommittedFile> {
   const { plan } = file;
   const digests = file.digests as Digest[];
   const digest = await combinePartDigests(ctx.algorithm, plan.partSize, digests);
@@ -341,7 +351,8 @@ async function commitFile(file: FileState, ctx: TransferContext): Promise<Commit
     }
   }
   const parts: PartList = { size: plan.partSize, digests };
-  await placeFile(file.tmpPath, plan, ctx, { digest, parts });
+  // Every part was datasynced by its worker; only an empty file has nothing synced yet.
+  await placeFile(file.tmpPath, plan, ctx, { digest, parts }, { synced: file.count > 0, dirs });
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,
@@ -352,20 +363,30 @@ async function commitFile(file: FileState, ctx: TransferContext): Promise<Commit
   return { plan, digest, parts, fetchedBytes: file.fetchedBytes, reusedBytes: file.reusedBytes };
 }
 
-/** fsync, rename into place, then record it: a final path only ever holds a whole, verified file. */
+/**
+ * Durable, renamed into place, then recorded: a final path only ever holds a whole,
+ * verified file. `synced`: the bytes are on disk already, so the fsync is skipped.
+ */
 async function placeFile(
   tmpPath: string,
   plan: FilePlan,
   ctx: TransferContext,
   content: { digest: Digest; parts?: PartList },
+  options: { synced: boolean; dirs: Set<string> },
 ): Promise<void> {
-  const handle = await open(tmpPath, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+  if (!options.synced) {
+    const handle = await open(tmpPath, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   }
-  await mkdir(dirname(plan.finalPath), { recursive: true });
+  const parent = dirname(plan.finalPath);
+  if (!options.dirs.has(parent)) {
+    await mkdir(parent, { recursive: true });
+    options.dirs.add(parent);
+  }
   await rename(tmpPath, plan.finalPath);
   const st = await stat(plan.finalPath);
   await ctx.store.commitFile(plan.relPath, {
@@ -376,15 +397,24 @@ async function placeFile(
   });
 }
 
-async function copyWholeFile(plan: FilePlan, ctx: TransferContext): Promise<CommittedFile> {
+async function copyWholeFile(
+  plan: FilePlan,
+  ctx: TransferContext,
+  dirs: Set<string>,
+): Promise<CommittedFile> {
   if (plan.action.kind !== 'copy') throw new Error('copyWholeFile: not a copy plan');
   const { fromPath, record } = plan.action;
   const tmpPath = tmpPathFor(ctx.layout, plan.relPath);
-  await mkdir(ctx.layout.tmpDir, { recursive: true });
   // A reflink where the file system has them, a kernel-side copy otherwise.
   await copyFile(fromPath, tmpPath, constants.COPYFILE_FICLONE);
   const { parts } = record;
-  await placeFile(tmpPath, plan, ctx, { digest: record.digest, ...(parts ? { parts } : {}) });
+  await placeFile(
+    tmpPath,
+    plan,
+    ctx,
+    { digest: record.digest, ...(parts ? { parts } : {}) },
+    { synced: false, dirs },
+  );
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,

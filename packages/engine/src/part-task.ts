@@ -12,8 +12,13 @@ interface TaskBase {
   expectedDigest?: Digest;
 }
 
+interface WriteTaskBase extends TaskBase {
+  /** Create (or truncate) `tmpPath` instead of writing into a preallocated file. */
+  create: boolean;
+}
+
 /** Fetch `[start, end)` of a remote object into the same offsets of `tmpPath`, hashing it. */
-export interface FetchTask extends TaskBase {
+export interface FetchTask extends WriteTaskBase {
   kind: 'fetch';
   uri: string;
   sourceOptions: SourceOptions;
@@ -25,7 +30,7 @@ export interface FetchTask extends TaskBase {
 }
 
 /** Copy `[start, end)` of a local file into the same offsets of `tmpPath`, hashing it. */
-export interface CopyTask extends TaskBase {
+export interface CopyTask extends WriteTaskBase {
   kind: 'copy';
   fromPath: string;
   tmpPath: string;

@@ -95,7 +95,7 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
 
 async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartTaskResult> {
   const stop = stopSignal();
-  const file = await open(task.tmpPath, 'r+');
+  const file = await open(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const source = sourceFor(task, retries);
     const hasher = await createPartHasher(task.algorithm);
@@ -128,7 +128,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
 
 async function copyPart(task: CopyTask): Promise<PartTaskResult> {
   const stop = stopSignal();
-  const file = await open(task.tmpPath, 'r+');
+  const file = await open(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
     const body = createReadStream(task.fromPath, {
@@ -137,6 +137,7 @@ async function copyPart(task: CopyTask): Promise<PartTaskResult> {
       highWaterMark: WRITE_BATCH,
     });
     const bytes = await writeStream(body, file, task, hasher, stop.signal);
+    await file.datasync();
     const digest = hasher.digest();
     checkDigest(task, digest, task.fromPath);
     return { digest, bytes };

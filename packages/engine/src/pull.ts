@@ -176,6 +176,13 @@ async function runPull(
       files: remote.entries.length,
       bytes: remote.entries.reduce((n, e) => n + e.size, 0),
     });
+    // A new version of a published prefix almost surely has work: workers boot (loading
+    // their modules takes a few hundred ms) while the plan is made. A warm start, at the
+    // version it already has, never starts them.
+    if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
+      const tree = await store.getTree(normalizedSubdir);
+      if (tree?.versionId !== remote.versionId) getPool();
+    }
     const plans = await planPull({
       remote,
       sourceUri: uri,
