@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { openSource, type Source, withRetry } from '@ferry/adapters';
 import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
 import { workerData } from 'piscina';
+import { consumeStream } from './consume-stream.js';
 import type {
   CopyTask,
   FetchTask,
@@ -63,22 +64,24 @@ async function writeStream(
   let batchBytes = 0;
   const flush = async () => {
     if (batchBytes === 0) return;
-    await file.writev(batch, position);
+    const chunks = batch;
+    const at = position;
     position += batchBytes;
     batch = [];
     batchBytes = 0;
+    await file.writev(chunks, at);
   };
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (signal.aborted) {
-      body.destroy();
-      throw signal.reason;
-    }
-    hasher.update(chunk);
-    batch.push(chunk);
-    batchBytes += chunk.length;
-    Atomics.add(progress, task.slot, chunk.length);
-    if (batchBytes >= WRITE_BATCH) await flush();
-  }
+  await consumeStream(
+    body,
+    (chunk) => {
+      hasher.update(chunk);
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      Atomics.add(progress, task.slot, chunk.length);
+      return batchBytes >= WRITE_BATCH ? flush() : undefined;
+    },
+    signal,
+  );
   await flush();
   return position - task.start;
 }
