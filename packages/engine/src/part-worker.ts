@@ -24,7 +24,7 @@ const control = new Int32Array(data.control);
 const sources = new Map<string, Source>();
 
 /** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
-const WRITE_BATCH = 1 << 20;
+const WRITE_BATCH = 1 << 18;
 
 /** One Source per (uri, options) per worker: each worker keeps its own connection pool. */
 function sourceFor(task: FetchTask, retries: RetryNotice[]): Source {

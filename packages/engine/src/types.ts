@@ -22,8 +22,8 @@ export interface PullOptions {
   concurrency?: number;
   /**
    * Bytes per ranged request and per hashed part for a plain (unpublished) prefix; a
-   * published manifest's own part size wins. Memory in flight is at most
-   * `concurrency × min(partSize, 1 MiB)` of stream buffers. @default 16 MiB
+   * published manifest's own part size wins. Transfer buffers hold about
+   * `concurrency × (socket buffer + 256 KiB)`, whatever the part size. @default 16 MiB
    */
   partSize?: number;
   /**
