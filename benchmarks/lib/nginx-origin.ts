@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { publish } from '@ferry/engine';
-import { encodeManifest, parseManifest, versionIdOf } from '@ferry/manifest';
 import type { Dataset } from './dataset.js';
 import type { Origin, OriginCounters } from './origin.js';
 import { PublishedObjects } from './published-objects.js';
@@ -75,11 +74,9 @@ http {
     endpoint,
     objects,
     async publish(dataset, prefix) {
-      const dest = join(root, BUCKET, prefix);
-      // A local publish destination must exist already.
-      await mkdir(dest, { recursive: true });
-      await publish({ dir: dataset.dir, dest, ref: 'latest' });
-      await useNginxEtags(dest);
+      // Published locally, served by nginx: ferry checks a published version's parts
+      // against the manifest, so the origin's own ETags need not match the published ones.
+      await publish({ dir: dataset.dir, dest: join(root, BUCKET, prefix), ref: 'latest' });
       objects.record(dataset, prefix);
     },
     async counters() {
@@ -128,25 +125,6 @@ export function nginxOrigin(server: NginxServer, via: 'http' | 's3'): Origin {
     counters: () => server.counters(),
     close: async () => {},
   };
-}
-
-/**
- * A local publish records the local source's ETags; nginx sends `"<mtime hex>-<size hex>"`,
- * and ferry pins every ranged read with If-Match, so the manifest must carry nginx's ETags.
- * That changes the manifest, hence its version id: write it under the new id and move the ref.
- */
-async function useNginxEtags(dest: string): Promise<void> {
-  const refPath = join(dest, '.ferry', 'refs', 'latest');
-  const id = (await readFile(refPath, 'utf8')).trim();
-  const manifestDir = join(dest, '.ferry', 'manifests');
-  const manifest = parseManifest(await readFile(join(manifestDir, `${id}.json`), 'utf8'));
-  for (const entry of manifest.entries) {
-    const info = await stat(join(dest, entry.path));
-    entry.etag = `"${Math.floor(info.mtimeMs / 1000).toString(16)}-${info.size.toString(16)}"`;
-  }
-  const newId = versionIdOf(manifest);
-  await writeFile(join(manifestDir, `${newId}.json`), encodeManifest(manifest));
-  await writeFile(refPath, newId);
 }
 
 function freePort(): Promise<number> {
