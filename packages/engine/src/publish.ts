@@ -45,6 +45,9 @@ export interface PublishOptions {
 }
 
 export type PublishEvent =
+  /** The folder was walked: this many files and bytes will be hashed. */
+  | { type: 'hash-start'; files: number; bytes: number }
+  | { type: 'file-hashed'; path: string; size: number }
   | { type: 'hashed'; files: number; bytes: number }
   | { type: 'upload-start'; path: string; size: number }
   | { type: 'upload-done'; path: string; size: number }
@@ -87,6 +90,11 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       concurrency: 1,
     });
     let entries: Entry[];
+    options.onEvent?.({
+      type: 'hash-start',
+      files: files.length,
+      bytes: files.reduce((n, f) => n + f.size, 0),
+    });
     try {
       entries = await Promise.all(
         files.map(async (f) => {
@@ -97,6 +105,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
             partSize,
             DEFAULT_ALGORITHM,
           );
+          options.onEvent?.({ type: 'file-hashed', path: f.path, size: f.size });
           return { path: f.path, size: f.size, digest, parts };
         }),
       );

@@ -74,7 +74,15 @@ export const publishCommand: Command = {
         return;
       }
       switch (event.type) {
+        // Hashing a large folder takes a while: the same bar shows it, then the upload.
+        case 'hash-start':
+          totalBytes = event.bytes;
+          break;
+        case 'file-hashed':
+          doneBytes += event.size;
+          break;
         case 'hashed':
+          doneBytes = 0;
           totalBytes = event.bytes;
           started = ctx.io.now();
           view.note(
