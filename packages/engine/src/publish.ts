@@ -16,6 +16,7 @@ import {
   FerryError,
   isFerryError,
   type Manifest,
+  parseManifest,
   throwIfAborted,
   type VersionId,
   validateRef,
@@ -120,6 +121,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
 
     const present = await presentObjects(dest, ref, options.signal);
     const byPath = new Map(files.map((f) => [f.path, f]));
+    const staging = new StagingRecord(dest, ref);
     let uploadedFiles = 0;
     let uploadedBytes = 0;
     let next = 0;
@@ -145,11 +147,16 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
         uploadedFiles++;
         uploadedBytes += entry.size;
         options.onEvent?.({ type: 'upload-done', path: entry.path, size: entry.size });
+        await staging.add(entry);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
-    // Entries carry the ETag each object got, so pulls pin every ranged read to it and a
-    // later overwrite of the path is caught as FERRY_SOURCE_CHANGED, never mixed in.
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
+    } catch (error) {
+      // What did get uploaded is recorded, so publishing again skips it.
+      await staging.flush().catch(() => undefined);
+      throw error;
+    }
     const manifest: Manifest = createManifest(entries);
     const versionId = versionIdOf(manifest);
     throwIfAborted(options.signal);
@@ -175,8 +182,8 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
  * What the destination already holds: a test telling, for an entry, the ETag of an object
  * at its path that a published version recorded with the same digest — so it is known to
  * hold those bytes — or undefined when the entry must be uploaded. Reads every published
- * ref's manifest and one listing of the prefix; a destination that cannot list gets
- * everything uploaded.
+ * ref's manifest, the staging record of an interrupted publish of `ref`, and one listing
+ * of the prefix; a destination that cannot list gets everything uploaded.
  */
 async function presentObjects(
   dest: Source,
@@ -196,16 +203,18 @@ async function presentObjects(
     throw error;
   }
   const recorded = new Map<string, Set<string>>();
+  const known: Entry[] = await StagingRecord.read(dest, ref, signal);
   for (const name of refs) {
     const remote = await resolveRemote(dest, name, signal).catch((error: unknown) => {
       if (isFerryError(error, 'FERRY_NOT_FOUND')) return undefined;
       throw error;
     });
-    for (const e of remote?.manifest?.entries ?? []) {
-      if (e.etag === undefined) continue;
-      const key = `${e.path}\0${e.digest}`;
-      recorded.set(key, (recorded.get(key) ?? new Set()).add(e.etag));
-    }
+    known.push(...(remote?.manifest?.entries ?? []));
+  }
+  for (const e of known) {
+    if (e.etag === undefined) continue;
+    const key = `${e.path}\0${e.digest}`;
+    recorded.set(key, (recorded.get(key) ?? new Set()).add(e.etag));
   }
   if (recorded.size === 0) return () => undefined;
   const current = new Map<string, ObjectInfo>();
@@ -216,4 +225,55 @@ async function presentObjects(
     const etag = object?.size === entry.size ? object.etag : undefined;
     return etag !== undefined && etags?.has(etag) ? etag : undefined;
   };
+}
+
+/** How often, at most, an ongoing publish rewrites its staging record. */
+const STAGING_INTERVAL_MS = 5_000;
+
+/**
+ * `.ferry/staging/<ref>.json` at the destination: the entries (with their new ETags) a
+ * publish has uploaded so far, rewritten every few seconds and when it fails, so an
+ * interrupted publish resumes instead of uploading everything again.
+ */
+class StagingRecord {
+  readonly #entries: Entry[] = [];
+  #written = performance.now();
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly dest: Source,
+    readonly ref: string,
+  ) {}
+
+  static key(ref: string): string {
+    return `${META_PREFIX}staging/${ref}.json`;
+  }
+
+  /** Entries a previous, interrupted publish of `ref` recorded; none when there is no record. */
+  static async read(dest: Source, ref: string, signal?: AbortSignal): Promise<Entry[]> {
+    try {
+      const text = await dest.readText(StagingRecord.key(ref), { signal });
+      return parseManifest(text, `${dest.uri}/${StagingRecord.key(ref)}`).entries;
+    } catch (error) {
+      // Missing, or unreadable: it is only a hint, everything is uploaded as usual then.
+      if (isFerryError(error, 'FERRY_NOT_FOUND') || isFerryError(error, 'FERRY_MANIFEST_INVALID')) {
+        return [];
+      }
+      throw error;
+    }
+  }
+
+  async add(entry: Entry): Promise<void> {
+    this.#entries.push(entry);
+    if (performance.now() - this.#written >= STAGING_INTERVAL_MS) await this.flush();
+  }
+
+  flush(): Promise<void> {
+    this.#written = performance.now();
+    const text = encodeManifest(createManifest([...this.#entries]));
+    this.#writing = this.#writing.then(() =>
+      this.dest.writeText(StagingRecord.key(this.ref), text),
+    );
+    return this.#writing;
+  }
 }
