@@ -1,4 +1,11 @@
 import { once } from 'node:events';
+import {
+  createServer as createHttpServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -171,5 +178,139 @@ describe('S3 source against s3rver', () => {
       }
     })();
     await expect(listing).rejects.toMatchObject({ code: 'FERRY_BAD_PATH', key: 'a\\b.bin' });
+  });
+});
+
+describe('S3 reads sent directly (fake S3 origin)', () => {
+  const body = randomBytes(1000, 9);
+  const seen: IncomingHttpHeaders[] = [];
+  let answer: (req: IncomingMessage, res: ServerResponse) => void;
+  let server: Server;
+  let endpoint: string;
+  const sources: Source[] = [];
+  const open = () => {
+    const source = openSource('s3://bucket/root', { endpoint, credentials: S3RVER_CREDENTIALS });
+    sources.push(source);
+    return source;
+  };
+  const fail = (status: number, code: string, headers: Record<string, string> = {}) => {
+    answer = (_req, res) => {
+      res.writeHead(status, {
+        'content-type': 'application/xml',
+        'x-amz-request-id': 'REQ1',
+        ...headers,
+      });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>m</Message><RequestId>REQ1</RequestId></Error>`,
+      );
+    };
+  };
+  const serveRange = (req: IncomingMessage, res: ServerResponse) => {
+    const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '') ?? [];
+    res.writeHead(206, {
+      etag: '"e1"',
+      'content-range': `bytes ${first}-${last}/${body.length}`,
+      'content-length': String(Number(last) - Number(first) + 1),
+    });
+    res.end(body.subarray(Number(first), Number(last) + 1));
+  };
+
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      seen.push({ ...req.headers, ':path': req.url });
+      answer(req, res);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = server.address();
+    endpoint = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  });
+  afterAll(async () => {
+    await Promise.all(sources.map((s) => s.close()));
+    server.close();
+  });
+
+  it('sends a signed GET without the SDK and checks it like the SDK path', async () => {
+    answer = serveRange;
+    seen.length = 0;
+    const source = open();
+    const part = await collect(
+      await source.read('a b/ü+.bin', { start: 10, end: 20, ifMatch: '"e1"' }),
+    );
+    expect(part.equals(body.subarray(10, 20))).toBe(true);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      ':path': '/bucket/root/a%20b/%C3%BC%2B.bin?x-id=GetObject',
+      range: 'bytes=10-19',
+      'if-match': '"e1"',
+      authorization: expect.stringMatching(
+        /^AWS4-HMAC-SHA256 Credential=S3RVER\/\d+\/us-east-1\/s3\//,
+      ),
+    });
+    expect(seen[0]).not.toHaveProperty('amz-sdk-invocation-id');
+    await expect(
+      source.read('x.bin', { start: 0, end: 10, ifMatch: '"other"' }),
+    ).rejects.toMatchObject({
+      code: 'FERRY_SOURCE_CHANGED',
+    });
+  });
+
+  it('maps S3 error bodies like the SDK path', async () => {
+    const source = open();
+    fail(404, 'NoSuchBucket');
+    await expect(source.read('x.bin', { start: 0, end: 10 })).rejects.toMatchObject({
+      code: 'FERRY_NOT_FOUND',
+      statusCode: 404,
+      requestId: 'REQ1',
+      message: expect.stringMatching(/Bucket "bucket" does not exist/),
+    });
+    fail(404, 'NoSuchKey');
+    await expect(source.read('x.bin')).rejects.toMatchObject({
+      code: 'FERRY_NOT_FOUND',
+      key: 'x.bin',
+    });
+    fail(412, 'PreconditionFailed');
+    await expect(source.read('x.bin', { ifMatch: '"e1"' })).rejects.toMatchObject({
+      code: 'FERRY_SOURCE_CHANGED',
+    });
+    fail(403, 'SignatureDoesNotMatch');
+    await expect(source.read('x.bin')).rejects.toMatchObject({
+      code: 'FERRY_ACCESS_DENIED',
+      message: expect.stringMatching(/SignatureDoesNotMatch/),
+    });
+    fail(503, 'SlowDown', { 'retry-after': '3' });
+    await expect(source.read('x.bin')).rejects.toMatchObject({
+      code: 'FERRY_THROTTLED',
+      retryable: true,
+      retryAfterSeconds: 3,
+    });
+  });
+
+  it('hands a region redirect to the SDK, which follows it', async () => {
+    seen.length = 0;
+    answer = (req, res) => {
+      if (req.headers['amz-sdk-invocation-id'] === undefined) {
+        res.writeHead(301, { 'x-amz-bucket-region': 'eu-west-1' });
+        res.end('<Error><Code>PermanentRedirect</Code></Error>');
+      } else serveRange(req, res);
+    };
+    const source = open();
+    for (let i = 0; i < 2; i++) {
+      const part = await collect(await source.read('x.bin', { start: 0, end: 5 }));
+      expect(part.equals(body.subarray(0, 5))).toBe(true);
+    }
+    // One direct attempt; after it, this source reads through the SDK.
+    expect(seen.filter((h) => h['amz-sdk-invocation-id'] === undefined)).toHaveLength(1);
+  });
+
+  it('aborting a direct read destroys its request', async () => {
+    answer = () => {
+      // Never answers: the read is waiting for headers when it is aborted.
+    };
+    const source = open();
+    const controller = new AbortController();
+    const reading = source.read('x.bin', { signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
   });
 });

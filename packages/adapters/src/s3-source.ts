@@ -1,4 +1,4 @@
-import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
@@ -7,6 +7,7 @@ import { CheckedBody } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
+import { type S3Agents, S3DirectGet } from './s3-direct-get.js';
 import type {
   ObjectInfo,
   ReadOptions,
@@ -27,6 +28,10 @@ const MIN_PART_SIZE = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Parts uploaded at once; a multipart `write()` buffers at most this × the part size. */
 const UPLOAD_QUEUE = 4;
+/** Error bodies of direct GETs are read only this far, to find S3's `<Code>`. */
+const MAX_ERROR_BODY = 4 * 1024;
+/** S3's answers to a request signed for the wrong region; the SDK re-sends those. */
+const REGION_REDIRECTS = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed']);
 
 type S3Sdk = typeof import('@aws-sdk/client-s3');
 let sdk: Promise<S3Sdk> | undefined;
@@ -38,6 +43,14 @@ let sdk: Promise<S3Sdk> | undefined;
 function loadSdk(): Promise<S3Sdk> {
   sdk ??= import('@aws-sdk/client-s3');
   return sdk;
+}
+
+/** What a GetObject answered, whichever path sent it. */
+interface GetResult {
+  body: Readable;
+  etag: string | undefined;
+  contentRange: string | undefined;
+  contentLength: number | undefined;
 }
 
 /** Where an S3 source points, as `parseSourceUri` gives it. */
@@ -55,6 +68,10 @@ export interface S3Location {
  * addressing and `WHEN_REQUIRED` checksums are the defaults: s3rver stores the aws-chunked
  * framing of checksummed stream uploads as object bytes (see NOTES.md). The SDK's own
  * retries are off (`maxAttempts: 1`): retry composes around sources with `withRetry`.
+ *
+ * GETs with a body (`read`, `readText`) go through `S3DirectGet` — signed like the SDK, sent
+ * over node:http on the client's own agents — unless the configuration is one it cannot
+ * address exactly or S3 answers with a region redirect; then they use the SDK too.
  */
 export class S3Source implements Source {
   readonly uri: string;
@@ -68,6 +85,10 @@ export class S3Source implements Source {
   readonly #endpoint: string;
   readonly #pageSize: number;
   readonly #partSize: number | undefined;
+  readonly #agents: S3Agents;
+  readonly #timeoutMs: number;
+  /** The direct GET path, once resolved; `undefined` inside means reads use the SDK. */
+  #direct: Promise<S3DirectGet | undefined> | undefined;
 
   constructor(location: S3Location, options: SourceOptions = {}) {
     this.#bucket = location.bucket;
@@ -88,6 +109,9 @@ export class S3Source implements Source {
     const checksums = checksumMode(options.checksums, endpoint);
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
     const timeout = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#timeoutMs = timeout;
+    // One pool per source: the SDK client and the direct GETs share these sockets.
+    this.#agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
     const config: S3ClientConfig = {
       forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
       followRegionRedirects: true,
@@ -95,8 +119,8 @@ export class S3Source implements Source {
       requestChecksumCalculation: checksums,
       responseChecksumValidation: checksums,
       requestHandler: {
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
+        httpAgent: this.#agents.http,
+        httpsAgent: this.#agents.https,
         connectionTimeout: timeout,
         // Until the response headers; a stalled body is withRetry's stallTimeoutMs.
         requestTimeout: timeout,
@@ -187,32 +211,15 @@ export class S3Source implements Source {
     const ranged = start > 0 || end !== undefined;
     // Always an explicit first byte: s3rver answers suffix ranges (`bytes=-N`) wrongly.
     const range = ranged ? `bytes=${start}-${end === undefined ? '' : end - 1}` : undefined;
-    const object = await this.#send(normal, signal, (client, s3) =>
-      client.send(
-        new s3.GetObjectCommand({
-          Bucket: this.#bucket,
-          Key: this.#root + normal,
-          Range: range,
-          IfMatch: ifMatch,
-        }),
-        {
-          abortSignal: signal,
-        },
-      ),
-    );
-    const body = object.Body;
-    if (!(body instanceof Readable)) {
-      throw new FerryError('FERRY_BAD_RESPONSE', `GetObject for ${url} returned no body stream`, {
-        key: normal,
-        url,
-        hint: 'This is a bug in ferry or the SDK; please report it with the SDK version.',
-      });
-    }
+    const object =
+      (await this.#directGet(normal, url, range, ifMatch, signal)) ??
+      (await this.#sdkGet(normal, url, range, ifMatch, signal));
+    const body = object.body;
     try {
-      checkEtag(object.ETag, ifMatch, normal, url);
+      checkEtag(object.etag, ifMatch, normal, url);
       const expected = ranged
-        ? checkContentRange(object.ContentRange, object.ContentLength, start, end, normal, url)
-        : object.ContentLength;
+        ? checkContentRange(object.contentRange, object.contentLength, start, end, normal, url)
+        : object.contentLength;
       return new CheckedBody({
         body,
         expected,
@@ -332,6 +339,109 @@ export class S3Source implements Source {
 
   async close(): Promise<void> {
     this.#client?.destroy();
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
+  }
+
+  /** GetObject through the SDK. */
+  async #sdkGet(
+    key: string,
+    url: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GetResult> {
+    const object = await this.#send(key, signal, (client, s3) =>
+      client.send(
+        new s3.GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#root + key,
+          Range: range,
+          IfMatch: ifMatch,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+    const body = object.Body;
+    if (!(body instanceof Readable)) {
+      throw new FerryError('FERRY_BAD_RESPONSE', `GetObject for ${url} returned no body stream`, {
+        key,
+        url,
+        hint: 'This is a bug in ferry or the SDK; please report it with the SDK version.',
+      });
+    }
+    return {
+      body,
+      etag: object.ETag,
+      contentRange: object.ContentRange,
+      contentLength: object.ContentLength,
+    };
+  }
+
+  /**
+   * GetObject through `S3DirectGet`; `undefined` when this source's reads must use the SDK
+   * (a configuration it cannot address, or a region redirect, after which the SDK's
+   * redirect handling serves this source's reads).
+   */
+  async #directGet(
+    key: string,
+    url: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GetResult | undefined> {
+    throwIfAborted(signal);
+    let res: IncomingMessage;
+    try {
+      this.#direct ??= this.#resolveDirect();
+      const direct = await this.#direct;
+      if (direct === undefined) return undefined;
+      this.metrics.requests += 1;
+      const request = await direct.sign(this.#root + key, { range, ifMatch });
+      res = await direct.send(request, signal, this.#timeoutMs);
+    } catch (error) {
+      throw this.#error(error, key, signal);
+    }
+    const status = res.statusCode ?? 0;
+    if (status === 200 || status === 206) {
+      const length = header(res, 'content-length');
+      return {
+        body: res,
+        etag: header(res, 'etag'),
+        contentRange: header(res, 'content-range'),
+        contentLength: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined,
+      };
+    }
+    const text = await readErrorBody(res, signal);
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
+    if (status === 301 || (code !== undefined && REGION_REDIRECTS.has(code))) {
+      this.#direct = Promise.resolve(undefined);
+      return undefined;
+    }
+    throw remoteError({
+      status,
+      code,
+      key,
+      url,
+      bucket: this.#bucket,
+      endpoint: this.#endpoint,
+      requestId:
+        header(res, 'x-amz-request-id') ?? /<RequestId>([^<]+)<\/RequestId>/.exec(text)?.[1],
+      retryAfter: header(res, 'retry-after'),
+    });
+  }
+
+  async #resolveDirect(): Promise<S3DirectGet | undefined> {
+    try {
+      const s3 = await loadSdk();
+      this.#client ??= new s3.S3Client(this.#config);
+      return await S3DirectGet.resolve(this.#client, this.#bucket, this.#agents);
+    } catch (error) {
+      // Not cached: a missing region or profile may be fixed for the next call.
+      this.#direct = undefined;
+      throw error;
+    }
   }
 
   #url(key: string): string {
@@ -443,6 +553,36 @@ function lengthMismatch(key: string, seen: number, size: number): FerryError {
       hint: 'The data being published changed or was cut short; check the input file and publish again.',
     },
   );
+}
+
+function header(res: IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * At most MAX_ERROR_BODY characters of an error response; the socket is released after, or
+ * as soon as `signal` aborts.
+ */
+async function readErrorBody(
+  res: IncomingMessage,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const onAbort = () => res.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let text = '';
+  try {
+    for await (const chunk of res) {
+      text += String(chunk);
+      if (text.length > MAX_ERROR_BODY) break;
+    }
+  } catch {
+    // The status alone still classifies the failure.
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  res.destroy();
+  return text;
 }
 
 function checkEtag(
