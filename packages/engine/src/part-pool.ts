@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { AbortError } from '@ferry/manifest';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type {
   PartTask,
   PartTaskOutcome,
@@ -28,7 +28,8 @@ export type PoolTask = SlotTask<PartTask>;
  * counters, so progress costs no messages, and retries come back with each task's outcome.
  */
 export class PartPool {
-  readonly #piscina: Piscina;
+  /** Loaded on first use, so a warm start never pays for piscina's import. */
+  readonly #piscina: Promise<Piscina>;
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
   readonly #freeSlots: number[];
@@ -48,7 +49,7 @@ export class PartPool {
     // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
     const fromSource = import.meta.url.endsWith('.ts');
     const workerData: PartWorkerData = { progress, control };
-    this.#piscina = new Piscina({
+    const piscinaOptions = {
       filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
@@ -58,7 +59,8 @@ export class PartPool {
       idleTimeout: 30_000,
       execArgv: fromSource ? ['--import', 'tsx', '--conditions', 'ferry-source'] : [],
       workerData,
-    });
+    } as const;
+    this.#piscina = import('piscina').then(({ Piscina }) => new Piscina(piscinaOptions));
   }
 
   /**
@@ -82,9 +84,9 @@ export class PartPool {
     }
     if (task.kind === 'fetch') this.#requests++;
     try {
-      const outcome = (await this.#piscina.run(
-        slot === undefined ? task : { ...task, slot },
-      )) as PartTaskOutcome;
+      const outcome = (await (
+        await this.#piscina
+      ).run(slot === undefined ? task : { ...task, slot })) as PartTaskOutcome;
       for (const notice of outcome.retries) {
         this.#requests++;
         this.#onRetry?.(part === undefined ? notice : { ...notice, part });
@@ -133,6 +135,6 @@ export class PartPool {
   }
 
   async destroy(): Promise<void> {
-    await this.#piscina.destroy();
+    await (await this.#piscina).destroy();
   }
 }

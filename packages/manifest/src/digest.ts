@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { createBLAKE3 } from 'hash-wasm';
 import { AbortError, FerryError, throwIfAborted } from './errors.js';
 import type { Digest, DigestAlgorithm, PartList } from './types.js';
 
@@ -85,6 +84,8 @@ async function createRawHasher(algorithm: DigestAlgorithm): Promise<RawHasher> {
     return { update: (chunk) => hash.update(chunk), hex: () => hash.digest('hex') };
   }
   if (algorithm === 'blake3') {
+    // Loaded on first use: most runs only ever hash SHA-256, and start-up time counts.
+    const { createBLAKE3 } = await import('hash-wasm');
     const hash = await createBLAKE3();
     return { update: (chunk) => hash.update(chunk), hex: () => hash.digest('hex') };
   }
