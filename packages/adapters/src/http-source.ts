@@ -1,11 +1,13 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
-import { AbortError, FerryError, throwIfAborted } from '@ferry/manifest';
+import { urlToHttpOptions } from 'node:url';
+import { FerryError, throwIfAborted } from '@ferry/manifest';
 import { CheckedBody } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
+import { sendRequest } from './send-request.js';
 import type {
   ObjectInfo,
   ReadOptions,
@@ -166,12 +168,12 @@ export class HttpSource implements Source {
   ): Promise<IncomingMessage> {
     throwIfAborted(signal);
     this.metrics.requests += 1;
-    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
-    return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.#agent });
-      const onAbort = () => req.destroy(new AbortError(signal?.reason));
-      const timer = setTimeout(() => {
-        req.destroy(
+    return sendRequest(
+      { ...urlToHttpOptions(new URL(url)), method, headers, agent: this.#agent },
+      {
+        signal,
+        timeoutMs: this.#timeoutMs,
+        timeoutError: () =>
           new FerryError(
             'FERRY_TRANSIENT',
             `No response from ${this.#origin} within ${this.#timeoutMs} ms: ${url}`,
@@ -182,23 +184,9 @@ export class HttpSource implements Source {
               hint: 'The server is slow or unreachable; ferry retries, and requestTimeoutMs raises the limit.',
             },
           ),
-        );
-      }, this.#timeoutMs);
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.once('response', (res) => {
-        settle();
-        resolve(res);
-      });
-      req.once('error', (error) => {
-        settle();
-        reject(networkError(error, { endpoint: this.#origin, key, url }));
-      });
-      req.end();
-    });
+        mapError: (error: unknown) => networkError(error, { endpoint: this.#origin, key, url }),
+      },
+    );
   }
 
   /** Checks status and Content-Range of a GET; returns the exact body length to expect. */
@@ -276,7 +264,7 @@ export class HttpSource implements Source {
       onBytes: (count) => {
         this.metrics.bytesRead += count;
       },
-      mapError: (error) => networkError(error, { endpoint: this.#origin, key, url }),
+      mapError: (error: unknown) => networkError(error, { endpoint: this.#origin, key, url }),
       shortError: (received, total) =>
         new FerryError(
           'FERRY_TRANSIENT',

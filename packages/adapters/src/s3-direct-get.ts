@@ -1,8 +1,8 @@
-import { type Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { AbortError, throwIfAborted } from '@ferry/manifest';
 import type { SignatureV4 } from '@smithy/signature-v4';
+import { sendRequest } from './send-request.js';
 
 /**
  * SHA-256 of an empty payload. The SDK signs GetObject with it (not `UNSIGNED-PAYLOAD`), so
@@ -167,10 +167,8 @@ export class S3DirectGet {
     signal: AbortSignal | undefined,
     timeoutMs: number,
   ): Promise<IncomingMessage> {
-    throwIfAborted(signal);
-    const send = request.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send({
+    return sendRequest(
+      {
         method: 'GET',
         protocol: request.protocol,
         hostname: request.hostname,
@@ -178,29 +176,20 @@ export class S3DirectGet {
         path: request.path,
         headers: request.headers,
         agent: this.#agent,
-      });
-      const onAbort = () => req.destroy(new AbortError(signal?.reason));
-      const timer = setTimeout(() => {
-        const error = new Error(`No response headers within ${timeoutMs} ms`);
-        // The name the SDK's handler gives its request timeouts, so both map alike.
-        error.name = 'TimeoutError';
-        req.destroy(error);
-      }, timeoutMs);
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.once('response', (res) => {
-        settle();
-        resolve(res);
-      });
-      req.once('error', (error) => {
-        settle();
-        reject(error);
-      });
-      req.end();
-    });
+      },
+      {
+        signal,
+        timeoutMs,
+        timeoutError: () => {
+          const error = new Error(`No response headers within ${timeoutMs} ms`);
+          // The name the SDK's handler gives its request timeouts, so both map alike.
+          error.name = 'TimeoutError';
+          return error;
+        },
+        // Mapped by the S3 source, like the SDK's errors.
+        mapError: (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      },
+    );
   }
 }
 

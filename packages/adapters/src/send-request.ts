@@ -1,0 +1,46 @@
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { AbortError, throwIfAborted } from '@ferry/manifest';
+
+export interface SendRequestOptions {
+  signal?: AbortSignal | undefined;
+  /** Time allowed until the response headers; the body's pace is withRetry's business. */
+  timeoutMs: number;
+  /** The error a request that got no response headers in time fails with. */
+  timeoutError(): Error;
+  /** Maps a socket or protocol error to the error callers see. */
+  mapError(error: unknown): Error;
+}
+
+/**
+ * Sends a body-less request and resolves once the response headers arrived (the body is
+ * left unread). Fails after `timeoutMs` without headers, and with an AbortError
+ * (destroying the socket) when `signal` aborts first; removes its listener either way.
+ */
+export function sendRequest(
+  request: RequestOptions,
+  options: SendRequestOptions,
+): Promise<IncomingMessage> {
+  const { signal } = options;
+  throwIfAborted(signal);
+  const send = request.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = send(request);
+    const onAbort = () => req.destroy(new AbortError(signal?.reason));
+    const timer = setTimeout(() => req.destroy(options.timeoutError()), options.timeoutMs);
+    const settle = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.once('response', (res) => {
+      settle();
+      resolve(res);
+    });
+    req.once('error', (error) => {
+      settle();
+      reject(error instanceof AbortError ? error : options.mapError(error));
+    });
+    req.end();
+  });
+}
