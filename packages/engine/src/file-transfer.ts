@@ -12,6 +12,7 @@ import {
   type ManifestStore,
   type PartList,
   partCount,
+  type StatRecord,
 } from '@ferry/manifest';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import { md5FromEtag } from './local-hash.js';
@@ -352,7 +353,13 @@ async function commitFile(
   }
   const parts: PartList = { size: plan.partSize, digests };
   // Every part was datasynced by its worker; only an empty file has nothing synced yet.
-  await placeFile(file.tmpPath, plan, ctx, { digest, parts }, { synced: file.count > 0, dirs });
+  await placeFile(
+    file.tmpPath,
+    plan,
+    ctx,
+    { digest, parts },
+    { synced: file.count > 0, dirs, journaled: file.journaled },
+  );
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,
@@ -372,7 +379,7 @@ async function placeFile(
   plan: FilePlan,
   ctx: TransferContext,
   content: { digest: Digest; parts?: PartList },
-  options: { synced: boolean; dirs: Set<string> },
+  options: { synced: boolean; dirs: Set<string>; journaled: boolean },
 ): Promise<void> {
   if (!options.synced) {
     const handle = await open(tmpPath, 'r+');
@@ -389,12 +396,16 @@ async function placeFile(
   }
   await rename(tmpPath, plan.finalPath);
   const st = await stat(plan.finalPath);
-  await ctx.store.commitFile(plan.relPath, {
+  const record: StatRecord = {
     size: st.size,
     mtimeMs: st.mtimeMs,
     digest: content.digest,
     ...(content.parts ? { parts: content.parts } : {}),
-  });
+  };
+  // A journal goes in the same batch as the record; without one a single put will do
+  // (commitFile would scan for journal parts that do not exist, once per small file).
+  if (options.journaled) await ctx.store.commitFile(plan.relPath, record);
+  else await ctx.store.putStats([[plan.relPath, record]]);
 }
 
 async function copyWholeFile(
@@ -413,7 +424,7 @@ async function copyWholeFile(
     plan,
     ctx,
     { digest: record.digest, ...(parts ? { parts } : {}) },
-    { synced: false, dirs },
+    { synced: false, dirs, journaled: false },
   );
   ctx.emit({
     type: 'file-done',
