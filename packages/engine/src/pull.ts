@@ -158,14 +158,15 @@ async function runPull(
     });
     return pool;
   };
-  await mkdir(layout.stateDir, { recursive: true });
-  const store = await openStore(layout, {
-    wait: options.waitForLock ?? true,
-    signal,
-    onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
-  });
+  let store: ManifestStore | undefined;
   let meter: ProgressMeter | undefined;
   try {
+    await mkdir(layout.stateDir, { recursive: true });
+    store = await openStore(layout, {
+      wait: options.waitForLock ?? true,
+      signal,
+      onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
+    });
     const remote = await resolveRemote(source, options.ref, signal);
     emit({
       type: 'resolved',
@@ -280,7 +281,7 @@ async function runPull(
   } finally {
     signal.removeEventListener('abort', stopPool);
     await pool?.destroy();
-    await store.close();
+    await store?.close();
     if (ownsSource) await source.close();
   }
 }
