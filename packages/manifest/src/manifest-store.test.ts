@@ -279,12 +279,16 @@ describe('ManifestStore locking', () => {
 
   it('refuses a worker thread of the process that holds it', async () => {
     await store.close();
-    const outcome = (await firstLine(child(location, 'thread'))) as {
+    const proc = child(location, 'thread');
+    const exited = once(proc, 'exit');
+    const outcome = (await firstLine(proc)) as {
       code: string;
       message: string;
     };
     expect(outcome.code).toBe('FERRY_STORE_LOCKED');
     expect(outcome.message).toContain('already open in this process');
+    // The child's main thread holds the store until the child is gone.
+    await exited;
     store = await ManifestStore.open(location);
   });
 
