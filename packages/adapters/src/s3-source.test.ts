@@ -169,6 +169,23 @@ describe('S3 source against s3rver', () => {
     }
   });
 
+  it('takes FERRY_S3_PATH_STYLE as an override and refuses an unknown value', async () => {
+    vi.stubEnv('FERRY_S3_PATH_STYLE', 'sideways');
+    try {
+      expect(() => openSource('s3://models/x', { endpoint: server.endpoint })).toThrow(
+        expect.objectContaining({
+          code: 'FERRY_BAD_CONFIG',
+          message: expect.stringContaining('FERRY_S3_PATH_STYLE'),
+        }),
+      );
+      vi.stubEnv('FERRY_S3_PATH_STYLE', '1');
+      await server.putObject('models', 'style/a.txt', 'path-style');
+      expect(await open('s3://models/style').readText('a.txt')).toBe('path-style');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('fails a listing with a key that is not a clean path, naming it', async () => {
     await server.putObject('models', 'bad/a\\b.bin', 'x');
     const source = open('s3://models/bad');

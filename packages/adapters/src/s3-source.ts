@@ -113,7 +113,7 @@ export class S3Source implements Source {
     // One pool per source: the SDK client and the direct GETs share these sockets.
     this.#agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
     const config: S3ClientConfig = {
-      forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+      forcePathStyle: options.forcePathStyle ?? pathStyle() ?? endpoint !== undefined,
       followRegionRedirects: true,
       maxAttempts: 1,
       requestChecksumCalculation: checksums,
@@ -647,6 +647,17 @@ function checksumMode(
   if (value === 'when-supported') return 'WHEN_SUPPORTED';
   throw new FerryError('FERRY_BAD_CONFIG', `FERRY_S3_CHECKSUMS is "${value}"`, {
     hint: 'Set FERRY_S3_CHECKSUMS to "when-required" or "when-supported", or unset it.',
+  });
+}
+
+/** `FERRY_S3_PATH_STYLE`: overrides the path-style default (on with a custom endpoint). */
+function pathStyle(): boolean | undefined {
+  const value = env('FERRY_S3_PATH_STYLE');
+  if (value === undefined) return undefined;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  throw new FerryError('FERRY_BAD_CONFIG', `FERRY_S3_PATH_STYLE is "${value}"`, {
+    hint: 'Set FERRY_S3_PATH_STYLE to 1 (path-style: <endpoint>/<bucket>/<key>) or 0 (virtual-hosted: <bucket>.<endpoint>), or unset it.',
   });
 }
 
