@@ -6,6 +6,7 @@ import {
   type DigestAlgorithm,
   type Entry,
   FerryError,
+  type Manifest,
   type ManifestStore,
   type PartJournal,
   type PartList,
@@ -19,8 +20,17 @@ import type { PlanSummary, VerifyMode } from './types.js';
 
 /** What to do about one remote file. */
 export type FileAction =
-  /** Present and right; `known` is its digest for the new manifest and stat index. */
-  | { kind: 'skip'; known: { digest: Digest; parts?: PartList }; record?: StatRecord }
+  /**
+   * Present and right; `known` is its digest for the new manifest, `record` what the stat
+   * index holds for it — `fresh` when the index did not vouch for it yet (it was hashed,
+   * or taken on the manifest's word under `verify: 'size'`) and must be written.
+   */
+  | {
+      kind: 'skip';
+      known: { digest: Digest; parts?: PartList };
+      record: StatRecord;
+      fresh: boolean;
+    }
   /**
    * Fetch it; `reuse` names a local file whose parts with the same digest are copied
    * instead of fetched, `resume` the journal of an interrupted transfer of it.
@@ -47,6 +57,8 @@ export interface PlanInput {
   verify: VerifyMode;
   partSize: number;
   algorithm: DigestAlgorithm;
+  /** The version the tree is at now, if any. */
+  previous: Manifest | undefined;
   /** The pool, created on first use: a warm start never starts worker threads. */
   pool: () => PartPool;
 }
@@ -71,9 +83,7 @@ function recordMatches(record: StatRecord | undefined, st: Stats): record is Sta
  * `hash`): then the file is hashed once, in parallel, and the result decides.
  */
 export async function planPull(input: PlanInput): Promise<FilePlan[]> {
-  const { remote, layout, subdir, store } = input;
-  const treeState = await store.getTree(subdir);
-  const previous = treeState ? await store.getManifest(treeState.versionId) : undefined;
+  const { remote, layout, subdir, store, previous } = input;
   const previousByPath = new Map<string, Entry>(previous?.entries.map((e) => [e.path, e]) ?? []);
   const records = await store.getStats(subdir === '' ? '' : `${subdir}/`);
   const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
@@ -117,12 +127,21 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
           record,
           previousByPath.get(entry.path),
         );
-        if (local.right)
+        if (local.right) {
+          // The plan-time stat goes with the hash it was taken for: a change after it shows.
+          const fresh: StatRecord = {
+            size: st.size,
+            mtimeMs: st.mtimeMs,
+            digest: local.known.digest,
+            ...(local.known.parts ? { parts: local.known.parts } : {}),
+          };
           return plan({
             kind: 'skip',
             known: local.known,
-            ...(local.record ? { record: local.record } : {}),
+            record: local.record ?? fresh,
+            fresh: local.record === undefined,
           });
+        }
         if (local.known.parts?.size === partSize) {
           reuse = { fromPath: finalPath, digests: local.known.parts.digests };
         }

@@ -177,14 +177,16 @@ async function runPull(
       files: remote.entries.length,
       bytes: remote.entries.reduce((n, e) => n + e.size, 0),
     });
+    const tree = await store.getTree(normalizedSubdir);
+    const previous = tree ? await store.getManifest(tree.versionId) : undefined;
     // A new version of a published prefix almost surely has work: workers boot (loading
     // their modules takes a few hundred ms) while the plan is made. A warm start, at the
     // version it already has, never starts them.
     if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
-      const tree = await store.getTree(normalizedSubdir);
       if (tree?.versionId !== remote.versionId) getPool();
     }
     const plans = await planPull({
+      previous,
       remote,
       sourceUri: uri,
       layout,
@@ -195,7 +197,7 @@ async function runPull(
       algorithm,
       pool: getPool,
     });
-    const removals = await plannedRemovals(store, normalizedSubdir, plans);
+    const removals = plannedRemovals(previous, normalizedSubdir, plans);
     const summary = summarize(plans, removals.length);
     emit({ type: 'plan', plan: summary });
     throwIfAborted(signal);
@@ -316,13 +318,11 @@ function persistable(options: SourceOptions): Record<string, string | number | b
 }
 
 /** Paths the tree's previous version had and this one lacks. */
-async function plannedRemovals(
-  store: ManifestStore,
+function plannedRemovals(
+  previous: Manifest | undefined,
   subdir: string,
   plans: FilePlan[],
-): Promise<string[]> {
-  const tree = await store.getTree(subdir);
-  const previous = tree ? await store.getManifest(tree.versionId) : undefined;
+): string[] {
   if (!previous) return [];
   const wanted = new Set(plans.map((p) => p.relPath));
   return previous.entries.map((e) => rootRelative(subdir, e.path)).filter((p) => !wanted.has(p));
@@ -359,23 +359,12 @@ async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<
   );
 }
 
-/** Files found right by hashing (no record vouched for them) go into the stat index now. */
+/** Files found right that the stat index did not vouch for yet go into it now. */
 async function recordFreshlyHashed(store: ManifestStore, plans: FilePlan[]): Promise<void> {
-  const records: Array<[string, StatRecord]> = [];
-  for (const p of plans) {
-    if (p.action.kind !== 'skip' || p.action.record) continue;
-    const st = await stat(p.finalPath);
-    const { known } = p.action;
-    records.push([
-      p.relPath,
-      {
-        size: st.size,
-        mtimeMs: st.mtimeMs,
-        digest: known.digest,
-        ...(known.parts ? { parts: known.parts } : {}),
-      },
-    ]);
-  }
+  const records = plans.flatMap(
+    (p): Array<[string, StatRecord]> =>
+      p.action.kind === 'skip' && p.action.fresh ? [[p.relPath, p.action.record]] : [],
+  );
   if (records.length > 0) await store.putStats(records);
 }
 

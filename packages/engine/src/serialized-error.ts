@@ -13,17 +13,25 @@ export interface SerializedError {
   stack?: string;
 }
 
+/** The optional details a FerryError carries across, copied only when set. */
+const DETAILS = ['hint', 'statusCode', 'key', 'url', 'requestId'] as const;
+type Details = Pick<SerializedError, (typeof DETAILS)[number]>;
+
+function definedDetails(from: Details): Details {
+  const details: Details = {};
+  for (const name of DETAILS) {
+    if (from[name] !== undefined) Object.assign(details, { [name]: from[name] });
+  }
+  return details;
+}
+
 export function serializeError(error: unknown): SerializedError {
   if (isFerryError(error)) {
     return {
       code: error.code,
       message: error.message,
       retryable: error.retryable,
-      ...(error.hint === undefined ? {} : { hint: error.hint }),
-      ...(error.statusCode === undefined ? {} : { statusCode: error.statusCode }),
-      ...(error.key === undefined ? {} : { key: error.key }),
-      ...(error.url === undefined ? {} : { url: error.url }),
-      ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+      ...definedDetails(error),
       ...(error.stack === undefined ? {} : { stack: error.stack }),
     };
   }
@@ -52,11 +60,7 @@ export function deserializeError(error: SerializedError): Error {
   }
   const rebuilt = new FerryError(error.code, error.message, {
     retryable: error.retryable,
-    ...(error.hint === undefined ? {} : { hint: error.hint }),
-    ...(error.statusCode === undefined ? {} : { statusCode: error.statusCode }),
-    ...(error.key === undefined ? {} : { key: error.key }),
-    ...(error.url === undefined ? {} : { url: error.url }),
-    ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+    ...definedDetails(error),
   });
   if (error.stack !== undefined) rebuilt.stack = error.stack;
   return rebuilt;

@@ -1,0 +1,36 @@
+import { AbortError, FerryError } from '@ferry/manifest';
+import { describe, expect, it } from 'vitest';
+import { deserializeError, serializeError } from './serialized-error.js';
+
+/** Through structured clone, as across a worker thread. */
+const roundTrip = (error: unknown) => deserializeError(structuredClone(serializeError(error)));
+
+describe('serialized errors', () => {
+  it('keeps a FerryError’s code and the details it has, and no others', () => {
+    const back = roundTrip(
+      new FerryError('FERRY_THROTTLED', 'slow down', {
+        statusCode: 503,
+        key: 'a.bin',
+        retryable: true,
+      }),
+    );
+    expect(back).toBeInstanceOf(FerryError);
+    expect(back).toMatchObject({
+      code: 'FERRY_THROTTLED',
+      message: 'slow down',
+      statusCode: 503,
+      key: 'a.bin',
+      retryable: true,
+    });
+    expect((back as FerryError).hint).toBeUndefined();
+  });
+
+  it('turns file system errors into FERRY_IO, aborts into AbortError, bugs into plain errors', () => {
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    expect(roundTrip(enospc)).toMatchObject({ code: 'FERRY_IO', message: enospc.message });
+    expect(roundTrip(new AbortError('stop'))).toBeInstanceOf(AbortError);
+    const bug = roundTrip(new TypeError('x is undefined'));
+    expect(bug).not.toBeInstanceOf(FerryError);
+    expect(bug.message).toBe('x is undefined');
+  });
+});
