@@ -5,6 +5,7 @@ import { type PullEvent, publish, pull } from '@ferry/engine';
 import { isFerryError } from '@ferry/manifest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  differingFiles,
   makeTempDir,
   randomBytes,
   S3RVER_CREDENTIALS,
@@ -12,8 +13,8 @@ import {
   startFaultServer,
   startS3Server,
   type TempDir,
+  writeModel,
 } from '#fixtures';
-import { differingFiles, writeModel } from '../../packages/engine/src/test-model.js';
 
 const MiB = 1024 * 1024;
 

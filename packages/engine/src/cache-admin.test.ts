@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FaultServer, makeTempDir, startFaultServer, type TempDir } from '#fixtures';
+import {
+  differingFiles,
+  type FaultServer,
+  makeTempDir,
+  startFaultServer,
+  type TempDir,
+  writeModel,
+} from '#fixtures';
 import { bake } from './bake.js';
 import { diffVersions } from './diff-versions.js';
 import { gc } from './gc.js';
@@ -13,7 +20,6 @@ import { publish } from './publish.js';
 import { pull } from './pull.js';
 import { resume } from './resume.js';
 import { status } from './status.js';
-import { differingFiles, writeModel } from './test-model.js';
 import { verify } from './verify.js';
 
 const MiB = 1024 * 1024;

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, type TempDir } from '#fixtures';
+import { differingFiles, makeTempDir, type TempDir, writeModel } from '#fixtures';
 import { publish } from './publish.js';
 import { pull } from './pull.js';
-import { differingFiles, writeModel } from './test-model.js';
 
 const MiB = 1024 * 1024;
 let tmp: TempDir;

@@ -2,10 +2,16 @@ import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, randomBytes, startFaultServer, type TempDir } from '#fixtures';
+import {
+  differingFiles,
+  makeTempDir,
+  randomBytes,
+  startFaultServer,
+  type TempDir,
+  writeModel,
+} from '#fixtures';
 import { publish } from './publish.js';
 import { pull, pullIter } from './pull.js';
-import { differingFiles, writeModel } from './test-model.js';
 
 const MiB = 1024 * 1024;
 const partSize = MiB;
