@@ -1,21 +1,12 @@
 import { finished, Readable } from 'node:stream';
-import { AbortError, isFerryError } from '@ferry/manifest';
+import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+import type { OpenedRange } from './source.js';
 
-/** How a `CheckedBody` judges and reports the stream it wraps. */
-export interface CheckedBodyOptions {
-  /** The raw response body or file stream. Destroyed with the CheckedBody. */
-  body: Readable;
-  /** Exact number of bytes the body must deliver; `undefined` when the server did not say. */
-  expected: number | undefined;
+/** How a `CheckedBody` judges and reports the body it wraps. */
+export interface CheckedBodyOptions extends OpenedRange {
   signal?: AbortSignal | undefined;
   /** Called with each chunk's length as it is delivered (metrics). */
   onBytes(count: number): void;
-  /** Maps an error of `body` (reset, premature close) to the error callers see. */
-  mapError(error: unknown): Error;
-  /** The error for a body that ended after `received` of `expected` bytes. */
-  shortError(received: number, expected: number): Error;
-  /** The error for a body that delivered more than `expected` bytes. */
-  longError(expected: number): Error;
 }
 
 /**
@@ -34,7 +25,7 @@ export class CheckedBody extends Readable {
 
   constructor(options: CheckedBodyOptions) {
     super();
-    const { body, expected } = options;
+    const { body, length: expected } = options;
     this.#body = body;
     this.#signal = options.signal;
     body.on('data', (chunk: Buffer) => {
@@ -79,4 +70,40 @@ export class CheckedBody extends Readable {
     this.#body.destroy();
     callback(error);
   }
+}
+
+/**
+ * The short- and long-body errors of an HTTP(S) response (S3 or a plain origin): a short
+ * body is a cut connection, retried from the last byte; a long one is a broken server.
+ */
+export function httpBodyErrors(
+  key: string,
+  url: string,
+  statusCode?: number,
+): Pick<OpenedRange, 'shortError' | 'longError'> {
+  return {
+    shortError: (received, total) =>
+      new FerryError(
+        'FERRY_TRANSIENT',
+        `The body of ${url} ended after ${received} of ${total} bytes`,
+        {
+          key,
+          url,
+          statusCode,
+          retryable: true,
+          hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
+        },
+      ),
+    longError: (total) =>
+      new FerryError(
+        'FERRY_BAD_RESPONSE',
+        `The body of ${url} is longer than the ${total} bytes announced`,
+        {
+          key,
+          url,
+          statusCode,
+          hint: 'The server sent more bytes than it announced; check the server or any proxy in front of it.',
+        },
+      ),
+  };
 }

@@ -3,13 +3,14 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
-import { CheckedBody } from './checked-body.js';
+import { CheckedBody, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { sendRequest } from './send-request.js';
 import type {
   ObjectInfo,
+  OpenedRange,
   ReadOptions,
   SignalOptions,
   Source,
@@ -87,6 +88,17 @@ export class HttpSource implements Source {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const opened = await this.openRange(key, options);
+    return new CheckedBody({
+      ...opened,
+      signal: options.signal,
+      onBytes: (count) => {
+        this.metrics.bytesRead += count;
+      },
+    });
+  }
+
+  async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
     const { signal, ifMatch } = options;
     const normal = checkKey(key);
     const url = this.#url(normal);
@@ -107,7 +119,7 @@ export class HttpSource implements Source {
       res.resume();
       if (res.statusCode !== 200) throw await this.#failure(res, normal, url);
       this.#checkEtag(res, ifMatch, normal, url);
-      return Readable.from([]);
+      return this.#opened(Readable.from([]), 0, normal, url, res.statusCode);
     }
     const ranged = start > 0 || end !== undefined;
     if (ranged) headers.range = `bytes=${start}-${end === undefined ? '' : end - 1}`;
@@ -115,7 +127,7 @@ export class HttpSource implements Source {
     try {
       const expected = await this.#expectedLength(res, normal, url, start, end, ranged);
       this.#checkEtag(res, ifMatch, normal, url);
-      return this.#body(res, expected, normal, url, signal);
+      return this.#opened(res, expected, normal, url, res.statusCode);
     } catch (error) {
       res.destroy();
       throw error;
@@ -250,45 +262,19 @@ export class HttpSource implements Source {
     );
   }
 
-  #body(
-    res: IncomingMessage,
-    expected: number | undefined,
+  #opened(
+    body: Readable,
+    length: number | undefined,
     key: string,
     url: string,
-    signal: AbortSignal | undefined,
-  ): Readable {
-    return new CheckedBody({
-      body: res,
-      expected,
-      signal,
-      onBytes: (count) => {
-        this.metrics.bytesRead += count;
-      },
+    statusCode: number | undefined,
+  ): OpenedRange {
+    return {
+      body,
+      length,
       mapError: (error: unknown) => networkError(error, { endpoint: this.#origin, key, url }),
-      shortError: (received, total) =>
-        new FerryError(
-          'FERRY_TRANSIENT',
-          `The body of ${url} ended after ${received} of ${total} bytes`,
-          {
-            key,
-            url,
-            statusCode: res.statusCode,
-            retryable: true,
-            hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
-          },
-        ),
-      longError: (total) =>
-        new FerryError(
-          'FERRY_BAD_RESPONSE',
-          `The body of ${url} is longer than the ${total} bytes announced`,
-          {
-            key,
-            url,
-            statusCode: res.statusCode,
-            hint: 'The server sent more bytes than it announced; check the server or proxy in front of it.',
-          },
-        ),
-    });
+      ...httpBodyErrors(key, url, statusCode),
+    };
   }
 
   async #failure(res: IncomingMessage, key: string, url: string): Promise<FerryError> {

@@ -3,10 +3,12 @@ export { HttpSource } from './http-source.js';
 export { LocalSource } from './local-source.js';
 export { openSource } from './open-source.js';
 export { type ParsedSourceUri, parseSourceUri } from './parse-source-uri.js';
+export { type ChunkSink, type RangeReadOptions, readRange } from './read-range.js';
 export type { RetryInfo, RetryOptions } from './retry-policy.js';
 export { type S3Location, S3Source } from './s3-source.js';
 export type {
   ObjectInfo,
+  OpenedRange,
   ReadOptions,
   SignalOptions,
   Source,

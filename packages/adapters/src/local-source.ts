@@ -9,6 +9,7 @@ import { CheckedBody } from './checked-body.js';
 import { readAllText } from './read-all-text.js';
 import type {
   ObjectInfo,
+  OpenedRange,
   ReadOptions,
   SignalOptions,
   Source,
@@ -73,6 +74,17 @@ export class LocalSource implements Source {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const opened = await this.openRange(key, options);
+    return new CheckedBody({
+      ...opened,
+      signal: options.signal,
+      onBytes: (count) => {
+        this.metrics.bytesRead += count;
+      },
+    });
+  }
+
+  async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
     const { signal, ifMatch } = options;
     throwIfAborted(signal);
     const normal = checkKey(key);
@@ -107,36 +119,37 @@ export class LocalSource implements Source {
       throwIfAborted(signal);
       if (start === end) {
         await handle.close();
-        return Readable.from([]);
+        return { ...this.#rangeErrors(normal, file), body: Readable.from([]), length: 0 };
       }
-      const body = handle.createReadStream({ start, end: end - 1 });
-      return new CheckedBody({
-        body,
-        expected: end - start,
-        signal,
-        onBytes: (count) => {
-          this.metrics.bytesRead += count;
-        },
-        mapError: (error) => fsError(error, normal, file),
-        shortError: (received, expected) =>
-          new FerryError(
-            'FERRY_SOURCE_CHANGED',
-            `${file} ended after ${received} of ${expected} bytes`,
-            {
-              key: normal,
-              hint: 'The file shrank during the transfer; run the command again.',
-            },
-          ),
-        longError: (expected) =>
-          new FerryError('FERRY_SOURCE_CHANGED', `${file} delivered more than ${expected} bytes`, {
-            key: normal,
-            hint: 'The file changed during the transfer; run the command again.',
-          }),
-      });
+      return {
+        ...this.#rangeErrors(normal, file),
+        body: handle.createReadStream({ start, end: end - 1 }),
+        length: end - start,
+      };
     } catch (error) {
       await handle.close();
       throw error;
     }
+  }
+
+  #rangeErrors(key: string, file: string): Omit<OpenedRange, 'body' | 'length'> {
+    return {
+      mapError: (error) => fsError(error, key, file),
+      shortError: (received, expected) =>
+        new FerryError(
+          'FERRY_SOURCE_CHANGED',
+          `${file} ended after ${received} of ${expected} bytes`,
+          {
+            key,
+            hint: 'The file shrank during the transfer; run the command again.',
+          },
+        ),
+      longError: (expected) =>
+        new FerryError('FERRY_SOURCE_CHANGED', `${file} delivered more than ${expected} bytes`, {
+          key,
+          hint: 'The file changed during the transfer; run the command again.',
+        }),
+    };
   }
 
   async readText(key: string, options: SignalOptions = {}): Promise<string> {

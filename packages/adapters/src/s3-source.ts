@@ -3,13 +3,14 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
-import { CheckedBody } from './checked-body.js';
+import { CheckedBody, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { type S3Agents, S3DirectGet } from './s3-direct-get.js';
 import type {
   ObjectInfo,
+  OpenedRange,
   ReadOptions,
   SignalOptions,
   Source,
@@ -181,6 +182,17 @@ export class S3Source implements Source {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const opened = await this.openRange(key, options);
+    return new CheckedBody({
+      ...opened,
+      signal: options.signal,
+      onBytes: (count) => {
+        this.metrics.bytesRead += count;
+      },
+    });
+  }
+
+  async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
     const { signal, ifMatch } = options;
     const normal = checkKey(key);
     const url = this.#url(normal);
@@ -206,7 +218,7 @@ export class S3Source implements Source {
         ),
       );
       checkEtag(head.ETag, ifMatch, normal, url);
-      return Readable.from([]);
+      return this.#opened(Readable.from([]), 0, normal, url, signal);
     }
     const ranged = start > 0 || end !== undefined;
     // Always an explicit first byte: s3rver answers suffix ranges (`bytes=-N`) wrongly.
@@ -220,36 +232,7 @@ export class S3Source implements Source {
       const expected = ranged
         ? checkContentRange(object.contentRange, object.contentLength, start, end, normal, url)
         : object.contentLength;
-      return new CheckedBody({
-        body,
-        expected,
-        signal,
-        onBytes: (count) => {
-          this.metrics.bytesRead += count;
-        },
-        mapError: (error) => this.#error(error, normal, signal),
-        shortError: (received, total) =>
-          new FerryError(
-            'FERRY_TRANSIENT',
-            `The body of ${url} ended after ${received} of ${total} bytes`,
-            {
-              key: normal,
-              url,
-              retryable: true,
-              hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
-            },
-          ),
-        longError: (total) =>
-          new FerryError(
-            'FERRY_BAD_RESPONSE',
-            `The body of ${url} is longer than the ${total} bytes announced`,
-            {
-              key: normal,
-              url,
-              hint: 'The store sent more bytes than it announced; check the endpoint or any proxy in front of it.',
-            },
-          ),
-      });
+      return this.#opened(body, expected, normal, url, signal);
     } catch (error) {
       body.destroy();
       throw error;
@@ -442,6 +425,21 @@ export class S3Source implements Source {
       this.#direct = undefined;
       throw error;
     }
+  }
+
+  #opened(
+    body: Readable,
+    length: number | undefined,
+    key: string,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): OpenedRange {
+    return {
+      body,
+      length,
+      mapError: (error) => this.#error(error, key, signal),
+      ...httpBodyErrors(key, url),
+    };
   }
 
   #url(key: string): string {

@@ -45,6 +45,23 @@ export interface ReadOptions extends SignalOptions {
   ifMatch?: string;
 }
 
+/**
+ * A body as the origin sent it, status and range headers already checked, its bytes not yet
+ * counted: what `readRange` consumes directly, without a stream wrapped around it.
+ */
+export interface OpenedRange {
+  /** The raw body (a response or a file stream). Destroying it releases the socket or file. */
+  body: Readable;
+  /** Exactly how many bytes the body must deliver; `undefined` when the origin did not say. */
+  length: number | undefined;
+  /** Maps an error of `body` (reset, premature close) to the error callers see. */
+  mapError(error: unknown): Error;
+  /** The error for a body that ended after `received` of `length` bytes. */
+  shortError(received: number, length: number): Error;
+  /** The error for a body that delivered more than `length` bytes. */
+  longError(length: number): Error;
+}
+
 export interface WriteOptions extends SignalOptions {
   /** Exact body size in bytes; large bodies are uploaded in parts. */
   size: number;
@@ -66,6 +83,11 @@ export interface Source {
   stat(key: string, options?: SignalOptions): Promise<ObjectInfo>;
   /** Exactly the bytes `[start, end)` of the object; a short body is an error, not a short read. */
   read(key: string, options?: ReadOptions): Promise<Readable>;
+  /**
+   * The response for `[start, end)` with its headers checked and its body left raw: the
+   * caller counts the bytes (`readRange` does). `read()` is this plus a `CheckedBody`.
+   */
+  openRange(key: string, options?: ReadOptions): Promise<OpenedRange>;
   /** A small UTF-8 object (manifests, refs). */
   readText(key: string, options?: SignalOptions): Promise<string>;
   /** Writes a small UTF-8 object. */

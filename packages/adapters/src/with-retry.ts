@@ -1,9 +1,10 @@
-import type { Readable } from 'node:stream';
-import { compareUtf8, FerryError } from '@ferry/manifest';
-import { ResumableBody } from './resumable-body.js';
+import { Readable } from 'node:stream';
+import { AbortError, compareUtf8, FerryError } from '@ferry/manifest';
+import { readRange } from './read-range.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type {
   ObjectInfo,
+  OpenedRange,
   ReadOptions,
   SignalOptions,
   Source,
@@ -89,14 +90,69 @@ class RetryingSource implements Source {
     return this.#policy.run(key, options.signal, (signal) => this.#source.stat(key, { signal }));
   }
 
+  /** A stream over `readRange`: resolves once the first response is open, resumes broken bodies. */
   read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const { signal, start = 0, end, ifMatch } = options;
-    return ResumableBody.open(this.#policy, key, start, signal, (from, attemptSignal) => {
-      const next: ReadOptions = { start: from, signal: attemptSignal };
-      if (end !== undefined) next.end = end;
-      if (ifMatch !== undefined) next.ifMatch = ifMatch;
-      return this.#source.read(key, next);
+    const { start = 0, end, ifMatch } = options;
+    const local = new AbortController();
+    const signal =
+      options.signal === undefined ? local.signal : AbortSignal.any([options.signal, local.signal]);
+    let wake: (() => void) | undefined;
+    const out = new Readable({
+      read() {
+        wake?.();
+      },
+      destroy(error, callback) {
+        // A consumer that stops reading stops the transfer under it.
+        local.abort(new AbortError('read stopped'));
+        wake?.();
+        callback(error);
+      },
     });
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      const open = () =>
+        readRange(
+          this.#source,
+          key,
+          {
+            start,
+            end,
+            ifMatch,
+            signal,
+            onOpen: () => {
+              opened = true;
+              resolve(out);
+            },
+          },
+          (chunk) => {
+            if (out.push(chunk)) return undefined;
+            return new Promise<void>((wakeUp) => {
+              wake = () => {
+                wake = undefined;
+                wakeUp();
+              };
+            });
+          },
+          this.#policy,
+        );
+      open().then(
+        () => {
+          if (!opened) resolve(out);
+          out.push(null);
+        },
+        (error: unknown) => {
+          if (opened) out.destroy(error instanceof Error ? error : new Error(String(error)));
+          else reject(error);
+        },
+      );
+    });
+  }
+
+  openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
+    const { signal, ...range } = options;
+    return this.#policy.run(key, signal, (attemptSignal) =>
+      this.#source.openRange(key, { ...range, signal: attemptSignal }),
+    );
   }
 
   readText(key: string, options: SignalOptions = {}): Promise<string> {

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { openSource, type Source, withRetry } from '@ferry/adapters';
+import { closeSync, createReadStream, fdatasync, openSync, writevSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { openSource, readRange, type Source } from '@ferry/adapters';
 import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
 import { workerData } from 'piscina';
 import { consumeStream } from './consume-stream.js';
@@ -22,23 +21,21 @@ const data = workerData as PartWorkerData;
 const progress = new Int32Array(data.progress);
 const control = new Int32Array(data.control);
 const sources = new Map<string, Source>();
+/** Off the thread: the other parts this worker runs keep reading their sockets meanwhile. */
+const datasync = promisify(fdatasync);
 
 /** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
 const WRITE_BATCH = 1 << 18;
 
 /** One Source per (uri, options) per worker: each worker keeps its own connection pool. */
-function sourceFor(task: FetchTask, retries: RetryNotice[]): Source {
+function sourceFor(task: FetchTask): Source {
   const id = `${task.uri}\n${JSON.stringify(task.sourceOptions)}`;
   let source = sources.get(id);
   if (!source) {
     source = openSource(task.uri, task.sourceOptions);
     sources.set(id, source);
   }
-  return withRetry(source, {
-    onRetry: ({ key, attempt, error }) => {
-      retries.push({ key, attempt, code: error.code, message: error.message });
-    },
-  });
+  return source;
 }
 
 /** Aborts when the main thread raises the shared stop flag; polled, as signals cannot cross threads. */
@@ -52,38 +49,68 @@ function stopSignal(): { signal: AbortSignal; dispose(): void } {
   return { signal: controller.signal, dispose: () => clearInterval(timer) };
 }
 
-async function writeStream(
-  body: Readable,
-  file: FileHandle,
-  task: FetchTask | CopyTask,
-  hasher: PartHasher,
-  signal: AbortSignal,
-): Promise<number> {
-  let position = task.start;
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    if (batchBytes === 0) return;
-    const chunks = batch;
-    const at = position;
-    position += batchBytes;
-    batch = [];
-    batchBytes = 0;
-    await file.writev(chunks, at);
-  };
-  await consumeStream(
-    body,
-    (chunk) => {
-      hasher.update(chunk);
-      batch.push(chunk);
-      batchBytes += chunk.length;
-      Atomics.add(progress, task.slot, chunk.length);
-      return batchBytes >= WRITE_BATCH ? flush() : undefined;
-    },
-    signal,
-  );
-  await flush();
-  return position - task.start;
+/**
+ * Hashes each chunk and writes it at its offset, gathered into batches of `WRITE_BATCH`.
+ * Writes are synchronous: a worker thread has nothing else to do meanwhile, and a page-cache
+ * write of a batch is cheaper than the thread-pool hop, promise and body pause of an async one.
+ */
+class PartWriter {
+  readonly #fd: number;
+  readonly #hasher: PartHasher;
+  readonly #slot: number;
+  #position: number;
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+
+  constructor(fd: number, start: number, hasher: PartHasher, slot: number) {
+    this.#fd = fd;
+    this.#position = start;
+    this.#hasher = hasher;
+    this.#slot = slot;
+  }
+
+  add(chunk: Buffer): undefined {
+    this.#hasher.update(chunk);
+    this.#batch.push(chunk);
+    this.#batchBytes += chunk.length;
+    Atomics.add(progress, this.#slot, chunk.length);
+    if (this.#batchBytes >= WRITE_BATCH) this.flush();
+    return undefined;
+  }
+
+  /** Writes what is gathered; returns the offset one past the last byte written. */
+  flush(): number {
+    if (this.#batchBytes > 0) {
+      writeAll(this.#fd, this.#batch, this.#position);
+      this.#position += this.#batchBytes;
+      this.#batch = [];
+      this.#batchBytes = 0;
+    }
+    return this.#position;
+  }
+}
+
+/** `writevSync` until every byte is written (a regular file may take fewer at once). */
+function writeAll(fd: number, chunks: Buffer[], position: number): void {
+  let rest = chunks;
+  let at = position;
+  for (;;) {
+    const total = rest.reduce((sum, c) => sum + c.length, 0);
+    const written = writevSync(fd, rest, at);
+    if (written === total) return;
+    at += written;
+    let skip = written;
+    const next: Buffer[] = [];
+    for (const chunk of rest) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      next.push(skip > 0 ? chunk.subarray(skip) : chunk);
+      skip = 0;
+    }
+    rest = next;
+  }
 }
 
 function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, where: string): void {
@@ -98,21 +125,26 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
 
 async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartTaskResult> {
   const stop = stopSignal();
-  const file = await open(task.tmpPath, task.create ? 'w' : 'r+');
+  const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
-    const source = sourceFor(task, retries);
     const hasher = await createPartHasher(task.algorithm);
-    const body = await source.read(task.key, {
-      start: task.start,
-      end: task.end,
-      ...(task.ifMatch === undefined ? {} : { ifMatch: task.ifMatch }),
-      signal: stop.signal,
-    });
-    const bytes = await writeStream(body, file, task, hasher, stop.signal);
+    const writer = new PartWriter(fd, task.start, hasher, task.slot);
+    await readRange(
+      sourceFor(task),
+      task.key,
+      { start: task.start, end: task.end, ifMatch: task.ifMatch, signal: stop.signal },
+      (chunk) => writer.add(chunk),
+      {
+        onRetry: ({ key, attempt, error }) => {
+          retries.push({ key, attempt, code: error.code, message: error.message });
+        },
+      },
+    );
+    const bytes = writer.flush() - task.start;
     // Durable before the journal records it, so a power cut cannot leave a part the journal
     // calls done unwritten; it also spreads write-back over the transfer instead of one
     // long flush per file at commit.
-    await file.datasync();
+    await datasync(fd);
     if (bytes !== task.end - task.start) {
       throw new FerryError(
         'FERRY_TRANSIENT',
@@ -125,28 +157,30 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
     return { digest, bytes };
   } finally {
     stop.dispose();
-    await file.close();
+    closeSync(fd);
   }
 }
 
 async function copyPart(task: CopyTask): Promise<PartTaskResult> {
   const stop = stopSignal();
-  const file = await open(task.tmpPath, task.create ? 'w' : 'r+');
+  const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
+    const writer = new PartWriter(fd, task.start, hasher, task.slot);
     const body = createReadStream(task.fromPath, {
       start: task.start,
       end: task.end - 1,
       highWaterMark: WRITE_BATCH,
     });
-    const bytes = await writeStream(body, file, task, hasher, stop.signal);
-    await file.datasync();
+    await consumeStream(body, (chunk) => writer.add(chunk), stop.signal);
+    const bytes = writer.flush() - task.start;
+    await datasync(fd);
     const digest = hasher.digest();
     checkDigest(task, digest, task.fromPath);
     return { digest, bytes };
   } finally {
     stop.dispose();
-    await file.close();
+    closeSync(fd);
   }
 }
 

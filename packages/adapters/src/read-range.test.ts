@@ -1,0 +1,110 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError } from '@ferry/manifest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type FaultServer,
+  makeTempDir,
+  randomBytes,
+  startFaultServer,
+  type TempDir,
+} from '#fixtures';
+import { HttpSource } from './http-source.js';
+import { readRange } from './read-range.js';
+
+const SIZE = 1024 * 1024;
+const data = randomBytes(SIZE, 7);
+const FAST = { baseDelayMs: 1, maxDelayMs: 5 };
+
+describe('readRange', () => {
+  let dir: TempDir;
+  let server: FaultServer;
+  let http: HttpSource;
+
+  beforeAll(async () => {
+    dir = await makeTempDir('read-range');
+    await writeFile(join(dir.path, 'model.bin'), data);
+    server = await startFaultServer({ root: dir.path });
+    http = new HttpSource(`${server.url}/`);
+  });
+  afterAll(async () => {
+    await http.close();
+    await server.close();
+    await dir.remove();
+  });
+  beforeEach(() => server.reset());
+
+  it('delivers exactly the range, in order, resuming a reset body from the byte it reached', async () => {
+    server.inject({ kind: 'reset', afterBytes: 200_000 }, { key: 'model.bin' });
+    const chunks: Buffer[] = [];
+    await readRange(
+      http,
+      'model.bin',
+      { start: 1000, end: SIZE - 1000 },
+      (chunk) => {
+        chunks.push(chunk);
+        return undefined;
+      },
+      FAST,
+    );
+    expect(Buffer.concat(chunks).equals(data.subarray(1000, SIZE - 1000))).toBe(true);
+    expect(server.requests).toHaveLength(2);
+    const resumedAt = Number(/^bytes=(\d+)-/.exec(server.requests[1]?.range ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(1000);
+    expect(Buffer.concat(chunks).subarray(0, resumedAt - 1000).length).toBe(resumedAt - 1000);
+  });
+
+  it('does not retry a failure of its consumer', async () => {
+    const failure = new FerryError('FERRY_IO', 'disk full', { retryable: true });
+    await expect(
+      readRange(
+        http,
+        'model.bin',
+        { start: 0, end: SIZE },
+        () => {
+          throw failure;
+        },
+        FAST,
+      ),
+    ).rejects.toBe(failure);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('does not take a consumer that holds the body back for a stalled server', async () => {
+    let received = 0;
+    let first = true;
+    await readRange(
+      http,
+      'model.bin',
+      { start: 0, end: SIZE },
+      (chunk) => {
+        received += chunk.length;
+        if (!first) return undefined;
+        first = false;
+        // Four stall timeouts of back-pressure: only a body the reader wants can stall.
+        return new Promise((resolve) => setTimeout(resolve, 200));
+      },
+      { ...FAST, stallTimeoutMs: 50 },
+    );
+    expect(received).toBe(SIZE);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('reads a stalled body again from where it stopped', async () => {
+    server.inject({ kind: 'stall', afterBytes: 65_536 }, { key: 'model.bin' });
+    const notices: string[] = [];
+    let received = 0;
+    await readRange(
+      http,
+      'model.bin',
+      { start: 0, end: SIZE },
+      (chunk) => {
+        received += chunk.length;
+        return undefined;
+      },
+      { ...FAST, stallTimeoutMs: 100, onRetry: ({ error }) => notices.push(error.message) },
+    );
+    expect(received).toBe(SIZE);
+    expect(notices).toEqual([expect.stringMatching(/model\.bin stalled: no bytes for 100 ms/)]);
+  });
+});
