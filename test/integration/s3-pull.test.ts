@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
 import { type PullEvent, publish, pull } from '@ferry/engine';
@@ -104,6 +104,42 @@ describe('pull from s3rver', () => {
     const update = await pull({ source, root: cache, sourceOptions: options, partSize: MiB });
     expect(update.fetchedBytes).toBe(3 * MiB);
     expect(await differingFiles(update.dir, new Map([['weights.bin', rewritten]]))).toEqual([]);
+  });
+
+  it('a plain prefix whose stored bytes no longer match their MD5 ETag fails those files, one part or many', async () => {
+    const bucket = await newBucket();
+    const big = randomBytes(3 * MiB + 5, 3);
+    const small = randomBytes(1000, 4);
+    await s3.putObject(bucket, 'raw/big.bin', big);
+    await s3.putObject(bucket, 'raw/small.bin', small);
+    await s3.putObject(bucket, 'raw/good.bin', 'fine');
+    // Bit rot on the server: s3rver keeps the ETag it computed at upload beside the bytes.
+    for (const [key, at] of [
+      ['big.bin', 2 * MiB + 17],
+      ['small.bin', 999],
+    ] as const) {
+      const stored = join(s3.bucketDir, bucket, 'raw', `${key}._S3rver_object`);
+      const handle = await open(stored, 'r+');
+      await handle.write(
+        Buffer.from([0xff ^ ((key === 'big.bin' ? big : small)[at] ?? 0)]),
+        0,
+        1,
+        at,
+      );
+      await handle.close();
+    }
+    const cache = join(tmp.path, 'cache');
+    const error = await pull({
+      source: `s3://${bucket}/raw`,
+      root: cache,
+      sourceOptions: options,
+      partSize: MiB,
+    }).catch((e: unknown) => e);
+    expect(isFerryError(error, 'FERRY_INTEGRITY')).toBe(true);
+    expect(String((error as Error).message)).toMatch(
+      /MD5 [0-9a-f]{32} differs from ETag .*and 1 more/,
+    );
+    expect((await readdir(join(cache, 'raw'))).sort()).toEqual(['good.bin']);
   });
 
   it('two pulls into one root: the second waits for the first, then has nothing to do', async () => {

@@ -13,7 +13,8 @@ import { verify } from './verify.js';
 export async function bake(
   options: PullOptions & { onEvent?: (event: PullEvent) => void },
 ): Promise<PullResult> {
-  const result = await pull(options);
+  // An image is built once and started many times, maybe after a crash of the builder.
+  const result = await pull({ ...options, durable: true });
   await gc({ root: options.root });
   const report = await verify({ root: options.root });
   const [first] = report.problems;

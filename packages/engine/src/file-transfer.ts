@@ -16,6 +16,7 @@ import {
 } from '@ferry/manifest';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import { md5FromEtag } from './local-hash.js';
+import { Md5Follower } from './md5-follower.js';
 import type { PartPool } from './part-pool.js';
 import type { FilePlan } from './plan.js';
 import type { PullEvent } from './types.js';
@@ -33,6 +34,8 @@ export interface TransferContext {
   concurrency: number;
   /** Compare a finished file's MD5 with a single-part S3 ETag. */
   checkEtag: boolean;
+  /** fdatasync each file before its rename (see `PullOptions.durable`). */
+  durable: boolean;
   signal: AbortSignal;
   emit(event: PullEvent): void;
 }
@@ -64,6 +67,11 @@ export interface FileState {
   reusedBytes: number;
   doneBytes: number;
   journaled: boolean;
+  /**
+   * The MD5 a plain listing's ETag promises: followed part by part for a file of several
+   * parts, computed by the worker for a file of one; `undefined` when there is none to check.
+   */
+  md5?: { expected: string; follower?: Md5Follower; actual?: string };
   opened?: Promise<void>;
   failed?: unknown;
 }
@@ -119,6 +127,20 @@ export async function transferFiles(
       doneBytes: 0,
       journaled: count > 1,
     };
+    // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
+    const md5 =
+      ctx.checkEtag && plan.entry.digest === undefined && plan.entry.size > 0
+        ? md5FromEtag(plan.entry.etag)
+        : undefined;
+    if (md5 !== undefined) {
+      file.md5 =
+        count > 1
+          ? {
+              expected: md5,
+              follower: new Md5Follower(file.tmpPath, plan.entry.size, plan.partSize, count),
+            }
+          : { expected: md5 };
+    }
     if (count === 0) {
       // An empty file has no parts to schedule: it is committed on its own.
       jobs.push({ file, index: -1, mode: 'fetch' });
@@ -147,7 +169,10 @@ export async function transferFiles(
       if (file.failed !== undefined) continue;
       try {
         await openFile(file, ctx, active);
-        if (job.index >= 0) await runPart(job, ctx);
+        if (job.index >= 0) {
+          await runPart(job, ctx);
+          file.md5?.follower?.partDone(job.index);
+        }
         if (job.index < 0 || --file.remaining === 0) {
           committed.push(await commitFile(file, ctx, dirs));
           active.delete(file);
@@ -293,12 +318,14 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           key: plan.entry.path,
           ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,
+          md5: file.md5 !== undefined && file.md5.follower === undefined,
           ...base,
         },
         index,
         plan.relPath,
       );
       file.digests[index] = r.digest;
+      if (file.md5 !== undefined && r.md5 !== undefined) file.md5.actual = r.md5;
       file.fetchedBytes += r.bytes;
       file.doneBytes += r.bytes;
       if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
@@ -335,15 +362,12 @@ async function commitFile(
       },
     );
   }
-  // A manifest digest already proved the content; the ETag's MD5 is the only check a plain listing has.
-  const md5 =
-    ctx.checkEtag && plan.entry.digest === undefined ? md5FromEtag(plan.entry.etag) : undefined;
-  if (md5 !== undefined && plan.entry.size > 0) {
-    const local = await ctx.pool.run({ kind: 'md5', path: file.tmpPath });
-    if (local.digest !== md5) {
+  if (file.md5 !== undefined) {
+    const actual = file.md5.follower ? await file.md5.follower.digest() : file.md5.actual;
+    if (actual !== file.md5.expected) {
       throw new FerryError(
         'FERRY_INTEGRITY',
-        `${plan.entry.path}: MD5 ${local.digest} differs from ETag ${plan.entry.etag}`,
+        `${plan.entry.path}: MD5 ${actual} differs from ETag ${plan.entry.etag}`,
         {
           key: plan.entry.path,
           hint: 'If the bucket encrypts with SSE-KMS or SSE-C its ETags are not MD5s: set FERRY_ETAG_CHECK=0.',
@@ -352,14 +376,7 @@ async function commitFile(
     }
   }
   const parts: PartList = { size: plan.partSize, digests };
-  // Every part was datasynced by its worker; only an empty file has nothing synced yet.
-  await placeFile(
-    file.tmpPath,
-    plan,
-    ctx,
-    { digest, parts },
-    { synced: file.count > 0, dirs, journaled: file.journaled },
-  );
+  await placeFile(file.tmpPath, plan, ctx, { digest, parts }, { dirs, journaled: file.journaled });
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,
@@ -372,16 +389,16 @@ async function commitFile(
 
 /**
  * Durable, renamed into place, then recorded: a final path only ever holds a whole,
- * verified file. `synced`: the bytes are on disk already, so the fsync is skipped.
+ * verified file; with `ctx.durable`, its bytes reach the disk before its name does.
  */
 async function placeFile(
   tmpPath: string,
   plan: FilePlan,
   ctx: TransferContext,
   content: { digest: Digest; parts?: PartList },
-  options: { synced: boolean; dirs: Set<string>; journaled: boolean },
+  options: { dirs: Set<string>; journaled: boolean },
 ): Promise<void> {
-  if (!options.synced) {
+  if (ctx.durable) {
     const handle = await open(tmpPath, 'r+');
     try {
       await handle.sync();
@@ -424,7 +441,7 @@ async function copyWholeFile(
     plan,
     ctx,
     { digest: record.digest, ...(parts ? { parts } : {}) },
-    { synced: false, dirs, journaled: false },
+    { dirs, journaled: false },
   );
   ctx.emit({
     type: 'file-done',

@@ -25,6 +25,8 @@ export interface FetchTask extends WriteTaskBase {
   key: string;
   ifMatch?: string;
   tmpPath: string;
+  /** Also compute the MD5 of the part (a one-part file of a plain listing: its ETag). */
+  md5?: boolean;
   /** Progress counter slot this task adds its bytes to. */
   slot: number;
 }
@@ -55,6 +57,8 @@ export interface PartTaskResult {
   /** Digest of the part (for `md5`: the hex MD5 of the file). */
   digest: Digest;
   bytes: number;
+  /** Hex MD5 of the bytes, when the task asked for it. */
+  md5?: string;
 }
 
 /** A task's result or error, with the read retries it took on the way. */

@@ -233,6 +233,7 @@ async function runPull(
           algorithm,
           concurrency,
           checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
+          durable: options.durable ?? false,
           signal,
           emit,
         });

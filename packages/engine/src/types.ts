@@ -35,6 +35,15 @@ export interface PullOptions {
   verify?: VerifyMode;
   /** Worker threads that fetch and hash parts. @default min(4, cores) */
   workers?: number;
+  /**
+   * Make each file durable (fdatasync) before it is renamed into place, so a power cut or
+   * kernel crash cannot leave a recorded file incomplete. Costs the disk's write time on top
+   * of the transfer (the kernel otherwise writes back in the background, as other tools
+   * rely on). A killed process loses nothing either way, and a resume re-hashes the parts
+   * its journal claims before trusting them. `bake` always makes its files durable.
+   * @default false
+   */
+  durable?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */
   dryRun?: boolean;
   /** Wait for another pull holding the root instead of failing with FERRY_STORE_LOCKED. @default true */

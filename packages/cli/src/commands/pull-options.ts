@@ -13,6 +13,7 @@ export const PULL_FLAGS = {
   concurrency: { type: 'string' },
   'part-size': { type: 'string' },
   verify: { type: 'string' },
+  durable: { type: 'boolean' },
 } as const;
 
 export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land in <dir>/<folder>/, state in <dir>/.ferry/
@@ -26,7 +27,10 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
                         or bytes (default 16MiB; a published manifest's own size wins)
   --verify <mode>       how files already in the cache are trusted:
                         size (right size), stat (size and mtime as recorded, default),
-                        hash (re-hash everything)`;
+                        hash (re-hash everything)
+  --durable             make each file durable on disk (fsync) before it appears, so a
+                        power cut cannot leave a recorded file incomplete; costs the disk's
+                        write time (also FERRY_DURABLE=1; bake always does)`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -41,6 +45,7 @@ export interface PullFlagValues {
   concurrency?: string;
   'part-size'?: string;
   verify?: string;
+  durable?: boolean;
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -80,6 +85,7 @@ export async function pullOptionsFrom(
     ...(partSize === undefined ? {} : { partSize }),
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(verify === undefined ? {} : { verify }),
+    ...(values.durable === true || process.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
     signal: ctx.signal,
   };
 }
