@@ -5,8 +5,10 @@ export { openSource } from './open-source.js';
 export { type ParsedSourceUri, parseSourceUri } from './parse-source-uri.js';
 export { type ChunkSink, type RangeReadOptions, readRange } from './read-range.js';
 export type { RetryInfo, RetryOptions } from './retry-policy.js';
+export type { S3ReadGrant } from './s3-direct-get.js';
 export { type S3Location, S3Source } from './s3-source.js';
 export type {
+  Handoff,
   ObjectInfo,
   OpenedRange,
   ReadOptions,

@@ -9,6 +9,7 @@ import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { type S3Agents, S3DirectGet } from './s3-direct-get.js';
 import type {
+  Handoff,
   ObjectInfo,
   OpenedRange,
   ReadOptions,
@@ -88,10 +89,13 @@ export class S3Source implements Source {
   readonly #partSize: number | undefined;
   readonly #agents: S3Agents;
   readonly #timeoutMs: number;
+  /** As given, for `handoff()`. */
+  readonly #options: SourceOptions;
   /** The direct GET path, once resolved; `undefined` inside means reads use the SDK. */
   #direct: Promise<S3DirectGet | undefined> | undefined;
 
   constructor(location: S3Location, options: SourceOptions = {}) {
+    this.#options = options;
     this.#bucket = location.bucket;
     this.#root = location.prefix === '' ? '' : `${location.prefix}/`;
     this.uri =
@@ -129,6 +133,8 @@ export class S3Source implements Source {
       },
     };
     if (endpoint !== undefined) config.endpoint = endpoint;
+    const grant = options.s3ReadGrant;
+    if (grant !== undefined) this.#direct = S3DirectGet.fromGrant(grant, this.#agents);
     if (region !== undefined) config.region = region;
     if (options.credentials !== undefined) config.credentials = options.credentials;
     this.#config = config;
@@ -318,6 +324,19 @@ export class S3Source implements Source {
       signal?.removeEventListener('abort', onAbort);
       if (body instanceof Readable) body.destroy();
     }
+  }
+
+  async handoff(): Promise<Handoff> {
+    this.#direct ??= this.#resolveDirect();
+    const direct = await this.#direct.catch((error: unknown) => {
+      throw this.#error(error, undefined, undefined);
+    });
+    if (direct === undefined) return { options: this.#options };
+    const grant = await direct.grant();
+    return {
+      options: { ...this.#options, s3ReadGrant: grant },
+      expiresAt: grant.credentials.expiration,
+    };
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { S3ReadGrant } from './s3-direct-get.js';
 
 /** One object as a listing or a stat reports it. */
 export interface ObjectInfo {
@@ -98,8 +99,22 @@ export interface Source {
     body: Readable | Uint8Array,
     options: WriteOptions,
   ): Promise<{ etag?: string }>;
+  /**
+   * Options that open this same source in another thread with what this one already
+   * resolved (for S3: its address and current credentials, so a worker thread never loads
+   * the SDK), and until when they hold (ms since the epoch) when they expire. They carry
+   * secrets: pass them to threads, never persist them. Sources without this are opened
+   * from their URI and options alone.
+   */
+  handoff?(): Promise<Handoff>;
   /** Releases sockets and handles. */
   close(): Promise<void>;
+}
+
+/** What `Source.handoff` gives another thread. */
+export interface Handoff {
+  options: SourceOptions;
+  expiresAt?: number | undefined;
 }
 
 /**
@@ -139,4 +154,9 @@ export interface SourceOptions {
    * @default the SDK's default credential chain
    */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * The S3 read path another thread resolved (from its `handoff()`): reads sign with it
+   * and never load the SDK, unless S3 redirects them to another region. Holds secrets.
+   */
+  s3ReadGrant?: S3ReadGrant;
 }

@@ -3,6 +3,7 @@ import { AbortError, compareUtf8, FerryError } from '@ferry/manifest';
 import { readRange } from './read-range.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type {
+  Handoff,
   ObjectInfo,
   OpenedRange,
   ReadOptions,
@@ -179,6 +180,14 @@ class RetryingSource implements Source {
     return this.#policy.run(key, options.signal, (signal) =>
       this.#source.write(key, body, { size: options.size, signal }),
     );
+  }
+
+  /** Present when the wrapped source has it. */
+  get handoff(): (() => Promise<Handoff>) | undefined {
+    const source = this.#source;
+    const handoff = source.handoff;
+    if (handoff === undefined) return undefined;
+    return () => this.#policy.run('', undefined, () => handoff.call(source));
   }
 
   close(): Promise<void> {

@@ -29,7 +29,8 @@ export interface TransferContext {
   store: ManifestStore;
   layout: CacheLayout;
   sourceUri: string;
-  sourceOptions: SourceOptions;
+  /** Options the workers open the source with (see `workerSourceOptions`). */
+  sourceOptions: () => Promise<SourceOptions>;
   algorithm: DigestAlgorithm;
   concurrency: number;
   /** Compare a finished file's MD5 with a single-part S3 ETag. */
@@ -72,6 +73,8 @@ export interface FileState {
    * parts, computed by the worker for a file of one; `undefined` when there is none to check.
    */
   md5?: { expected: string; follower?: Md5Follower; actual?: string };
+  /** The file's mtime as its only writer saw it last (a one-part file), saving a stat. */
+  mtimeMs?: number;
   opened?: Promise<void>;
   failed?: unknown;
 }
@@ -96,8 +99,8 @@ function initialMode(plan: FilePlan, index: number): PartMode {
 
 /**
  * Moves every planned fetch and copy into place: parts of all files interleave on the
- * pool, `concurrency` at a time, each part verified, each file committed (fsync, rename,
- * stat index) as soon as its last part lands. A file that fails keeps the previous good
+ * pool, `concurrency` at a time, each part verified, each file committed (renamed and
+ * recorded) as soon as its last part lands. A file that fails keeps the previous good
  * file at its path; the others go on. Resolves with the files committed; rejects with an
  * AbortError when aborted, or the first file error once every file has been tried.
  */
@@ -106,7 +109,6 @@ export async function transferFiles(
   ctx: TransferContext,
   active: ActiveFiles,
 ): Promise<CommittedFile[]> {
-  const committed: CommittedFile[] = [];
   const copies: FilePlan[] = [];
   const jobs: PartJob[] = [];
   for (const plan of plans) {
@@ -150,11 +152,27 @@ export async function transferFiles(
   }
 
   await mkdir(ctx.layout.tmpDir, { recursive: true });
-  const dirs = new Set<string>();
+  const place = new Placement(ctx.store);
+  try {
+    return await runJobs(jobs, copies, ctx, active, place);
+  } finally {
+    // Records of files already in place; lost ones would only cost a re-hash next time.
+    await place.flush();
+  }
+}
+
+async function runJobs(
+  jobs: PartJob[],
+  copies: FilePlan[],
+  ctx: TransferContext,
+  active: ActiveFiles,
+  place: Placement,
+): Promise<CommittedFile[]> {
+  const committed: CommittedFile[] = [];
   const errors: unknown[] = [];
   for (const plan of copies) {
     try {
-      committed.push(await copyWholeFile(plan, ctx, dirs));
+      committed.push(await copyWholeFile(plan, ctx, place));
     } catch (error) {
       if (ctx.signal.aborted) throw new AbortError(ctx.signal.reason);
       errors.push(error);
@@ -174,7 +192,7 @@ export async function transferFiles(
           file.md5?.follower?.partDone(job.index);
         }
         if (job.index < 0 || --file.remaining === 0) {
-          committed.push(await commitFile(file, ctx, dirs));
+          committed.push(await commitFile(file, ctx, place));
           active.delete(file);
         }
       } catch (error) {
@@ -314,7 +332,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
         {
           kind: 'fetch',
           uri: ctx.sourceUri,
-          sourceOptions: ctx.sourceOptions,
+          sourceOptions: await ctx.sourceOptions(),
           key: plan.entry.path,
           ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,
@@ -326,6 +344,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
       );
       file.digests[index] = r.digest;
       if (file.md5 !== undefined && r.md5 !== undefined) file.md5.actual = r.md5;
+      if (r.mtimeMs !== undefined) file.mtimeMs = r.mtimeMs;
       file.fetchedBytes += r.bytes;
       file.doneBytes += r.bytes;
       if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
@@ -347,7 +366,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
 async function commitFile(
   file: FileState,
   ctx: TransferContext,
-  dirs: Set<string>,
+  place: Placement,
 ): Promise<CommittedFile> {
   const { plan } = file;
   const digests = file.digests as Digest[];
@@ -376,7 +395,12 @@ async function commitFile(
     }
   }
   const parts: PartList = { size: plan.partSize, digests };
-  await placeFile(file.tmpPath, plan, ctx, { digest, parts }, { dirs, journaled: file.journaled });
+  await placeFile(file.tmpPath, plan, ctx, place, {
+    digest,
+    parts,
+    journaled: file.journaled,
+    ...(file.mtimeMs === undefined ? {} : { mtimeMs: file.mtimeMs }),
+  });
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,
@@ -388,15 +412,47 @@ async function commitFile(
 }
 
 /**
- * Durable, renamed into place, then recorded: a final path only ever holds a whole,
- * verified file; with `ctx.durable`, its bytes reach the disk before its name does.
+ * Where committed files go: the parent folders made so far, and the stat records of
+ * files without a journal, written in batches (one LevelDB batch per file was a tenth of
+ * a small file's cost). A file renamed into place whose record is lost in a crash is
+ * found again by the next pull and hashed once: never trusted unverified.
+ */
+class Placement {
+  readonly dirs = new Set<string>();
+  readonly #store: ManifestStore;
+  #pending: Array<[string, StatRecord]> = [];
+
+  constructor(store: ManifestStore) {
+    this.#store = store;
+  }
+
+  async record(relPath: string, record: StatRecord): Promise<void> {
+    this.#pending.push([relPath, record]);
+    if (this.#pending.length >= STAT_BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    await this.#store.putStats(batch);
+  }
+}
+
+/** Stat records gathered before one LevelDB batch. */
+const STAT_BATCH = 128;
+
+/**
+ * Renamed into place, then recorded: a final path only ever holds a whole, verified file;
+ * with `ctx.durable`, its bytes reach the disk before its name does. A journaled file's
+ * record replaces its journal in one batch; other records go out in batches.
  */
 async function placeFile(
   tmpPath: string,
   plan: FilePlan,
   ctx: TransferContext,
-  content: { digest: Digest; parts?: PartList },
-  options: { dirs: Set<string>; journaled: boolean },
+  place: Placement,
+  content: { digest: Digest; parts?: PartList; journaled: boolean; mtimeMs?: number },
 ): Promise<void> {
   if (ctx.durable) {
     const handle = await open(tmpPath, 'r+');
@@ -407,28 +463,27 @@ async function placeFile(
     }
   }
   const parent = dirname(plan.finalPath);
-  if (!options.dirs.has(parent)) {
+  if (!place.dirs.has(parent)) {
     await mkdir(parent, { recursive: true });
-    options.dirs.add(parent);
+    place.dirs.add(parent);
   }
   await rename(tmpPath, plan.finalPath);
-  const st = await stat(plan.finalPath);
+  // A rename keeps the mtime: the writer's own fstat, when there was one writer, is it.
+  const mtimeMs = content.mtimeMs ?? (await stat(plan.finalPath)).mtimeMs;
   const record: StatRecord = {
-    size: st.size,
-    mtimeMs: st.mtimeMs,
+    size: plan.entry.size,
+    mtimeMs,
     digest: content.digest,
     ...(content.parts ? { parts: content.parts } : {}),
   };
-  // A journal goes in the same batch as the record; without one a single put will do
-  // (commitFile would scan for journal parts that do not exist, once per small file).
-  if (options.journaled) await ctx.store.commitFile(plan.relPath, record);
-  else await ctx.store.putStats([[plan.relPath, record]]);
+  if (content.journaled) await ctx.store.commitFile(plan.relPath, record);
+  else await place.record(plan.relPath, record);
 }
 
 async function copyWholeFile(
   plan: FilePlan,
   ctx: TransferContext,
-  dirs: Set<string>,
+  place: Placement,
 ): Promise<CommittedFile> {
   if (plan.action.kind !== 'copy') throw new Error('copyWholeFile: not a copy plan');
   const { fromPath, record } = plan.action;
@@ -436,13 +491,11 @@ async function copyWholeFile(
   // A reflink where the file system has them, a kernel-side copy otherwise.
   await copyFile(fromPath, tmpPath, constants.COPYFILE_FICLONE);
   const { parts } = record;
-  await placeFile(
-    tmpPath,
-    plan,
-    ctx,
-    { digest: record.digest, ...(parts ? { parts } : {}) },
-    { dirs, journaled: false },
-  );
+  await placeFile(tmpPath, plan, ctx, place, {
+    digest: record.digest,
+    ...(parts ? { parts } : {}),
+    journaled: false,
+  });
   ctx.emit({
     type: 'file-done',
     path: plan.entry.path,

@@ -59,6 +59,8 @@ export interface PartTaskResult {
   bytes: number;
   /** Hex MD5 of the bytes, when the task asked for it. */
   md5?: string;
+  /** The file's mtime after the task's last write, when the task created the file (its only writer). */
+  mtimeMs?: number;
 }
 
 /** A task's result or error, with the read retries it took on the way. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writevSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
+import { closeSync, createReadStream, fstatSync, openSync, readSync, writevSync } from 'node:fs';
 import { openSource, readRange, type Source } from '@ferry/adapters';
 import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
 import { workerData } from 'piscina';
@@ -23,6 +24,8 @@ const sources = new Map<string, Source>();
 
 /** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
 const WRITE_BATCH = 1 << 18;
+/** Reads of local files for hashing: large enough that the syscall per read is noise. */
+const READ_SIZE = 1 << 20;
 
 /** One Source per (uri, options) per worker: each worker keeps its own connection pool. */
 function sourceFor(task: FetchTask): Source {
@@ -35,15 +38,29 @@ function sourceFor(task: FetchTask): Source {
   return source;
 }
 
-/** Aborts when the main thread raises the shared stop flag; polled, as signals cannot cross threads. */
-function stopSignal(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const check = () => {
-    if (Atomics.load(control, 0) === 1) controller.abort(new AbortError('pull stopped'));
-  };
-  check();
-  const timer = setInterval(check, 50);
-  return { signal: controller.signal, dispose: () => clearInterval(timer) };
+/**
+ * Aborts once the main thread raises the shared stop flag (it is never lowered: a stopped
+ * pool is destroyed). Signals cannot cross threads, so the flag is polled, by one timer for
+ * all the tasks of this worker, and only while tasks run.
+ */
+const stopped = new AbortController();
+// Every running read listens to it: as many as the worker's share of the concurrency.
+setMaxListeners(0, stopped.signal);
+let running = 0;
+let poll: NodeJS.Timeout | undefined;
+
+function taskStarted(): AbortSignal {
+  if (Atomics.load(control, 0) === 1) stopped.abort(new AbortError('pull stopped'));
+  if (running++ === 0) {
+    poll = setInterval(() => {
+      if (Atomics.load(control, 0) === 1) stopped.abort(new AbortError('pull stopped'));
+    }, 50);
+  }
+  return stopped.signal;
+}
+
+function taskEnded(): void {
+  if (--running === 0) clearInterval(poll);
 }
 
 /**
@@ -121,7 +138,7 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
 }
 
 async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartTaskResult> {
-  const stop = stopSignal();
+  const signal = taskStarted();
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
@@ -130,7 +147,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
     await readRange(
       sourceFor(task),
       task.key,
-      { start: task.start, end: task.end, ifMatch: task.ifMatch, signal: stop.signal },
+      { start: task.start, end: task.end, ifMatch: task.ifMatch, signal },
       md5 === undefined
         ? (chunk) => writer.add(chunk)
         : (chunk) => {
@@ -156,15 +173,21 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
     }
     const digest = hasher.digest();
     checkDigest(task, digest, task.key);
-    return md5 === undefined ? { digest, bytes } : { digest, bytes, md5: md5.digest('hex') };
+    return {
+      digest,
+      bytes,
+      ...(md5 === undefined ? {} : { md5: md5.digest('hex') }),
+      // A file this task created has no other writer: its mtime is final now.
+      ...(task.create ? { mtimeMs: fstatSync(fd).mtimeMs } : {}),
+    };
   } finally {
-    stop.dispose();
+    taskEnded();
     closeSync(fd);
   }
 }
 
 async function copyPart(task: CopyTask): Promise<PartTaskResult> {
-  const stop = stopSignal();
+  const signal = taskStarted();
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
@@ -174,32 +197,37 @@ async function copyPart(task: CopyTask): Promise<PartTaskResult> {
       end: task.end - 1,
       highWaterMark: WRITE_BATCH,
     });
-    await consumeStream(body, (chunk) => writer.add(chunk), stop.signal);
+    await consumeStream(body, (chunk) => writer.add(chunk), signal);
     const bytes = writer.flush() - task.start;
     const digest = hasher.digest();
     checkDigest(task, digest, task.fromPath);
     return { digest, bytes };
   } finally {
-    stop.dispose();
+    taskEnded();
     closeSync(fd);
   }
 }
 
+/**
+ * Hashes `[start, end)` of a local file with positional reads into one buffer: the worker
+ * thread has nothing else to do, and a stream would add a promise and an allocation per chunk.
+ */
 async function hashPart(task: HashTask): Promise<PartTaskResult> {
   const hasher = await createPartHasher(task.algorithm);
-  let bytes = 0;
-  if (task.end > task.start) {
-    const body = createReadStream(task.path, {
-      start: task.start,
-      end: task.end - 1,
-      highWaterMark: WRITE_BATCH,
-    });
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      hasher.update(chunk);
-      bytes += chunk.length;
+  const fd = openSync(task.path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(1, task.end - task.start)));
+    let at = task.start;
+    while (at < task.end) {
+      const read = readSync(fd, buffer, 0, Math.min(buffer.length, task.end - at), at);
+      if (read === 0) break;
+      hasher.update(buffer.subarray(0, read));
+      at += read;
     }
+    return { digest: hasher.digest(), bytes: at - task.start };
+  } finally {
+    closeSync(fd);
   }
-  return { digest: hasher.digest(), bytes };
 }
 
 async function md5File(path: string): Promise<PartTaskResult> {

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import {
   type ObjectInfo,
@@ -87,7 +88,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
     }
     const files = await walkFiles(resolve(options.dir));
     const pool = new PartPool({
-      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      workers: options.workers ?? availableParallelism(),
       concurrency: 1,
     });
     let entries: Entry[];

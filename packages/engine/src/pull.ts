@@ -25,11 +25,12 @@ import { cacheLayout, rootRelative } from './cache-layout.js';
 import { EventChannel } from './event-channel.js';
 import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
 import { openStore } from './open-store.js';
-import { PartPool } from './part-pool.js';
+import { defaultWorkers, PartPool } from './part-pool.js';
 import { type FilePlan, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { resolveRemote } from './remote-version.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
+import { workerSourceOptions } from './worker-source-options.js';
 
 const DEFAULT_CONCURRENCY = 16;
 const PROGRESS_INTERVAL_MS = 250;
@@ -142,9 +143,10 @@ async function runPull(
   let pool: PartPool | undefined;
   const stopPool = () => pool?.stop();
   signal.addEventListener('abort', stopPool, { once: true });
-  const getPool = () => {
+  /** `work`: about what the pull will move, to size the pool (the first call fixes it). */
+  const getPool = (work = { bytes: Number.POSITIVE_INFINITY, files: 0 }) => {
     pool ??= new PartPool({
-      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      workers: options.workers ?? defaultWorkers(work, concurrency),
       concurrency,
       onRetry: (notice) =>
         emit({
@@ -183,7 +185,12 @@ async function runPull(
     // their modules takes a few hundred ms) while the plan is made. A warm start, at the
     // version it already has, never starts them.
     if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
-      if (tree?.versionId !== remote.versionId) getPool();
+      if (tree?.versionId !== remote.versionId) {
+        getPool({
+          bytes: remote.entries.reduce((n, e) => n + e.size, 0),
+          files: remote.entries.length,
+        });
+      }
     }
     const plans = await planPull({
       previous,
@@ -225,11 +232,11 @@ async function runPull(
           new Set(),
           emit,
         );
-        committed = await transferWithPool(plans, getPool(), meter, {
+        committed = await transferWithPool(plans, getPool(summary.fetch), meter, {
           store,
           layout,
           sourceUri: uri,
-          sourceOptions: options.sourceOptions ?? {},
+          sourceOptions: workerSourceOptions(source, options.sourceOptions ?? {}),
           algorithm,
           concurrency,
           checkEtag: process.env.FERRY_ETAG_CHECK !== '0',

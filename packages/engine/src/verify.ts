@@ -1,4 +1,5 @@
 import { lstat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
@@ -57,7 +58,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
             return problem('size', `${st.size} bytes, expected ${entry.size}`);
           if (options.deep) {
             pool ??= new PartPool({
-              ...(options.workers === undefined ? {} : { workers: options.workers }),
+              workers: options.workers ?? availableParallelism(),
               concurrency: 1,
             });
             const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
