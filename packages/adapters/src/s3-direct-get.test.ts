@@ -129,6 +129,9 @@ describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
               IfMatch: conditions.ifMatch,
             });
             const ours = await direct.sign(key, conditions);
+            // What a worker thread signs with, from the grant alone, must be the same.
+            const granted = await S3DirectGet.fromGrant(await direct.grant(), agents);
+            expect(await granted.sign(key, conditions)).toEqual(ours);
             expect(ours.hostname).toBe(sdk.hostname);
             expect(ours.port).toBe(sdk.port);
             expect(ours.path).toBe(sdk.path);

@@ -127,6 +127,25 @@ describe('S3 source against s3rver', () => {
     }
   });
 
+  it('hands its resolved reads to another source, which reads with no credential chain of its own', async () => {
+    const first = open('s3://models/m/v1');
+    const { options, expiresAt } = await (first.handoff?.() ?? Promise.reject(new Error('none')));
+    expect(expiresAt).toBeUndefined(); // static credentials do not expire
+    expect(options.s3ReadGrant?.credentials.accessKeyId).toBe(S3RVER_CREDENTIALS.accessKeyId);
+    vi.stubEnv('AWS_ACCESS_KEY_ID', '');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', '');
+    vi.stubEnv('AWS_PROFILE', 'ferry-test-no-such-profile');
+    try {
+      // Only the grant can sign: without it this source has no credentials at all.
+      const { credentials: _dropped, ...rest } = options;
+      const second = openSource('s3://models/m/v1', rest);
+      sources.push(second);
+      expect((await collect(await second.read('config.json'))).toString()).toBe('{"a":1}');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('names a missing bucket', async () => {
     const source = open('s3://no-such-bucket/x');
     const listing = (async () => {
