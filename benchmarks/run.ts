@@ -9,6 +9,7 @@ import { ferryDriver } from './lib/ferry-driver.js';
 import { findNginx } from './lib/nginx-origin.js';
 import { ORIGIN_NAMES, type OriginName } from './lib/origin.js';
 import type { BenchResult, Scenario } from './lib/scenario.js';
+import { GNU_TIME, GNU_TIME_INSTALL, hasGnuTime } from './lib/spawn-measured.js';
 import { knownPeers } from './lib/sync-tools.js';
 
 const here = import.meta.dirname;
@@ -27,7 +28,12 @@ const HELP = `Usage: pnpm bench [-- flags]
   --ferry <mode>        cli (packages/cli/dist/bin.js), lib (engine sources) or auto (default)
   --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16)
   --work-dir <dir>      where data, origins and caches go (default: a temp dir, removed)
-  --keep                keep the work dir`;
+  --keep                keep the work dir
+
+Transfer columns: value (MB/s, or s for no-op and update runs), wall, from source and
+requests (the origin's meter), CPU-s/GiB (user+sys CPU of the tool's process tree per GiB
+of dataset, from ${GNU_TIME}: blank without it), peak RSS, ok (WRONG: failed or wrong
+bytes), × ceiling (curl, no disk, no hash), × best peer, target.`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();
@@ -76,6 +82,7 @@ function transferTable(rows: Row[]): string {
       'wall',
       'from source',
       'requests',
+      'CPU-s/GiB',
       'peak RSS',
       'ok',
       '× ceiling',
@@ -90,6 +97,7 @@ function transferTable(rows: Row[]): string {
       r.wallMs === undefined ? '' : `${(r.wallMs / 1000).toFixed(2)} s`,
       r.sourceBytes === undefined ? '' : formatBytes(r.sourceBytes),
       r.requests === undefined ? '' : String(Math.round(r.requests)),
+      r.cpuPerGiB === undefined ? '' : r.cpuPerGiB.toFixed(2),
       r.peakRssBytes === undefined ? '' : formatBytes(r.peakRssBytes),
       r.correct === undefined ? '' : r.correct ? 'yes' : 'WRONG',
       ratio(r.vsCeiling),
@@ -194,6 +202,11 @@ async function main(): Promise<void> {
   }));
   for (const p of knownPeers(workDir).filter((p) => !p.installed)) {
     console.error(`bench: ${p.tool.name} is not installed, so not compared: ${p.install}`);
+  }
+  if (!hasGnuTime()) {
+    console.error(
+      `bench: ${GNU_TIME} is missing, so the CPU-s/GiB column stays blank: ${GNU_TIME_INSTALL}`,
+    );
   }
   await mkdir(workDir, { recursive: true });
   const context = new BenchContext(config, ferryDriver(ferryMode), peers);

@@ -1,13 +1,19 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ObjectInfo } from '@ferry/adapters';
 import type { Origin } from './origin.js';
+import { spawnMeasured } from './spawn-measured.js';
 
 export interface CeilingRun {
   wallMs: number;
   bytes: number;
   requests: number;
+  /** curl's user + system CPU (GNU time); undefined in-process or without /usr/bin/time. */
+  cpuMs?: number;
+  /** curl's peak RSS; undefined for the in-process reader. */
+  peakRssBytes?: number;
+  /** Why the run failed (curl's exit and stderr), empty when it finished. */
+  problems: string[];
 }
 
 export interface CeilingOptions {
@@ -79,21 +85,29 @@ async function curlCeiling(
       // the last range would apply to every URL.
       .join('next\n'),
   );
-  const started = performance.now();
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(
-      'curl',
-      ['--parallel', '--parallel-max', String(options.concurrency), '--config', config],
-      { maxBuffer: 64 * 2 ** 20 },
-      (error, out) => (error ? reject(error) : resolve(out)),
-    );
-  });
-  const wallMs = performance.now() - started;
-  const bytes = stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .reduce((n, l) => n + Number(l), 0);
-  return { wallMs, bytes, requests: todo.length };
+  // Measured like every tool (wall, CPU, RSS); each finished transfer prints its size.
+  let bytes = 0;
+  const run = await spawnMeasured(
+    'curl',
+    ['--parallel', '--parallel-max', String(options.concurrency), '--config', config],
+    {
+      env: { ...process.env },
+      onLine(line) {
+        if (line !== '') bytes += Number(line);
+      },
+    },
+  );
+  const failed = run.code !== 0 || run.signal !== null;
+  return {
+    wallMs: run.wallMs,
+    bytes,
+    requests: todo.length,
+    ...(run.cpuMs === undefined ? {} : { cpuMs: run.cpuMs }),
+    ...(run.peakRssBytes > 0 ? { peakRssBytes: run.peakRssBytes } : {}),
+    problems: failed
+      ? [`curl exit ${run.code ?? run.signal}: ${run.stderr.trim().slice(-200)}`]
+      : [],
+  };
 }
 
 async function readerCeiling(
@@ -121,5 +135,5 @@ async function readerCeiling(
   } finally {
     await reader.close();
   }
-  return { wallMs: performance.now() - started, bytes, requests: todo.length };
+  return { wallMs: performance.now() - started, bytes, requests: todo.length, problems: [] };
 }

@@ -25,13 +25,19 @@ export async function ceilingSample(
     workDir: context.config.workDir,
   });
   const after = await origin.counters();
+  const problems = [...run.problems];
+  if (problems.length === 0 && run.bytes !== bytes) {
+    problems.push(`read ${run.bytes} bytes, want ${bytes}`);
+  }
   return {
     tool: CEILING,
     kind: 'ceiling',
     wallMs: run.wallMs,
+    ...(run.peakRssBytes === undefined ? {} : { peakRssBytes: run.peakRssBytes }),
+    ...(run.cpuMs === undefined ? {} : { cpuMs: run.cpuMs }),
     sourceBytes: before && after ? after.bytes - before.bytes : run.bytes,
     requests: before && after ? after.requests - before.requests : run.requests,
-    problems: run.bytes === bytes ? [] : [`read ${run.bytes} bytes, want ${bytes}`],
+    problems,
   };
 }
 

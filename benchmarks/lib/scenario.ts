@@ -22,6 +22,10 @@ export interface BenchResult {
   requests?: number;
   /** Highest peak RSS of the tool's process over the runs. */
   peakRssBytes?: number;
+  /** Median user + system CPU seconds of the tool's process tree (GNU time). */
+  cpuSeconds?: number;
+  /** `cpuSeconds` per GiB of the dataset (not of the bytes fetched). */
+  cpuPerGiB?: number;
   /** False when any run failed or left wrong files; `problems` says what. */
   correct?: boolean;
   problems?: string[];

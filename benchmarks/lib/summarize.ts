@@ -7,7 +7,7 @@ export interface SummarizeOptions {
   measure: string;
   /** `MB/s` over `bytes`, or plain wall seconds (warm, no-op runs). */
   unit: 'MB/s' | 's';
-  /** Bytes each tool had to deliver, for MB/s. */
+  /** Bytes each tool had to deliver, for MB/s and CPU-s/GiB. */
   bytes: number;
 }
 
@@ -17,8 +17,9 @@ const medianOf = (values: Array<number | undefined>) => {
 };
 
 /**
- * One row per tool: medians over the runs, the highest peak RSS, and the ratios to the
- * ceiling and to the fastest peer that got the bytes right (a wrong peer is not a baseline).
+ * One row per tool: medians over the runs (wall, CPU, bytes, requests), the highest peak
+ * RSS, and the ratios to the ceiling and to the fastest peer, each a baseline only when it
+ * got the bytes right.
  */
 export function summarize(
   origin: Origin,
@@ -31,9 +32,10 @@ export function summarize(
     const first = runs[0] as SyncSample;
     const wallMs = median(runs.map((r) => r.wallMs));
     const problems = [...new Set(runs.flatMap((r) => r.problems))];
-    const rss = runs.map((r) => r.peakRssBytes ?? 0);
+    const rss = runs.map((r) => r.peakRssBytes ?? 0).filter((b) => b > 0);
     const sourceBytes = medianOf(runs.map((r) => r.sourceBytes));
     const requests = medianOf(runs.map((r) => r.requests));
+    const cpuMs = medianOf(runs.map((r) => r.cpuMs));
     const engineMs = medianOf(runs.map((r) => r.result?.durationMs));
     return {
       kind: first.kind,
@@ -46,19 +48,27 @@ export function summarize(
         wallMs,
         ...(sourceBytes === undefined ? {} : { sourceBytes }),
         ...(requests === undefined ? {} : { requests }),
-        ...(first.kind === 'ceiling' ? {} : { peakRssBytes: Math.max(...rss) }),
+        ...(rss.length === 0 ? {} : { peakRssBytes: Math.max(...rss) }),
+        ...(cpuMs === undefined
+          ? {}
+          : { cpuSeconds: cpuMs / 1000, cpuPerGiB: cpuMs / 1000 / (options.bytes / 2 ** 30) }),
         correct: problems.length === 0,
         ...(problems.length === 0 ? {} : { problems: problems.slice(0, 5) }),
         extra: {
           runs: runs.length,
           walls: runs.map((r) => Math.round(r.wallMs)).join(' '),
+          ...(cpuMs === undefined
+            ? {}
+            : { cpuMs: runs.map((r) => (r.cpuMs === undefined ? '' : r.cpuMs)).join(' ') }),
           // ferry's own duration: the wall time less process start-up and module loading.
           ...(engineMs === undefined ? {} : { engineMs }),
         },
       } satisfies BenchResult,
     };
   });
-  const ceiling = rows.find((r) => r.kind === 'ceiling')?.row.wallMs;
+  const wallOf = (kind: SyncSample['kind']) =>
+    rows.find((r) => r.kind === kind && r.row.correct)?.row.wallMs;
+  const ceiling = wallOf('ceiling');
   const peerWalls = rows.filter((r) => r.kind === 'peer' && r.row.correct).map((r) => r.row.wallMs);
   const bestPeer = peerWalls.length === 0 ? undefined : Math.min(...peerWalls);
   return rows.map(({ kind, row }) => ({

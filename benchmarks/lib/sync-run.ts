@@ -10,6 +10,8 @@ export interface SyncSample {
   kind: 'ferry' | 'peer' | 'ceiling';
   wallMs: number;
   peakRssBytes?: number;
+  /** User + system CPU of the tool's process tree (GNU time), when measurable. */
+  cpuMs?: number;
   /** Bytes the origin sent (its own meter), else what the tool reported. */
   sourceBytes?: number;
   requests?: number;
@@ -81,6 +83,7 @@ export async function runSync(
     kind: tool.kind,
     wallMs: measured.wallMs,
     peakRssBytes: measured.peakRssBytes,
+    ...(measured.cpuMs === undefined ? {} : { cpuMs: measured.cpuMs }),
     ...(sourceBytes === undefined ? {} : { sourceBytes }),
     ...(requests === undefined ? {} : { requests }),
     problems,

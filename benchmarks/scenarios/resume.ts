@@ -21,6 +21,8 @@ const scenario: Scenario = {
       }
       const wastes: number[] = [];
       const walls: number[] = [];
+      // CPU of the killed run and of the resumed one together: what the interrupted pull cost.
+      const cpus: number[] = [];
       const problems: string[] = [];
       let peak = 0;
       for (let run = 0; run < context.config.runs; run++) {
@@ -36,12 +38,16 @@ const scenario: Scenario = {
         const total = (killed.sourceBytes ?? 0) + (resumed.sourceBytes ?? 0);
         wastes.push(total - published.bytes);
         walls.push(resumed.wallMs);
+        if (killed.cpuMs !== undefined && resumed.cpuMs !== undefined) {
+          cpus.push(killed.cpuMs + resumed.cpuMs);
+        }
         peak = Math.max(peak, killed.peakRssBytes ?? 0, resumed.peakRssBytes ?? 0);
         context.log(
           `resume on ${origin.name}: before kill ${formatBytes(killed.sourceBytes ?? 0)}, after ${formatBytes(resumed.sourceBytes ?? 0)}, waste ${formatBytes(total - published.bytes)}`,
         );
       }
       const waste = median(wastes);
+      const cpuSeconds = cpus.length === 0 ? undefined : median(cpus) / 1000;
       rows.push({
         name: 'waste after SIGKILL at 50 %',
         origin: origin.name,
@@ -51,6 +57,9 @@ const scenario: Scenario = {
         wallMs: median(walls),
         sourceBytes: published.bytes + waste,
         peakRssBytes: peak,
+        ...(cpuSeconds === undefined
+          ? {}
+          : { cpuSeconds, cpuPerGiB: cpuSeconds / (published.bytes / 2 ** 30) }),
         correct: problems.length === 0,
         ...(problems.length === 0 ? {} : { problems: [...new Set(problems)] }),
         target: `waste ≤ in-flight parts (${formatBytes(bound)}): ${waste <= bound ? 'met' : 'MISSED'}`,

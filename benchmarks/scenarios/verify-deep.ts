@@ -54,6 +54,7 @@ const scenario: Scenario = {
     ];
     const walls = new Map<string, number[]>();
     const peaks = new Map<string, number>();
+    const cpuTimes = new Map<string, number[]>();
     const failures: string[] = [];
     for (let run = 0; run < context.config.runs; run++) {
       for (let i = 0; i < contenders.length; i++) {
@@ -63,6 +64,7 @@ const scenario: Scenario = {
         if (m.code !== 0) failures.push(`${c.name}: exit ${m.code} ${m.stderr.trim().slice(-200)}`);
         walls.set(c.name, [...(walls.get(c.name) ?? []), m.wallMs]);
         peaks.set(c.name, Math.max(peaks.get(c.name) ?? 0, m.peakRssBytes));
+        if (m.cpuMs !== undefined) cpuTimes.set(c.name, [...(cpuTimes.get(c.name) ?? []), m.cpuMs]);
       }
     }
     const baseline = median(walls.get(contenders[2]?.name ?? '') ?? [Number.NaN]);
@@ -70,6 +72,8 @@ const scenario: Scenario = {
       const wallMs = median(walls.get(c.name) ?? [Number.NaN]);
       const hashes = i !== 1;
       const problems = failures.filter((f) => f.startsWith(c.name));
+      const cpuMs = cpuTimes.get(c.name);
+      const cpuSeconds = cpuMs === undefined ? undefined : median(cpuMs) / 1000;
       return {
         name: c.name,
         origin: 'local disk',
@@ -77,7 +81,12 @@ const scenario: Scenario = {
         value: hashes ? published.bytes / 1e6 / (wallMs / 1000) : wallMs / 1000,
         unit: hashes ? 'MB/s' : 's',
         wallMs,
-        ...(i === 2 ? {} : { peakRssBytes: peaks.get(c.name) ?? 0 }),
+        // GNU time measures the sha256sum tree too (its largest process); /proc polling alone
+        // saw only the shell.
+        ...((peaks.get(c.name) ?? 0) > 0 ? { peakRssBytes: peaks.get(c.name) ?? 0 } : {}),
+        ...(cpuSeconds === undefined
+          ? {}
+          : { cpuSeconds, cpuPerGiB: cpuSeconds / (published.bytes / 2 ** 30) }),
         correct: problems.length === 0,
         ...(problems.length === 0 ? {} : { problems }),
         ...(hashes ? { vsCeiling: baseline / wallMs } : {}),
