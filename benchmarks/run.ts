@@ -26,14 +26,16 @@ const HELP = `Usage: pnpm bench [-- flags]
                         ${ENV_URI}=s3://bucket/prefix is set; env is read-only)
   --peers <list>        peers to run, by name prefix: aws,rclone,s3cmd or none (default all installed)
   --ferry <mode>        cli (packages/cli/dist/bin.js), lib (engine sources) or auto (default)
-  --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16)
+  --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16;
+                        the floor keeps its 8)
   --work-dir <dir>      where data, origins and caches go (default: a temp dir, removed)
   --keep                keep the work dir
 
 Transfer columns: value (MB/s, or s for no-op and update runs), wall, from source and
 requests (the origin's meter), CPU-s/GiB (user+sys CPU of the tool's process tree per GiB
 of dataset, from ${GNU_TIME}: blank without it), peak RSS, ok (WRONG: failed or wrong
-bytes), × ceiling (curl, no disk, no hash), × best peer, target.`;
+bytes), × ceiling (curl, no disk, no hash), × floor (lib/node-floor.mjs: plain Node,
+8 ranged GETs, SHA-256, positional writes), × best peer, target.`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();
@@ -86,6 +88,7 @@ function transferTable(rows: Row[]): string {
       'peak RSS',
       'ok',
       '× ceiling',
+      '× floor',
       '× best peer',
       'target',
     ],
@@ -101,6 +104,7 @@ function transferTable(rows: Row[]): string {
       r.peakRssBytes === undefined ? '' : formatBytes(r.peakRssBytes),
       r.correct === undefined ? '' : r.correct ? 'yes' : 'WRONG',
       ratio(r.vsCeiling),
+      ratio(r.vsFloor),
       ratio(r.vsBestPeer),
       r.target ?? '',
     ]),

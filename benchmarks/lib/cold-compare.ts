@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { formatBytes } from './byte-size.js';
 import { measureCeiling } from './ceiling.js';
 import type { BenchContext, DatasetKind } from './context.js';
+import { floorTool } from './floor-tool.js';
 import type { Origin } from './origin.js';
 import type { BenchResult } from './scenario.js';
 import { summarize, withTarget } from './summarize.js';
@@ -41,10 +42,16 @@ export async function ceilingSample(
   };
 }
 
+/** One contender of a cold comparison and the prefix it pulls. */
+interface Contender {
+  tool: SyncTool | 'ceiling';
+  prefix: string;
+}
+
 /**
- * Pulls a dataset into an empty folder with every tool and reads it once with the ceiling's
- * client, on every origin, alternating the order each run; ferry's row carries the issue's
- * cold targets.
+ * Pulls a dataset into an empty folder with every tool and the floor, and reads it once with
+ * the ceiling's client, on every origin, alternating the order each run; ferry's row carries
+ * the issue's cold targets.
  */
 export async function coldCompare(
   context: BenchContext,
@@ -52,6 +59,7 @@ export async function coldCompare(
   kind: DatasetKind,
 ): Promise<BenchResult[]> {
   const rows: BenchResult[] = [];
+  const floor = floorTool({ workDir: context.config.workDir, partSize: context.partSize });
   for (const origin of await context.origins()) {
     const published = await context.published(origin, kind);
     if (published === undefined) {
@@ -63,19 +71,27 @@ export async function coldCompare(
     context.log(
       `${scenario} on ${origin.name}: ${published.files.size} files, ${formatBytes(published.bytes)}`,
     );
+    const [ferry, ...peers] = context.tools(origin);
+    const contenders: Contender[] = [{ tool: 'ceiling', prefix: published.prefix }];
+    if (floor.supports(origin)) contenders.push({ tool: floor, prefix: published.prefix });
+    else {
+      context.notes.push(
+        `${scenario}: floor skipped on ${origin.name} (its URLs are presigned with aws-cli v2 at /usr/bin/aws: apt-get install -y awscli)`,
+      );
+    }
+    if (ferry !== undefined) contenders.push({ tool: ferry, prefix: published.prefix });
+    contenders.push(...peers.map((tool) => ({ tool, prefix: published.prefix })));
     const samples: SyncSample[] = [];
-    const contenders: Array<SyncTool | 'ceiling'> = ['ceiling', ...context.tools(origin)];
-    await alternate(context.config.runs, contenders, async (contender) => {
-      if (contender === 'ceiling') {
-        samples.push(await ceilingSample(context, origin, published.prefix, published.bytes));
+    await alternate(context.config.runs, contenders, async ({ tool, prefix }) => {
+      if (tool === 'ceiling') {
+        samples.push(await ceilingSample(context, origin, prefix, published.bytes));
         return;
       }
-      const dest = await context.freshDir(scenario, origin.name, contender.name);
-      const sample = await runSync(contender, origin, published.prefix, dest, {
-        expected: published.files,
-      });
+      const dest = await context.freshDir(scenario, origin.name, tool.name);
+      const sample = await runSync(tool, origin, prefix, dest, { expected: published.files });
+      const cpu = sample.cpuMs === undefined ? '' : `, ${(sample.cpuMs / 1000).toFixed(2)} CPU-s`;
       context.log(
-        `${contender.name}: ${(sample.wallMs / 1000).toFixed(2)} s${sample.problems.length > 0 ? ` WRONG ${sample.problems[0]}` : ''}`,
+        `${tool.name}: ${(sample.wallMs / 1000).toFixed(2)} s${cpu}${sample.problems.length > 0 ? ` WRONG ${sample.problems[0]}` : ''}`,
       );
       samples.push(sample);
       // Caches of every tool at once would be tools × dataset on disk; one at a time is enough.

@@ -31,6 +31,8 @@ export interface BenchResult {
   problems?: string[];
   /** Ceiling's wall time / this wall time: 1.00 is the ceiling. */
   vsCeiling?: number;
+  /** The floor's wall time / this wall time: above 1 is faster than plain Node. */
+  vsFloor?: number;
   /** Best correct peer's wall time / this wall time: above 1 beats every peer. */
   vsBestPeer?: number;
   /** The issue's target for this figure and whether it is met, e.g. `≥0.90× ceiling: no`. */

@@ -18,8 +18,8 @@ const medianOf = (values: Array<number | undefined>) => {
 
 /**
  * One row per tool: medians over the runs (wall, CPU, bytes, requests), the highest peak
- * RSS, and the ratios to the ceiling and to the fastest peer, each a baseline only when it
- * got the bytes right.
+ * RSS, and the ratios to the ceiling, to the floor and to the fastest peer, each a baseline
+ * only when it got the bytes right.
  */
 export function summarize(
   origin: Origin,
@@ -69,11 +69,13 @@ export function summarize(
   const wallOf = (kind: SyncSample['kind']) =>
     rows.find((r) => r.kind === kind && r.row.correct)?.row.wallMs;
   const ceiling = wallOf('ceiling');
+  const floor = wallOf('floor');
   const peerWalls = rows.filter((r) => r.kind === 'peer' && r.row.correct).map((r) => r.row.wallMs);
   const bestPeer = peerWalls.length === 0 ? undefined : Math.min(...peerWalls);
   return rows.map(({ kind, row }) => ({
     ...row,
     ...(ceiling === undefined ? {} : { vsCeiling: ceiling / row.wallMs }),
+    ...(floor === undefined ? {} : { vsFloor: floor / row.wallMs }),
     ...(bestPeer === undefined || kind === 'ceiling' ? {} : { vsBestPeer: bestPeer / row.wallMs }),
   }));
 }

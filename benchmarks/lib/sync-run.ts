@@ -7,7 +7,7 @@ import type { SyncTool } from './sync-tools.js';
 /** One run of one tool (or of the ceiling), as measured. */
 export interface SyncSample {
   tool: string;
-  kind: 'ferry' | 'peer' | 'ceiling';
+  kind: 'ferry' | 'peer' | 'floor' | 'ceiling';
   wallMs: number;
   peakRssBytes?: number;
   /** User + system CPU of the tool's process tree (GNU time), when measurable. */

@@ -14,7 +14,8 @@ export interface SyncCommand {
 
 export interface SyncTool {
   name: string;
-  kind: 'ferry' | 'peer';
+  /** `floor`: the plain-Node reference client (`node-floor.mjs`), neither ferry nor a peer. */
+  kind: 'ferry' | 'peer' | 'floor';
   /** Whether the tool can read this origin (peers need an S3 listing). */
   supports(origin: Origin): boolean;
   /** The command syncing `prefix` of `origin` into `dest`. */
@@ -33,7 +34,8 @@ export interface PeerInfo {
 
 // Without these the tools would pick up the runner's AWS setup (a CA bundle rclone 1.60
 // chokes on, see NOTES.md, or a profile pointing elsewhere).
-function baseEnv(): Record<string, string | undefined> {
+/** The runner's environment without its AWS_* and RCLONE_* variables. */
+export function baseEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
   for (const name of Object.keys(env)) {
     if (name.startsWith('AWS_') || name.startsWith('RCLONE_')) delete env[name];
@@ -64,9 +66,11 @@ export function ferryTool(driver: FerryDriver, concurrency: number | undefined):
   };
 }
 
-const AWS_V2 = '/usr/bin/aws';
+/** aws-cli v2 as Debian's `awscli` installs it (the `aws` first on PATH may be v1). */
+export const AWS_V2 = '/usr/bin/aws';
 
-function awsV2(): boolean {
+/** Whether /usr/bin/aws is aws-cli v2. */
+export function awsV2(): boolean {
   if (!existsSync(AWS_V2)) return false;
   try {
     return execFileSync(AWS_V2, ['--version'], { encoding: 'utf8' }).startsWith('aws-cli/2');
@@ -82,6 +86,27 @@ function s3Credentials(origin: Origin): Record<string, string> {
   return c === undefined
     ? {}
     : { AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey };
+}
+
+/**
+ * Environment for /usr/bin/aws against `origin`: its keys and region, no config file for
+ * the local origins (an env bucket may rely on a profile), no instance metadata lookups.
+ */
+export function awsEnv(origin: Origin): Record<string, string | undefined> {
+  return {
+    ...baseEnv(),
+    ...origin.env,
+    ...(origin.name === 'env' ? {} : { AWS_CONFIG_FILE: '/dev/null' }),
+    ...s3Credentials(origin),
+    AWS_REGION: origin.s3?.region ?? origin.env.AWS_REGION ?? 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+}
+
+/** The endpoint /usr/bin/aws must be given (v2.9 ignores AWS_ENDPOINT_URL): `--endpoint-url`. */
+export function awsEndpointArgs(origin: Origin): string[] {
+  const endpoint = origin.s3?.endpoint ?? origin.env.AWS_ENDPOINT_URL;
+  return endpoint === undefined ? [] : ['--endpoint-url', endpoint];
 }
 
 const awsTool: SyncTool = {
@@ -102,17 +127,9 @@ const awsTool: SyncTool = {
         '--only-show-errors',
         '--exclude',
         '.ferry/*',
-        ...(s3.endpoint === undefined ? [] : ['--endpoint-url', s3.endpoint]),
+        ...awsEndpointArgs(origin),
       ],
-      env: {
-        ...baseEnv(),
-        ...origin.env,
-        // An env bucket may rely on a profile; local origins bring their own keys.
-        ...(origin.name === 'env' ? {} : { AWS_CONFIG_FILE: '/dev/null' }),
-        ...s3Credentials(origin),
-        AWS_REGION: s3.region,
-        AWS_EC2_METADATA_DISABLED: 'true',
-      },
+      env: awsEnv(origin),
     };
   },
   filesDir: (dest) => dest,
