@@ -35,7 +35,8 @@ Transfer columns: value (MB/s, or s for no-op and update runs), wall, from sourc
 requests (the origin's meter), CPU-s/GiB (user+sys CPU of the tool's process tree per GiB
 of dataset, from ${GNU_TIME}: blank without it), peak RSS, ok (WRONG: failed or wrong
 bytes), × ceiling (curl, no disk, no hash), × floor (lib/node-floor.mjs: plain Node,
-8 ranged GETs, SHA-256, positional writes), × best peer, target.`;
+8 ranged GETs, SHA-256, positional writes), × best peer, target. Cold scenarios also pull
+a plain copy of the dataset (no .ferry/ manifests) on s3rver: the "ferry (plain prefix)" row.`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();

@@ -7,7 +7,7 @@ import type { Origin } from './origin.js';
 import type { BenchResult } from './scenario.js';
 import { summarize, withTarget } from './summarize.js';
 import { alternate, runSync, type SyncSample } from './sync-run.js';
-import type { SyncTool } from './sync-tools.js';
+import { FERRY_PLAIN, ferryTool, type SyncTool } from './sync-tools.js';
 
 export const CEILING = 'ceiling: parallel ranged GETs';
 const RSS_LIMIT = 256 * 2 ** 20;
@@ -49,9 +49,10 @@ interface Contender {
 }
 
 /**
- * Pulls a dataset into an empty folder with every tool and the floor, and reads it once with
- * the ceiling's client, on every origin, alternating the order each run; ferry's row carries
- * the issue's cold targets.
+ * Pulls a dataset into an empty folder with every tool, the floor, and ferry again from a
+ * plain (unpublished) copy where the origin lists, and reads it once with the ceiling's
+ * client, on every origin, alternating the order each run; ferry's row carries the issue's
+ * cold targets.
  */
 export async function coldCompare(
   context: BenchContext,
@@ -68,6 +69,7 @@ export async function coldCompare(
       );
       continue;
     }
+    const plain = await context.plain(origin, kind);
     context.log(
       `${scenario} on ${origin.name}: ${published.files.size} files, ${formatBytes(published.bytes)}`,
     );
@@ -80,6 +82,10 @@ export async function coldCompare(
       );
     }
     if (ferry !== undefined) contenders.push({ tool: ferry, prefix: published.prefix });
+    if (plain !== undefined) {
+      const tool = ferryTool(context.ferry, context.config.concurrency, FERRY_PLAIN);
+      contenders.push({ tool, prefix: plain.prefix });
+    }
     contenders.push(...peers.map((tool) => ({ tool, prefix: published.prefix })));
     const samples: SyncSample[] = [];
     await alternate(context.config.runs, contenders, async ({ tool, prefix }) => {
@@ -88,6 +94,7 @@ export async function coldCompare(
         return;
       }
       const dest = await context.freshDir(scenario, origin.name, tool.name);
+      // The plain copy holds the same files under another prefix: the same check.
       const sample = await runSync(tool, origin, prefix, dest, { expected: published.files });
       const cpu = sample.cpuMs === undefined ? '' : `, ${(sample.cpuMs / 1000).toFixed(2)} CPU-s`;
       context.log(

@@ -6,8 +6,9 @@ import { envOrigin, envPrefix } from './env-origin.js';
 import type { FerryDriver } from './ferry-driver.js';
 import { findNginx, type NginxServer, nginxOrigin, startNginx } from './nginx-origin.js';
 import type { Origin, OriginName } from './origin.js';
+import { uploadPlainCopy } from './plain-copy.js';
 import { startS3rverOrigin } from './s3rver-origin.js';
-import { ferryTool, type PeerInfo, type SyncTool } from './sync-tools.js';
+import { awsV2, ferryTool, type PeerInfo, type SyncTool } from './sync-tools.js';
 
 /** The runner's flags. */
 export interface BenchConfig {
@@ -51,6 +52,7 @@ export class BenchContext {
   #nginx: Promise<NginxServer> | undefined;
   readonly #datasets = new Map<string, Promise<Dataset>>();
   readonly #published = new Map<string, Promise<PublishedDataset>>();
+  readonly #plain = new Map<string, Promise<PublishedDataset | undefined>>();
   readonly notes: string[] = [];
 
   constructor(config: BenchConfig, ferry: FerryDriver, peers: PeerInfo[]) {
@@ -168,6 +170,35 @@ export class BenchContext {
       this.#published.set(key, published);
     }
     return published;
+  }
+
+  /**
+   * A second copy of a dataset under `<kind>-plain`, uploaded as plain objects (no `.ferry/`
+   * manifests): what `ferry (plain prefix)` pulls. Only on origins that list and that the
+   * runner may write (s3rver); undefined elsewhere, and when aws-cli v2 (the uploader) is
+   * missing, with the reason in `notes`.
+   */
+  plain(origin: Origin, kind: DatasetKind): Promise<PublishedDataset | undefined> {
+    if (origin.s3 === undefined || !origin.writable) return Promise.resolve(undefined);
+    const key = `${origin.name}/${kind}`;
+    let plain = this.#plain.get(key);
+    if (plain === undefined) {
+      plain = (async () => {
+        if (!awsV2()) {
+          this.notes.push(
+            `ferry (plain prefix): skipped on ${origin.name}, the plain copy is uploaded with aws-cli v2: apt-get install -y awscli`,
+          );
+          return undefined;
+        }
+        const dataset = await this.dataset(kind);
+        const prefix = `${kind}-plain`;
+        this.log(`uploading a plain copy of ${kind} to ${origin.name}/${prefix}`);
+        await uploadPlainCopy(origin, dataset, prefix);
+        return { prefix, files: dataset.files, bytes: dataset.bytes };
+      })();
+      this.#plain.set(key, plain);
+    }
+    return plain;
   }
 
   #envDataset(origin: Origin): Promise<PublishedDataset> {

@@ -43,10 +43,20 @@ export function baseEnv(): Record<string, string | undefined> {
   return env;
 }
 
-/** ferry itself: `ferry pull <uri> --to <dest>`, files at `<dest>/<prefix>`. */
-export function ferryTool(driver: FerryDriver, concurrency: number | undefined): SyncTool {
+/** The name of ferry's row pulling a copy of the dataset without `.ferry/` manifests. */
+export const FERRY_PLAIN = 'ferry (plain prefix)';
+
+/**
+ * ferry itself: `ferry pull <uri> --to <dest>`, files at `<dest>/<prefix>`. `name` tells
+ * apart the rows pulling a published prefix (`ferry`) and a plain one ({@link FERRY_PLAIN}).
+ */
+export function ferryTool(
+  driver: FerryDriver,
+  concurrency: number | undefined,
+  name = 'ferry',
+): SyncTool {
   return {
-    name: 'ferry',
+    name,
     kind: 'ferry',
     supports: () => true,
     async command(origin, prefix, dest) {
