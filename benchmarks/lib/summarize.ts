@@ -80,14 +80,20 @@ export function summarize(
   }));
 }
 
-/** Marks ferry's row with a target and whether it holds. */
-export function withTarget(rows: BenchResult[], text: string, met: (row: BenchResult) => boolean) {
-  return rows.map((row) =>
-    row.tool === 'ferry'
-      ? {
-          ...row,
-          target: `${row.target ? `${row.target}; ` : ''}${text}: ${met(row) ? 'met' : 'MISSED'}`,
-        }
-      : row,
-  );
+/**
+ * Marks the rows of `tools` (ferry's by default) with a target and whether it holds:
+ * `met`, `MISSED`, or `n/a` when `met` cannot tell (the figure was not measured).
+ */
+export function withTarget(
+  rows: BenchResult[],
+  text: string,
+  met: (row: BenchResult) => boolean | undefined,
+  tools: string[] = ['ferry'],
+): BenchResult[] {
+  return rows.map((row) => {
+    if (row.tool === undefined || !tools.includes(row.tool)) return row;
+    const verdict = met(row);
+    const result = verdict === undefined ? 'n/a' : verdict ? 'met' : 'MISSED';
+    return { ...row, target: `${row.target ? `${row.target}; ` : ''}${text}: ${result}` };
+  });
 }
