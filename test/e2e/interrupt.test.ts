@@ -78,7 +78,10 @@ describe('interruption', () => {
       const status = await runFerry(['status', cache, '--json'], { env });
       expect(doneResult(status.stdout)).toMatchObject({
         interrupted: [{ dir: '' }],
-        partials: [{ path: 'shard.bin', size: 4 * MiB, doneParts: 3, parts: 4 }],
+        // Bytes kept: three whole parts and the 1000 bytes the hung one delivered.
+        partials: [
+          { path: 'shard.bin', size: 4 * MiB, doneParts: 3, parts: 4, doneBytes: 3 * MiB + 1000 },
+        ],
       });
 
       const resumed = await runFerry(['resume', cache, '--json'], { env });
@@ -87,9 +90,12 @@ describe('interruption', () => {
       expect(last).toMatchObject({ type: 'resumed', root: cache });
       const results = (last?.results ?? []) as PullResult[];
       expect(results).toHaveLength(1);
-      // Only the part that hung moves again.
-      expect(results[0]?.fetchedBytes).toBe(MiB);
+      // Only the rest of the part that hung moves again: its first 1000 bytes were kept.
+      expect(results[0]?.fetchedBytes).toBe(MiB - 1000);
       expect((await readFile(join(cache, 'shard.bin'))).equals(shard)).toBe(true);
+      // The folder keeps the ref it was being pulled at.
+      const after = await runFerry(['status', cache, '--json'], { env });
+      expect(doneResult(after.stdout)).toMatchObject({ trees: [{ dir: '', ref: 'v1' }] });
 
       const nothing = await runFerry(['resume', cache], { env });
       expect(nothing.stdout).toBe(`nothing to resume in ${cache}\n`);

@@ -18,7 +18,7 @@ import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import { md5FromEtag } from './local-hash.js';
 import { Md5Follower } from './md5-follower.js';
 import type { PartPool } from './part-pool.js';
-import type { FilePlan } from './plan.js';
+import { type FilePlan, localBytes } from './plan.js';
 import type { PullEvent } from './types.js';
 
 /** A bad part is fetched again this many times before the file fails. */
@@ -153,11 +153,63 @@ export async function transferFiles(
 
   await mkdir(ctx.layout.tmpDir, { recursive: true });
   const place = new Placement(ctx.store);
+  const checkpoints = new Checkpoints(ctx, jobs);
   try {
     return await runJobs(jobs, copies, ctx, active, place);
   } finally {
+    await checkpoints.stop();
     // Records of files already in place; lost ones would only cost a re-hash next time.
     await place.flush();
+  }
+}
+
+/** A running part's progress is recorded each time it has written this much more. */
+const CHECKPOINT_BYTES = 2 * 2 ** 20;
+/** How often running parts are looked at; at 64 MB/s a part moves 3 MiB in this time. */
+const CHECKPOINT_POLL_MS = 50;
+
+/**
+ * Records how far each running part of a journaled file has written, every
+ * `CHECKPOINT_BYTES`, so a killed pull (SIGKILL: no chance to say goodbye) loses at most
+ * about that much per part in flight. No fsync: the page cache outlives the process, and a
+ * resume re-hashes what a checkpoint claims before it trusts it.
+ */
+class Checkpoints {
+  readonly #ctx: TransferContext;
+  readonly #files = new Map<string, FileState>();
+  readonly #recorded = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(ctx: TransferContext, jobs: PartJob[]) {
+    this.#ctx = ctx;
+    for (const { file } of jobs) if (file.journaled) this.#files.set(file.plan.relPath, file);
+    this.#timer = setInterval(() => this.#poll(), CHECKPOINT_POLL_MS);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#writing;
+  }
+
+  #poll(): void {
+    if (this.#files.size === 0) return;
+    const due: Array<{ path: string; index: number; bytes: number }> = [];
+    for (const { owner, part, bytes } of this.#ctx.pool.written()) {
+      const file = this.#files.get(owner);
+      // Done parts and finished or failed files have their own records.
+      if (!file || file.digests[part] !== undefined || file.failed !== undefined) continue;
+      const key = `${owner}\0${part}`;
+      if (bytes < (this.#recorded.get(key) ?? 0) + CHECKPOINT_BYTES) continue;
+      this.#recorded.set(key, bytes);
+      due.push({ path: owner, index: part, bytes });
+    }
+    if (due.length === 0) return;
+    this.#writing = this.#writing
+      .then(() => this.#ctx.store.recordCheckpoints(due))
+      // A lost checkpoint only costs a re-fetch; the transfer itself goes on.
+      .catch(() => {});
   }
 }
 
@@ -260,11 +312,12 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
       }
     }
     active.add(file);
+    const local = localBytes(plan);
     ctx.emit({
       type: 'file-start',
       path: plan.entry.path,
       size: plan.entry.size,
-      bytesToFetch: plan.entry.size,
+      bytesToFetch: plan.entry.size - local.reused - local.resumed,
     });
   })();
   await file.opened;
@@ -326,7 +379,12 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   // from the store it was published to and need not match the origin serving it now (a
   // folder published locally and served by nginx or a CDN).
   const pin = plan.entry.digest === undefined ? plan.entry.etag : undefined;
+  // Bytes an interrupted transfer left of this part: re-hashed, not fetched again (unless
+  // they turn out wrong: a second attempt starts from the part's first byte).
+  const checkpoint = plan.action.kind === 'fetch' ? (plan.action.resume?.partial[index] ?? 0) : 0;
   for (let attempt = 1; ; attempt++) {
+    const resumeFrom = attempt === 1 ? Math.min(checkpoint, end - start) : 0;
+    let written = 0;
     try {
       const r = await ctx.pool.run(
         {
@@ -337,19 +395,27 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,
           md5: file.md5 !== undefined && file.md5.follower === undefined,
+          ...(resumeFrom > 0 ? { resumeFrom } : {}),
           ...base,
         },
         index,
         plan.relPath,
+        (bytes) => {
+          written = bytes;
+        },
       );
       file.digests[index] = r.digest;
       if (file.md5 !== undefined && r.md5 !== undefined) file.md5.actual = r.md5;
       if (r.mtimeMs !== undefined) file.mtimeMs = r.mtimeMs;
       file.fetchedBytes += r.bytes;
-      file.doneBytes += r.bytes;
+      file.doneBytes += r.bytes + (r.kept ?? 0);
       if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
       return;
     } catch (error) {
+      // Stopped or cut off: what reached the file is kept for the next run.
+      if (file.journaled && written > 0 && !hopeless(error)) {
+        await ctx.store.recordCheckpoints([{ path: plan.relPath, index, bytes: written }]);
+      }
       if (!isFerryError(error, 'FERRY_INTEGRITY') || attempt >= INTEGRITY_ATTEMPTS) throw error;
       ctx.emit({
         type: 'retry',
@@ -512,16 +578,17 @@ async function copyWholeFile(
   };
 }
 
+/** Bytes written before this error can never become the right file (wrong content, a changed source object). */
+function hopeless(error: unknown): boolean {
+  return isFerryError(error, 'FERRY_INTEGRITY') || isFerryError(error, 'FERRY_SOURCE_CHANGED');
+}
+
 /**
  * After a failure: bytes that can never become the right file (wrong content, a changed
  * source object) are dropped; otherwise the journal and partial file stay for a resume.
  */
 async function abandonFile(file: FileState, error: unknown, ctx: TransferContext): Promise<void> {
-  const hopeless =
-    isFerryError(error, 'FERRY_INTEGRITY') ||
-    isFerryError(error, 'FERRY_SOURCE_CHANGED') ||
-    !file.journaled;
-  if (!hopeless) return;
+  if (file.journaled && !hopeless(error)) return;
   await rm(file.tmpPath, { force: true });
   if (file.journaled) await ctx.store.deleteJournal(file.plan.relPath);
 }

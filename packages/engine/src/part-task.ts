@@ -27,6 +27,11 @@ export interface FetchTask extends WriteTaskBase {
   tmpPath: string;
   /** Also compute the MD5 of the part (a one-part file of a plain listing: its ETag). */
   md5?: boolean;
+  /**
+   * Bytes of the part already in `tmpPath` from an interrupted transfer: they are re-hashed
+   * from the file and only the rest is fetched.
+   */
+  resumeFrom?: number;
   /** Progress counter slot this task adds its bytes to. */
   slot: number;
 }
@@ -61,6 +66,8 @@ export interface PartTaskResult {
   md5?: string;
   /** The file's mtime after the task's last write, when the task created the file (its only writer). */
   mtimeMs?: number;
+  /** Bytes of the part that were already on disk (`resumeFrom`), re-hashed and not fetched. */
+  kept?: number;
 }
 
 /** A task's result or error, with the read retries it took on the way. */
@@ -83,4 +90,9 @@ export interface PartWorkerData {
   progress: SharedArrayBuffer;
   /** Int32 [0]: set to 1 to make every running task stop at its next chunk. */
   control: SharedArrayBuffer;
+  /**
+   * BigInt64 per slot: bytes of the running fetch's part written to its file, counted from
+   * the part's start (kept bytes included): what a checkpoint may record.
+   */
+  written: SharedArrayBuffer;
 }

@@ -19,6 +19,7 @@ import { serializeError } from './serialized-error.js';
 
 const data = workerData as PartWorkerData;
 const progress = new Int32Array(data.progress);
+const written = new BigInt64Array(data.written);
 const control = new Int32Array(data.control);
 const sources = new Map<string, Source>();
 
@@ -72,13 +73,16 @@ class PartWriter {
   readonly #fd: number;
   readonly #hasher: PartHasher;
   readonly #slot: number;
+  readonly #partStart: number;
   #position: number;
   #batch: Buffer[] = [];
   #batchBytes = 0;
 
-  constructor(fd: number, start: number, hasher: PartHasher, slot: number) {
+  /** `start`: where the next byte goes; `partStart`: where the part begins (checkpoints count from it). */
+  constructor(fd: number, start: number, hasher: PartHasher, slot: number, partStart = start) {
     this.#fd = fd;
     this.#position = start;
+    this.#partStart = partStart;
     this.#hasher = hasher;
     this.#slot = slot;
   }
@@ -99,6 +103,7 @@ class PartWriter {
       this.#position += this.#batchBytes;
       this.#batch = [];
       this.#batchBytes = 0;
+      Atomics.store(written, this.#slot, BigInt(this.#position - this.#partStart));
     }
     return this.#position;
   }
@@ -142,32 +147,52 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
-    const writer = new PartWriter(fd, task.start, hasher, task.slot);
     const md5 = task.md5 === true ? createHash('md5') : undefined;
-    await readRange(
-      sourceFor(task),
-      task.key,
-      { start: task.start, end: task.end, ifMatch: task.ifMatch, signal },
-      md5 === undefined
-        ? (chunk) => writer.add(chunk)
-        : (chunk) => {
-            md5.update(chunk);
-            return writer.add(chunk);
+    const kept = task.resumeFrom ?? 0;
+    // The bytes a checkpoint kept: hashed again from the file (a hash state cannot be
+    // saved), so whatever a crash left there is checked with the rest of the part.
+    if (kept > 0)
+      hashRange(fd, task.start, task.start + kept, (chunk) => {
+        hasher.update(chunk);
+        md5?.update(chunk);
+      });
+    const from = task.start + kept;
+    const writer = new PartWriter(fd, from, hasher, task.slot, task.start);
+    try {
+      if (from < task.end) {
+        await readRange(
+          sourceFor(task),
+          task.key,
+          { start: from, end: task.end, ifMatch: task.ifMatch, signal },
+          md5 === undefined
+            ? (chunk) => writer.add(chunk)
+            : (chunk) => {
+                md5.update(chunk);
+                return writer.add(chunk);
+              },
+          {
+            onRetry: ({ key, attempt, error }) => {
+              retries.push({ key, attempt, code: error.code, message: error.message });
+            },
           },
-      {
-        onRetry: ({ key, attempt, error }) => {
-          retries.push({ key, attempt, code: error.code, message: error.message });
-        },
-      },
-    );
+        );
+      }
+    } catch (error) {
+      // Bytes received before a stop or a failure are good: on disk, a checkpoint keeps them.
+      // If even that write fails, the checkpoint stays at the last batch written.
+      try {
+        writer.flush();
+      } catch {}
+      throw error;
+    }
     // Not synced: a killed process loses nothing from the page cache, a resume re-hashes
     // every part its journal claims, and waiting for the disk per part capped pulls at its
     // write speed (~360 MB/s here). `durable` pulls sync each file before its rename.
-    const bytes = writer.flush() - task.start;
-    if (bytes !== task.end - task.start) {
+    const bytes = writer.flush() - from;
+    if (bytes !== task.end - from) {
       throw new FerryError(
         'FERRY_TRANSIENT',
-        `${task.key}: expected ${task.end - task.start} bytes from ${task.start}, got ${bytes}`,
+        `${task.key}: expected ${task.end - from} bytes from ${from}, got ${bytes}`,
         { key: task.key, retryable: true },
       );
     }
@@ -176,6 +201,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
     return {
       digest,
       bytes,
+      ...(kept > 0 ? { kept } : {}),
       ...(md5 === undefined ? {} : { md5: md5.digest('hex') }),
       // A file this task created has no other writer: its mtime is final now.
       ...(task.create ? { mtimeMs: fstatSync(fd).mtimeMs } : {}),
@@ -209,22 +235,33 @@ async function copyPart(task: CopyTask): Promise<PartTaskResult> {
 }
 
 /**
- * Hashes `[start, end)` of a local file with positional reads into one buffer: the worker
- * thread has nothing else to do, and a stream would add a promise and an allocation per chunk.
+ * Feeds `[start, end)` of an open file to `onChunk` with positional reads into one buffer:
+ * the worker thread has nothing else to do, and a stream would add a promise and an
+ * allocation per chunk. Returns the bytes read (fewer when the file is shorter).
  */
+function hashRange(
+  fd: number,
+  start: number,
+  end: number,
+  onChunk: (chunk: Buffer) => void,
+): number {
+  const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(1, end - start)));
+  let at = start;
+  while (at < end) {
+    const read = readSync(fd, buffer, 0, Math.min(buffer.length, end - at), at);
+    if (read === 0) break;
+    onChunk(buffer.subarray(0, read));
+    at += read;
+  }
+  return at - start;
+}
+
 async function hashPart(task: HashTask): Promise<PartTaskResult> {
   const hasher = await createPartHasher(task.algorithm);
   const fd = openSync(task.path, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(1, task.end - task.start)));
-    let at = task.start;
-    while (at < task.end) {
-      const read = readSync(fd, buffer, 0, Math.min(buffer.length, task.end - at), at);
-      if (read === 0) break;
-      hasher.update(buffer.subarray(0, read));
-      at += read;
-    }
-    return { digest: hasher.digest(), bytes: at - task.start };
+    const bytes = hashRange(fd, task.start, task.end, (chunk) => hasher.update(chunk));
+    return { digest: hasher.digest(), bytes };
   } finally {
     closeSync(fd);
   }

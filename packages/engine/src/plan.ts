@@ -287,7 +287,11 @@ export function localBytes(p: FilePlan): { reused: number; resumed: number } {
     });
   }
   if (p.action.resume) {
-    for (const i of Object.keys(p.action.resume.done)) resumed += partLength(Number(i));
+    const { done, partial } = p.action.resume;
+    for (const i of Object.keys(done)) resumed += partLength(Number(i));
+    for (const [i, bytes] of Object.entries(partial)) {
+      if (done[Number(i)] === undefined) resumed += Math.min(bytes, partLength(Number(i)));
+    }
   }
   return { reused, resumed };
 }

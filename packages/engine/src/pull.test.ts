@@ -12,6 +12,7 @@ import {
 } from '#fixtures';
 import { publish } from './publish.js';
 import { pull, pullIter } from './pull.js';
+import type { PullEvent } from './types.js';
 
 const MiB = 1024 * 1024;
 const partSize = MiB;
@@ -225,6 +226,48 @@ describe('cancellation and resume', () => {
       // At most the two parts in flight at the abort are fetched again.
       const total = [...files.values()].reduce((n, b) => n + b.length, 0);
       expect(resumed.fetchedBytes).toBeLessThanOrEqual(total - 12 * MiB + 2 * partSize);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('keeps the bytes of a part cut short: the next pull re-hashes them and fetches only the rest', async () => {
+    const files = await writeModel(origin, { shards: [16 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize: 8 * MiB });
+    const server = await startFaultServer({ root: store });
+    const shard = 'model-00001.safetensors';
+    try {
+      // The second part stops after 5 MiB; the pull is stopped once everything else is in.
+      server.inject({ kind: 'stall', afterBytes: 5 * MiB }, { key: shard, covers: 8 * MiB });
+      const controller = new AbortController();
+      const aborted = pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
+            controller.abort(new Error('enough'));
+        },
+      });
+      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+
+      const events: PullEvent[] = [];
+      const resumed = await pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        onEvent: (e) => events.push(e),
+      });
+      expect(await differingFiles(resumed.dir, files)).toEqual([]);
+      const start = events.find((e) => e.type === 'file-start' && e.path === shard);
+      const done = events.find((e) => e.type === 'file-done' && e.path === shard);
+      expect(start).toMatchObject({ bytesToFetch: 3 * MiB });
+      expect(done).toMatchObject({ fetchedBytes: 3 * MiB });
+      // The resumed request asked for the rest of the part only.
+      expect(server.requests.at(-1)?.range).toBe(`bytes=${13 * MiB}-${16 * MiB - 1}`);
     } finally {
       await server.close();
     }

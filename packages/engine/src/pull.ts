@@ -169,7 +169,11 @@ async function runPull(
       signal,
       onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
     });
-    const remote = await resolveRemote(source, options.ref, signal);
+    const resolved = await resolveRemote(source, options.ref, signal);
+    const remote =
+      resolved.ref === undefined && options.refName !== undefined
+        ? { ...resolved, ref: options.refName }
+        : resolved;
     emit({
       type: 'resolved',
       source: uri,

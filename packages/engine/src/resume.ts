@@ -42,7 +42,7 @@ export async function resume(options: ResumeOptions): Promise<PullResult[]> {
           : { sourceOptions: p.sourceOptions as SourceOptions }),
         // The exact version that was interrupted, even if the ref has moved since.
         ...(p.versionId !== undefined
-          ? { ref: p.versionId }
+          ? { ref: p.versionId, ...(p.ref === undefined ? {} : { refName: p.ref }) }
           : p.ref !== undefined
             ? { ref: p.ref }
             : {}),

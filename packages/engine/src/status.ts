@@ -55,7 +55,12 @@ export async function status(options: {
     const partials = (await store.listJournals()).map((j) => {
       const parts = partCount(j.size, j.partSize);
       const done = Object.keys(j.done).map(Number);
-      const doneBytes = done.reduce((n, i) => n + Math.min(j.partSize, j.size - i * j.partSize), 0);
+      const partLength = (i: number) => Math.max(0, Math.min(j.partSize, j.size - i * j.partSize));
+      let doneBytes = done.reduce((n, i) => n + partLength(i), 0);
+      // Parts cut short keep what their last checkpoint recorded.
+      for (const [i, bytes] of Object.entries(j.partial)) {
+        if (j.done[Number(i)] === undefined) doneBytes += Math.min(bytes, partLength(Number(i)));
+      }
       return {
         path: j.path,
         source: j.source,

@@ -44,6 +44,11 @@ export interface PullOptions {
    * @default false
    */
   durable?: boolean;
+  /**
+   * With `ref` a version id: the ref name that version was pulled under, recorded with the
+   * folder (`resume` passes it, so a resumed folder keeps its ref). Ignored for ref names.
+   */
+  refName?: string;
   /** Plan only: report what would be transferred, change nothing. @default false */
   dryRun?: boolean;
   /** Wait for another pull holding the root instead of failing with FERRY_STORE_LOCKED. @default true */
