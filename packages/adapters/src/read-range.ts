@@ -15,6 +15,15 @@ export interface RangeReadOptions {
   signal?: AbortSignal | undefined;
   /** Called once, when the first response is open (its headers checked). */
   onOpen?: () => void;
+  /**
+   * Hedging of a body that stalls while the rest of the transfer flows: called while the
+   * body is wanted and idle, with how long it has been idle; `true` opens a second request
+   * for the rest of the range, and whichever of the two delivers next wins (the other is
+   * destroyed). Without it only `stallTimeoutMs` ends an idle body.
+   */
+  lagging?: (idleMs: number) => boolean;
+  /** Told each time a hedge request is sent, with the byte it starts at. */
+  onHedge?: (at: number) => void;
 }
 
 /**
@@ -30,8 +39,8 @@ export type ChunkSink = (chunk: Buffer) => Promise<void> | undefined;
  * callback per socket chunk and nothing else). A body that breaks, ends short or stalls is
  * read again from the first byte not yet delivered, with `ifMatch` kept, after the policy's
  * backoff; retries of opening and of resuming share the policy's budget. A stall is a body
- * that moves no byte for about `stallTimeoutMs` while its consumer wants more; it is
- * checked by a coarse timer, so receiving a chunk costs no timer work.
+ * that moves no byte for `stallTimeoutMs` while its consumer wants more; `lagging` can
+ * hedge it much sooner. Both are checked by a coarse timer, so a chunk costs no timer work.
  */
 export async function readRange(
   source: Source,
@@ -44,23 +53,25 @@ export async function readRange(
   const { end, ifMatch, signal } = options;
   let position = options.start;
   let opened = false;
+  const open = (at: number, attemptSignal: AbortSignal) =>
+    source.openRange(key, {
+      start: at,
+      signal: attemptSignal,
+      ...(end === undefined ? {} : { end }),
+      ...(ifMatch === undefined ? {} : { ifMatch }),
+    });
   for (let failures = 0; ; ) {
     const attempt = policy.attempt(key, signal);
     let consumerError: { error: unknown } | undefined;
     try {
-      const range = await source.openRange(key, {
-        start: position,
-        signal: attempt.signal,
-        ...(end === undefined ? {} : { end }),
-        ...(ifMatch === undefined ? {} : { ifMatch }),
-      });
+      const range = await open(position, attempt.signal);
       // From here on only stalls count: a large part may take longer than an attempt.
       attempt.clearTimer();
       if (!opened) {
         opened = true;
         options.onOpen?.();
       }
-      await drain(key, position, range, attempt, policy, (chunk) => {
+      await new BodyDrain(key, position, attempt, policy, options, open, (chunk) => {
         position += chunk.length;
         source.metrics.bytesRead += chunk.length;
         try {
@@ -73,7 +84,7 @@ export async function readRange(
           consumerError = { error };
           throw error;
         }
-      });
+      }).run(range);
       return;
     } catch (error) {
       if (consumerError !== undefined) throw consumerError.error;
@@ -85,103 +96,208 @@ export async function readRange(
   }
 }
 
-/** Feeds one opened body to `deliver` until it ends, failing on a short, long or stalled body. */
-function drain(
-  key: string,
-  from: number,
-  range: OpenedRange,
-  attempt: AttemptSignal,
-  policy: RetryPolicy,
-  deliver: ChunkSink,
-): Promise<void> {
-  const { body, length } = range;
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    let settled = false;
-    let pending: Promise<void> | undefined;
-    // Stall detection: ticks count while the body is flowing and nothing arrived since the last one.
-    let moved = false;
-    let idleTicks = 0;
-    const tickMs = policy.stallTimeoutMs / STALL_TICKS;
-    const ticker =
-      Number.isFinite(tickMs) && tickMs > 0
-        ? setInterval(() => {
-            if (moved || pending !== undefined) {
-              moved = false;
-              idleTicks = 0;
-              return;
-            }
-            if (++idleTicks >= STALL_TICKS) fail(stallError());
-          }, tickMs)
-        : undefined;
-    const onAbort = () => fail(attempt.timedOut ?? new AbortError(attempt.signal.reason));
-    const cleanup = () => {
-      settled = true;
-      if (ticker !== undefined) clearInterval(ticker);
-      attempt.signal.removeEventListener('abort', onAbort);
-      stopWatching();
-    };
-    const fail = (error: unknown) => {
-      if (settled) return;
-      cleanup();
-      body.destroy();
-      reject(error);
-    };
-    const succeed = () => {
-      if (settled) return;
-      cleanup();
-      resolve();
-    };
-    const stallError = () =>
-      new FerryError(
-        'FERRY_TRANSIENT',
-        `The body of ${key} stalled: no bytes for ${policy.stallTimeoutMs} ms at byte ${from + received}`,
-        {
-          key,
-          retryable: true,
-          hint: 'The source stopped sending mid-body; ferry retries from the last byte received.',
-        },
-      );
+/** Idle time is measured in steps of at most this: hedging decisions need sub-second resolution. */
+const MAX_TICK_MS = 250;
 
-    body.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      received += chunk.length;
-      if (length !== undefined && received > length) return fail(range.longError(length));
-      moved = true;
+/** The body being read: the opened range and how much of it arrived. */
+interface Current {
+  range: OpenedRange;
+  received: number;
+  detach(): void;
+}
+
+/**
+ * Feeds one opened body to `deliver` until it ends, failing on a short, long or stalled
+ * body; a hedge may replace the body midway with a second response for the same rest.
+ */
+class BodyDrain {
+  readonly #key: string;
+  readonly #from: number;
+  readonly #attempt: AttemptSignal;
+  readonly #policy: RetryPolicy;
+  readonly #options: RangeReadOptions;
+  readonly #open: (at: number, signal: AbortSignal) => Promise<OpenedRange>;
+  readonly #deliver: ChunkSink;
+  #current: Current | undefined;
+  #delivered = 0;
+  #pending: Promise<void> | undefined;
+  #settled = false;
+  #moved = false;
+  #idleMs = 0;
+  #hedge: AbortController | undefined;
+  #resolve: () => void = () => {};
+  #reject: (error: unknown) => void = () => {};
+  #ticker: NodeJS.Timeout | undefined;
+  readonly #onAbort = () =>
+    this.#fail(this.#attempt.timedOut ?? new AbortError(this.#attempt.signal.reason));
+
+  constructor(
+    key: string,
+    from: number,
+    attempt: AttemptSignal,
+    policy: RetryPolicy,
+    options: RangeReadOptions,
+    open: (at: number, signal: AbortSignal) => Promise<OpenedRange>,
+    deliver: ChunkSink,
+  ) {
+    this.#key = key;
+    this.#from = from;
+    this.#attempt = attempt;
+    this.#policy = policy;
+    this.#options = options;
+    this.#open = open;
+    this.#deliver = deliver;
+  }
+
+  run(range: OpenedRange): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      const stallMs = this.#policy.stallTimeoutMs;
+      const tickMs = Math.min(MAX_TICK_MS, stallMs / 4);
+      if (Number.isFinite(tickMs) && tickMs > 0) {
+        this.#ticker = setInterval(() => this.#tick(tickMs), tickMs);
+      }
+      this.#attach(range);
+      if (this.#attempt.signal.aborted) return this.#onAbort();
+      this.#attempt.signal.addEventListener('abort', this.#onAbort, { once: true });
+    });
+  }
+
+  #tick(tickMs: number): void {
+    if (this.#settled) return;
+    if (this.#moved || this.#pending !== undefined) {
+      this.#moved = false;
+      this.#idleMs = 0;
+      return;
+    }
+    this.#idleMs += tickMs;
+    if (this.#idleMs >= this.#policy.stallTimeoutMs) {
+      const at = this.#from + this.#delivered;
+      this.#fail(
+        new FerryError(
+          'FERRY_TRANSIENT',
+          `The body of ${this.#key} stalled: no bytes for ${this.#policy.stallTimeoutMs} ms at byte ${at}`,
+          {
+            key: this.#key,
+            retryable: true,
+            hint: 'The source stopped sending mid-body; ferry retries from the last byte received.',
+          },
+        ),
+      );
+      return;
+    }
+    if (this.#hedge === undefined && this.#options.lagging?.(this.#idleMs) === true) {
+      this.#startHedge();
+    }
+  }
+
+  /** A second request for the rest; it replaces the idle body if that delivers nothing meanwhile. */
+  #startHedge(): void {
+    const hedge = new AbortController();
+    this.#hedge = hedge;
+    const mark = this.#delivered;
+    const at = this.#from + mark;
+    const onAbort = () => hedge.abort(this.#attempt.signal.reason);
+    this.#attempt.signal.addEventListener('abort', onAbort, { once: true });
+    this.#options.onHedge?.(at);
+    this.#open(at, hedge.signal).then(
+      (range) => {
+        this.#attempt.signal.removeEventListener('abort', onAbort);
+        if (this.#hedge === hedge) this.#hedge = undefined;
+        if (this.#settled || this.#delivered !== mark) {
+          // The first body recovered (or the read is over): the hedge lost.
+          range.body.destroy();
+          return;
+        }
+        const stalled = this.#current;
+        stalled?.detach();
+        stalled?.range.body.destroy();
+        this.#idleMs = 0;
+        this.#attach(range);
+      },
+      () => {
+        // A failed hedge changes nothing: the first body still has its stall timeout.
+        this.#attempt.signal.removeEventListener('abort', onAbort);
+        if (this.#hedge === hedge) this.#hedge = undefined;
+      },
+    );
+  }
+
+  #attach(range: OpenedRange): void {
+    const { body, length } = range;
+    const onData = (chunk: Buffer) => {
+      if (this.#settled || this.#current !== current) return;
+      current.received += chunk.length;
+      if (length !== undefined && current.received > length) {
+        return this.#fail(range.longError(length));
+      }
+      this.#moved = true;
+      this.#delivered += chunk.length;
       let step: Promise<void> | undefined;
       try {
-        step = deliver(chunk);
+        step = this.#deliver(chunk);
       } catch (error) {
-        return fail(error);
+        return this.#fail(error);
       }
       if (step === undefined) return;
       body.pause();
-      pending = step;
+      this.#pending = step;
       step.then(() => {
-        pending = undefined;
-        if (!settled) body.resume();
-      }, fail);
-    });
+        this.#pending = undefined;
+        if (!this.#settled) this.#current?.range.body.resume();
+      }, this.#fail);
+    };
+    body.on('data', onData);
     const stopWatching = finished(body, (error) => {
-      if (settled) return;
+      if (this.#settled || this.#current !== current) return;
       if (error) {
         const mapped = range.mapError(error);
         // A connection cut mid-body: say how far it got, which is what the user can act on.
         const cut =
-          isFerryError(mapped) && mapped.retryable && length !== undefined && received < length;
-        fail(cut ? range.shortError(received, length) : mapped);
-      } else if (length !== undefined && received < length) {
-        fail(range.shortError(received, length));
-      } else if (pending !== undefined) {
-        pending.then(succeed, fail);
+          isFerryError(mapped) &&
+          mapped.retryable &&
+          length !== undefined &&
+          current.received < length;
+        this.#fail(cut ? range.shortError(current.received, length) : mapped);
+      } else if (length !== undefined && current.received < length) {
+        this.#fail(range.shortError(current.received, length));
+      } else if (this.#pending !== undefined) {
+        this.#pending.then(this.#succeed, this.#fail);
       } else {
-        succeed();
+        this.#succeed();
       }
     });
-    if (attempt.signal.aborted) return onAbort();
-    attempt.signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
+    const current: Current = {
+      range,
+      received: 0,
+      detach: () => {
+        body.off('data', onData);
+        stopWatching();
+      },
+    };
+    this.#current = current;
+    if (this.#pending !== undefined) body.pause();
+  }
 
-/** Ticks per stall timeout: a stall is noticed between 3/4 and all of `stallTimeoutMs`. */
-const STALL_TICKS = 4;
+  #cleanup(): void {
+    this.#settled = true;
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    this.#attempt.signal.removeEventListener('abort', this.#onAbort);
+    this.#current?.detach();
+    this.#hedge?.abort(new AbortError('hedge not needed'));
+  }
+
+  readonly #fail = (error: unknown): void => {
+    if (this.#settled) return;
+    this.#cleanup();
+    this.#current?.range.body.destroy();
+    this.#reject(error);
+  };
+
+  readonly #succeed = (): void => {
+    if (this.#settled) return;
+    this.#cleanup();
+    this.#resolve();
+  };
+}

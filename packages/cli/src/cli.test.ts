@@ -61,6 +61,14 @@ describe('usage errors exit 2 with one line naming what is wrong', () => {
       'ferry: --concurrency: "0" is not a whole number from 1 to 1024',
     ],
     [
+      ['pull', 's3://bkt/m', '--stall-timeout', '0'],
+      'ferry: --stall-timeout: "0" is not a number of seconds above 0 to 3600',
+    ],
+    [
+      ['pull', 's3://bkt/m', '--hedge-after', 'soon'],
+      'ferry: --hedge-after: "soon" is not a number of seconds from 0 to 3600',
+    ],
+    [
       ['pull', 's3://bkt/m', '--verify', 'md5'],
       'ferry: --verify: "md5" is not one of size, stat, hash',
     ],

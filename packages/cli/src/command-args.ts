@@ -91,6 +91,20 @@ export function parseCount(text: string, flag: string, max: number): number {
   return value;
 }
 
+/** Seconds (`10`, `2.5`, `10s`) from a flag value, in milliseconds; `0` only when `zero` allows it. */
+export function parseSeconds(text: string, flag: string, zero: boolean): number {
+  const match = /^(\d+(?:\.\d+)?)s?$/.exec(text.trim());
+  const value = match ? Number(match[1]) : Number.NaN;
+  if (!Number.isFinite(value) || (value === 0 && !zero) || value > 3600) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `${flag}: ${JSON.stringify(text)} is not a number of seconds${zero ? ' from 0' : ' above 0'} to 3600`,
+      { key: flag, hint: `Give seconds, e.g. ${flag} 10.` },
+    );
+  }
+  return Math.round(value * 1000);
+}
+
 /** One of `choices` from a flag value. */
 export function parseChoice<const C extends string>(
   text: string,

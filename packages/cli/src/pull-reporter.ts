@@ -60,7 +60,9 @@ export class PullReporter {
         this.#retries++;
         if (this.#debug) {
           this.#view.note(
-            `retry ${event.attempt} of ${event.path}: ${event.code} ${event.message}`,
+            event.attempt === 0
+              ? `hedge of ${event.path}: ${event.message}`
+              : `retry ${event.attempt} of ${event.path}: ${event.code} ${event.message}`,
           );
         }
         return;

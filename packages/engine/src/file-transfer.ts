@@ -37,6 +37,10 @@ export interface TransferContext {
   checkEtag: boolean;
   /** fdatasync each file before its rename (see `PullOptions.durable`). */
   durable: boolean;
+  /** See `PullOptions.stallTimeoutMs`. */
+  stallTimeoutMs: number;
+  /** See `PullOptions.hedgeAfterMs`. */
+  hedgeAfterMs: number;
   signal: AbortSignal;
   emit(event: PullEvent): void;
 }
@@ -396,6 +400,8 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           tmpPath: file.tmpPath,
           md5: file.md5 !== undefined && file.md5.follower === undefined,
           ...(resumeFrom > 0 ? { resumeFrom } : {}),
+          stallTimeoutMs: ctx.stallTimeoutMs,
+          hedgeAfterMs: ctx.hedgeAfterMs,
           ...base,
         },
         index,

@@ -25,6 +25,10 @@ export interface FetchTask extends WriteTaskBase {
   key: string;
   ifMatch?: string;
   tmpPath: string;
+  /** A body idle this long (and not hedged away) is read again from its last byte. */
+  stallTimeoutMs?: number;
+  /** A body idle this long while the rest of the pull moves is raced by a second request; 0: never. */
+  hedgeAfterMs?: number;
   /** Also compute the MD5 of the part (a one-part file of a plain listing: its ETag). */
   md5?: boolean;
   /**

@@ -42,26 +42,78 @@ function sourceFor(task: FetchTask): Source {
 /**
  * Aborts once the main thread raises the shared stop flag (it is never lowered: a stopped
  * pool is destroyed). Signals cannot cross threads, so the flag is polled, by one timer for
- * all the tasks of this worker, and only while tasks run.
+ * all the tasks of this worker, and only while tasks run. The same timer samples how many
+ * bytes the whole pull moved, for the hedging rule.
  */
 const stopped = new AbortController();
 // Every running read listens to it: as many as the worker's share of the concurrency.
 setMaxListeners(0, stopped.signal);
 let running = 0;
 let poll: NodeJS.Timeout | undefined;
+const POLL_MS = 50;
 
 function taskStarted(): AbortSignal {
   if (Atomics.load(control, 0) === 1) stopped.abort(new AbortError('pull stopped'));
   if (running++ === 0) {
     poll = setInterval(() => {
       if (Atomics.load(control, 0) === 1) stopped.abort(new AbortError('pull stopped'));
-    }, 50);
+      pullBytes.sample();
+    }, POLL_MS);
   }
   return stopped.signal;
 }
 
 function taskEnded(): void {
   if (--running === 0) clearInterval(poll);
+}
+
+/** Bytes moved by every part of the pull (all workers), over the last `WINDOW_MS`. */
+class PullBytes {
+  static readonly WINDOW_MS = 30_000;
+  readonly #last = new Int32Array(progress.length);
+  #total = 0;
+  /** Oldest first; the first one is at or before the window's start once there is history. */
+  readonly #samples: Array<{ at: number; total: number }> = [{ at: performance.now(), total: 0 }];
+
+  sample(): void {
+    for (let i = 0; i < progress.length; i++) {
+      const now = Atomics.load(progress, i);
+      // The counters wrap at 2 GiB: their differences do not.
+      this.#total += (now - (this.#last[i] ?? 0)) | 0;
+      this.#last[i] = now;
+    }
+    const at = performance.now();
+    this.#samples.push({ at, total: this.#total });
+    while ((this.#samples[1]?.at ?? at) < at - PullBytes.WINDOW_MS) this.#samples.shift();
+  }
+
+  /** Bytes the pull moved in the last `ms` (as far back as the samples reach). */
+  within(ms: number): number {
+    const since = performance.now() - ms;
+    let before = this.#samples[0];
+    for (const sample of this.#samples) {
+      if (sample.at > since) break;
+      before = sample;
+    }
+    return this.#total - (before?.total ?? 0);
+  }
+}
+const pullBytes = new PullBytes();
+
+/**
+ * A body is hedged when it has been idle `hedgeAfterMs` while the rest of the pull moved
+ * at least `HEDGE_MIN_OTHERS` since it went quiet: a healthy part never pauses for seconds
+ * while its siblings flow (or finish), and on a link that is slow for everyone the others
+ * do not move megabytes while it waits. Idle time is counted in ticks of up to 250 ms, so
+ * the window reaches one tick further back, to when the body really went quiet.
+ */
+const HEDGE_MIN_OTHERS = 4 * 2 ** 20;
+const IDLE_TICK_MS = 250;
+
+function lagging(hedgeAfterMs: number): ((idleMs: number) => boolean) | undefined {
+  if (!(hedgeAfterMs > 0)) return undefined;
+  return (idleMs) =>
+    idleMs >= hedgeAfterMs && pullBytes.within(idleMs + IDLE_TICK_MS) >= HEDGE_MIN_OTHERS;
 }
 
 /**
@@ -163,7 +215,21 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
         await readRange(
           sourceFor(task),
           task.key,
-          { start: from, end: task.end, ifMatch: task.ifMatch, signal },
+          {
+            start: from,
+            end: task.end,
+            ifMatch: task.ifMatch,
+            signal,
+            lagging: lagging(task.hedgeAfterMs ?? 0),
+            onHedge: (at) => {
+              retries.push({
+                key: task.key,
+                attempt: 0,
+                code: 'FERRY_TRANSIENT',
+                message: `${task.key}: no bytes for ${task.hedgeAfterMs} ms while the rest of the pull went on; racing a second request from byte ${at}`,
+              });
+            },
+          },
           md5 === undefined
             ? (chunk) => writer.add(chunk)
             : (chunk) => {
@@ -171,6 +237,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
                 return writer.add(chunk);
               },
           {
+            ...(task.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: task.stallTimeoutMs }),
             onRetry: ({ key, attempt, error }) => {
               retries.push({ key, attempt, code: error.code, message: error.message });
             },

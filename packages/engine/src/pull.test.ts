@@ -273,6 +273,66 @@ describe('cancellation and resume', () => {
     }
   });
 
+  it('hedges bodies that stall while the rest of the pull flows, long before the stall timeout', async () => {
+    const files = await writeModel(origin, { shards: [12 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const server = await startFaultServer({ root: store });
+    const shard = 'model-00001.safetensors';
+    try {
+      for (const part of [2, 5, 9]) {
+        server.inject({ kind: 'stall', afterBytes: 100_000 }, { key: shard, covers: part * MiB });
+      }
+      const events: PullEvent[] = [];
+      const result = await pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        // Only a hedge can finish this pull in time: the stall timeout would take a minute.
+        stallTimeoutMs: 60_000,
+        hedgeAfterMs: 300,
+        onEvent: (e) => events.push(e),
+      });
+      expect(await differingFiles(result.dir, files)).toEqual([]);
+      const hedges = events.filter((e) => e.type === 'retry' && e.attempt === 0);
+      expect(hedges.map((e) => (e.type === 'retry' ? e.part : undefined)).sort()).toEqual([
+        2, 5, 9,
+      ]);
+      // Each hedge asked for the rest of its part only, from the byte the stalled body reached.
+      for (const part of [2, 5, 9]) {
+        const from = part * MiB + 100_000;
+        expect(server.requests.map((r) => r.range)).toContain(
+          `bytes=${from}-${(part + 1) * MiB - 1}`,
+        );
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('does not hedge on a link that is slow for every connection alike', async () => {
+    const files = await writeModel(origin, { shards: [2 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize: 256 * 1024 });
+    const server = await startFaultServer({ root: store });
+    try {
+      // Every body pauses longer than the hedge delay between its bursts.
+      server.inject({ kind: 'throttle', bytes: 128 * 1024, everyMs: 800 }, { times: 1000 });
+      const events: PullEvent[] = [];
+      const result = await pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        hedgeAfterMs: 300,
+        onEvent: (e) => events.push(e),
+      });
+      expect(await differingFiles(result.dir, files)).toEqual([]);
+      expect(events.filter((e) => e.type === 'retry')).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('stops the pull when the consumer leaves the event loop early', async () => {
     await writeModel(origin, { shards: [8 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

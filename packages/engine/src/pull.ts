@@ -112,6 +112,15 @@ function openPullSource(
   return { source, uri: source.uri };
 }
 
+/**
+ * A healthy body is never silent this long; a TCP connection that lost its path takes
+ * about as long to give up retransmitting the first few times. Parts in flight beside
+ * others are hedged after 2 s anyway (see the part worker).
+ */
+const DEFAULT_STALL_TIMEOUT_MS = 10_000;
+/** See `PullOptions.hedgeAfterMs`. */
+const DEFAULT_HEDGE_AFTER_MS = 2_000;
+
 async function runPull(
   options: PullOptions,
   signal: AbortSignal,
@@ -245,6 +254,8 @@ async function runPull(
           concurrency,
           checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
           durable: options.durable ?? false,
+          stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+          hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
           signal,
           emit,
         });

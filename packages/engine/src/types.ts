@@ -45,6 +45,20 @@ export interface PullOptions {
    */
   durable?: boolean;
   /**
+   * A body that delivers nothing for this long is read again from its last byte. With
+   * several parts in flight a body idle for 2 s while the others flow is hedged long before
+   * (a second request races it); this bounds a single stream, and a stalled origin.
+   * @default 10000
+   */
+  stallTimeoutMs?: number;
+  /**
+   * A body that delivers nothing for this long while the rest of the pull moved at least
+   * 4 MiB meanwhile is hedged: a second request for the rest of its part races it, and
+   * whichever delivers next wins. A link slow for everyone never triggers it. 0 turns
+   * hedging off. @default 2000
+   */
+  hedgeAfterMs?: number;
+  /**
    * With `ref` a version id: the ref name that version was pulled under, recorded with the
    * folder (`resume` passes it, so a resumed folder keeps its ref). Ignored for ref names.
    */
@@ -108,6 +122,7 @@ export type PullEvent =
       path: string;
       /** Index of the part, for file reads. */
       part?: number;
+      /** The attempt about to start; 0 for a hedge (a second request racing a stalled body). */
       attempt: number;
       code: string;
       message: string;

@@ -1,7 +1,7 @@
 import type { PullOptions } from '@ferry/engine';
 import { parseSize } from '../byte-size.js';
 import type { CommandContext } from '../command.js';
-import { parseChoice, parseCount } from '../command-args.js';
+import { parseChoice, parseCount, parseSeconds } from '../command-args.js';
 import { resolvePullTarget } from '../pull-target.js';
 import { shellQuote } from '../shell-quote.js';
 
@@ -14,6 +14,8 @@ export const PULL_FLAGS = {
   'part-size': { type: 'string' },
   verify: { type: 'string' },
   durable: { type: 'boolean' },
+  'stall-timeout': { type: 'string' },
+  'hedge-after': { type: 'string' },
 } as const;
 
 export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land in <dir>/<folder>/, state in <dir>/.ferry/
@@ -30,7 +32,11 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
                         hash (re-hash everything)
   --durable             make each file durable on disk (fsync) before it appears, so a
                         power cut cannot leave a recorded file incomplete; costs the disk's
-                        write time (also FERRY_DURABLE=1; bake always does)`;
+                        write time (also FERRY_DURABLE=1; bake always does)
+  --stall-timeout <s>   a body silent this long is read again from its last byte
+                        (default 10)
+  --hedge-after <s>     a body silent this long while the others flow is raced by a
+                        second request for its rest (default 2; 0: never)`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -46,6 +52,8 @@ export interface PullFlagValues {
   'part-size'?: string;
   verify?: string;
   durable?: boolean;
+  'stall-timeout'?: string;
+  'hedge-after'?: string;
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -62,6 +70,14 @@ export async function pullOptionsFrom(
     values.concurrency === undefined
       ? undefined
       : parseCount(values.concurrency, '--concurrency', 1024);
+  const stallTimeoutMs =
+    values['stall-timeout'] === undefined
+      ? undefined
+      : parseSeconds(values['stall-timeout'], '--stall-timeout', false);
+  const hedgeAfterMs =
+    values['hedge-after'] === undefined
+      ? undefined
+      : parseSeconds(values['hedge-after'], '--hedge-after', true);
   const verify =
     values.verify === undefined
       ? undefined
@@ -86,6 +102,8 @@ export async function pullOptionsFrom(
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(verify === undefined ? {} : { verify }),
     ...(values.durable === true || process.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
+    ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+    ...(hedgeAfterMs === undefined ? {} : { hedgeAfterMs }),
     signal: ctx.signal,
   };
 }
