@@ -102,6 +102,49 @@ describe('interruption', () => {
     },
   );
 
+  it('after SIGKILL, a part cut short keeps its last checkpoint: the next pull fetches only the rest', async () => {
+    const model = join(tmp.path, 'big-model');
+    const store = join(tmp.path, 'big-store');
+    await mkdir(model);
+    const big = randomBytes(8 * MiB, 8);
+    await writeFile(join(model, 'shard.bin'), big);
+    const published = await runFerry(
+      ['publish', model, store, '--ref', 'v1', '--part-size', '4MiB'],
+      { env },
+    );
+    expect(published.code).toBe(0);
+    const stalling = await startFaultServer({ root: store });
+    try {
+      // The second part stops after 3 MiB: past one 2 MiB checkpoint, short of the next.
+      stalling.inject(
+        { kind: 'stall', afterBytes: 3 * MiB },
+        { key: 'shard.bin', covers: 4 * MiB },
+      );
+      const bigSource = `${stalling.url}/@v1`;
+      const pull = startFerry(['pull', bigSource, '--to', cache, '--json'], { env });
+      // Two progress lines past the stall: the 50 ms checkpoint poll has run several times.
+      await pull.waitForStdout(
+        (out) =>
+          out
+            .split('\n')
+            .filter((l) => l.startsWith('{"type":"progress"') && progressAtLeast(l, 7 * MiB))
+            .length >= 2,
+      );
+      pull.child.kill('SIGKILL');
+      expect((await pull.done).signal).toBe('SIGKILL');
+
+      const again = await runFerry(['pull', bigSource, '--to', cache, '--json'], { env });
+      expect(again.code).toBe(0);
+      const result = doneResult(again.stdout) as PullResult;
+      // Kept: part one whole and 2–3 MiB of part two (one checkpoint); without checkpoints, 4 MiB.
+      expect(result.fetchedBytes).toBeGreaterThanOrEqual(MiB);
+      expect(result.fetchedBytes).toBeLessThanOrEqual(2 * MiB);
+      expect((await readFile(join(cache, 'shard.bin'))).equals(big)).toBe(true);
+    } finally {
+      await stalling.close();
+    }
+  });
+
   it('after SIGKILL, the same `ferry pull` completes from the parts on disk', async () => {
     const pull = await pullUntilStalled();
     pull.child.kill('SIGKILL');
