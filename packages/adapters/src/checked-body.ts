@@ -1,6 +1,6 @@
 import { finished, Readable } from 'node:stream';
 import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
-import type { OpenedRange } from './source.js';
+import type { OpenedRange, ReadOptions, Source } from './source.js';
 
 /** How a `CheckedBody` judges and reports the body it wraps. */
 export interface CheckedBodyOptions extends OpenedRange {
@@ -106,4 +106,20 @@ export function httpBodyErrors(
         },
       ),
   };
+}
+
+/** `Source.read` for every source: its `openRange`, wrapped so the body is checked and counted. */
+export async function checkedRead(
+  source: Pick<Source, 'openRange' | 'metrics'>,
+  key: string,
+  options: ReadOptions,
+): Promise<Readable> {
+  const opened = await source.openRange(key, options);
+  return new CheckedBody({
+    ...opened,
+    signal: options.signal,
+    onBytes: (count) => {
+      source.metrics.bytesRead += count;
+    },
+  });
 }

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
-import { CheckedBody, httpBodyErrors } from './checked-body.js';
+import { checkedRead, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
@@ -87,15 +87,8 @@ export class HttpSource implements Source {
     return info(normal, size, res);
   }
 
-  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const opened = await this.openRange(key, options);
-    return new CheckedBody({
-      ...opened,
-      signal: options.signal,
-      onBytes: (count) => {
-        this.metrics.bytesRead += count;
-      },
-    });
+  read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    return checkedRead(this, key, options);
   }
 
   async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {

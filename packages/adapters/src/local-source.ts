@@ -5,7 +5,7 @@ import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
-import { CheckedBody } from './checked-body.js';
+import { checkedRead } from './checked-body.js';
 import { readAllText } from './read-all-text.js';
 import type {
   ObjectInfo,
@@ -73,15 +73,8 @@ export class LocalSource implements Source {
     return objectInfo(normal, info);
   }
 
-  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const opened = await this.openRange(key, options);
-    return new CheckedBody({
-      ...opened,
-      signal: options.signal,
-      onBytes: (count) => {
-        this.metrics.bytesRead += count;
-      },
-    });
+  read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    return checkedRead(this, key, options);
   }
 
   async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
-import { CheckedBody, httpBodyErrors } from './checked-body.js';
+import { checkedRead, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
@@ -187,15 +187,8 @@ export class S3Source implements Source {
     return info;
   }
 
-  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const opened = await this.openRange(key, options);
-    return new CheckedBody({
-      ...opened,
-      signal: options.signal,
-      onBytes: (count) => {
-        this.metrics.bytesRead += count;
-      },
-    });
+  read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    return checkedRead(this, key, options);
   }
 
   async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
