@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
@@ -331,6 +332,28 @@ describe('cancellation and resume', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it("refuses a manifest whose entry would land in the cache's own .ferry/, and the store stays usable", async () => {
+    const files = await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const good = await pull({ source: store, ref: 'v1', root: cache, subdir: '' });
+    expect(await differingFiles(good.dir, files)).toEqual([]);
+    // A hostile version: one entry aimed at the store's CURRENT file, pulled at the root.
+    const text = JSON.stringify({
+      entries: [{ digest: `sha256:${'0'.repeat(64)}`, path: '.ferry/db/CURRENT', size: 30 }],
+      version: 1,
+    });
+    const id = `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    await writeFile(join(store, '.ferry', 'manifests', `${id}.json`), text);
+    await writeFile(join(store, '.ferry', 'refs', 'evil'), id);
+    const error = await pull({ source: store, ref: 'evil', root: cache, subdir: '' }).catch(
+      (e: unknown) => e,
+    );
+    expect(isFerryError(error, 'FERRY_MANIFEST_INVALID')).toBe(true);
+    expect(String((error as Error).message)).toContain('".ferry/db/CURRENT" is inside .ferry/');
+    const again = await pull({ source: store, ref: 'v1', root: cache, subdir: '' });
+    expect(again.fetchedBytes).toBe(0);
   });
 
   it('stops the pull when the consumer leaves the event loop early', async () => {

@@ -3,6 +3,8 @@ import {
   type Digest,
   FerryError,
   isFerryError,
+  isReservedPath,
+  MAX_FILE_SIZE,
   type Manifest,
   normalizePath,
   type PartList,
@@ -118,8 +120,19 @@ export async function resolveRemote(
 async function listEntries(source: Source, signal?: AbortSignal): Promise<RemoteEntry[]> {
   const entries: RemoteEntry[] = [];
   for await (const object of source.list('', { signal })) {
-    if (object.key.startsWith(META_PREFIX)) continue;
+    // Ferry's own metadata, in any case: never a file of the version (see isReservedPath).
+    if (isReservedPath(object.key)) continue;
     const path = normalizePath(object.key);
+    if (object.size > MAX_FILE_SIZE) {
+      throw new FerryError(
+        'FERRY_BAD_RESPONSE',
+        `the listing of ${source.uri} says ${path} has ${object.size} bytes, more than any store holds (5 TiB)`,
+        {
+          key: path,
+          hint: 'The listing is broken or hostile: check the endpoint and any proxy in front of it.',
+        },
+      );
+    }
     entries.push({
       path,
       size: object.size,

@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compareUtf8, FerryError, normalizePath } from '@ferry/manifest';
+import { compareUtf8, FerryError, isReservedPath, normalizePath } from '@ferry/manifest';
 
 /** A regular file under a directory, with its normalised relative path. */
 export interface LocalFile {
@@ -37,7 +37,7 @@ export async function walkFiles(dir: string): Promise<LocalFile[]> {
       entries.map(async (entry) => {
         const rel = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
         const abs = join(absDir, entry.name);
-        if (relDir === '' && entry.name === '.ferry') return;
+        if (relDir === '' && isReservedPath(entry.name)) return;
         if (entry.isDirectory()) return visit(abs, rel);
         if (entry.isSymbolicLink()) {
           throw new FerryError(

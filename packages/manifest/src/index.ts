@@ -22,6 +22,7 @@ export {
 export {
   createManifest,
   encodeManifest,
+  MAX_FILE_SIZE,
   parseManifest,
   validateRef,
   versionIdOf,
@@ -33,7 +34,7 @@ export {
   type StatRecord,
   type TreeState,
 } from './manifest-store.js';
-export { checkCaseCollisions, compareUtf8, normalizePath } from './paths.js';
+export { checkCaseCollisions, compareUtf8, isReservedPath, normalizePath } from './paths.js';
 export type {
   Digest,
   DigestAlgorithm,

@@ -218,6 +218,21 @@ describe('parseManifest', () => {
       JSON.stringify({ version: 1, entries: [{ path: 'a', size: 1, digest: D1, etag: 5 }] }),
       'entries[0].etag',
     ],
+    [
+      JSON.stringify({ version: 1, entries: [{ path: '.ferry/db/CURRENT', size: 1, digest: D1 }] }),
+      'entries[0].path ".ferry/db/CURRENT" is inside .ferry/',
+    ],
+    [
+      JSON.stringify({ version: 1, entries: [{ path: '.FeRRy/x', size: 1, digest: D1 }] }),
+      'entries[0].path ".FeRRy/x" is inside .ferry/',
+    ],
+    [
+      JSON.stringify({
+        version: 1,
+        entries: [{ path: 'huge.bin', size: 2 ** 53 - 1, digest: D1 }],
+      }),
+      'entries[0].size 9007199254740991 bytes is more than any store holds',
+    ],
   ])('refuses %s naming the field and the origin', (text, reason) => {
     const err = thrown(() => parseManifest(text, 's3://bucket/.ferry/manifests/x.json'));
     expect(err.code).toBe('FERRY_MANIFEST_INVALID');

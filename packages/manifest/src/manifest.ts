@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
 import { parseDigest, partCount } from './digest.js';
 import { FerryError } from './errors.js';
-import { compareUtf8, normalizePath } from './paths.js';
+import { compareUtf8, isReservedPath, normalizePath } from './paths.js';
 import type { Entry, Manifest, PartList, Ref, VersionId } from './types.js';
 
 const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta']);
 const ENTRY_KEYS = new Set(['path', 'size', 'digest', 'parts', 'etag', 'mtime']);
+/**
+ * The largest file a manifest may list: S3's largest object. A larger size is a hostile or
+ * broken manifest, and taking it at its word would size part tables and partial files by it.
+ */
+export const MAX_FILE_SIZE = 5 * 2 ** 40;
 const PART_KEYS = new Set(['size', 'digests']);
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const REF = /^[A-Za-z0-9._-]{1,128}$/;
@@ -95,7 +100,16 @@ function checkEntry(value: unknown, field: string): Entry {
   } catch (err) {
     throw new Invalid(`${field}.path`, `is invalid: ${(err as Error).message}`);
   }
+  if (isReservedPath(value.path)) {
+    throw new Invalid(
+      `${field}.path`,
+      `${show(value.path)} is inside .ferry/, which is ferry's own`,
+    );
+  }
   const size = checkSafeInteger(value.size, `${field}.size`, 0);
+  if (size > MAX_FILE_SIZE) {
+    throw new Invalid(`${field}.size`, `${size} bytes is more than any store holds (5 TiB)`);
+  }
   const digest = checkDigest(value.digest, `${field}.digest`);
   const entry: Entry = { path: value.path, size, digest };
   if (value.parts !== undefined)

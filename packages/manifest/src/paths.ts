@@ -43,6 +43,17 @@ export function normalizePath(path: string): string {
 }
 
 /**
+ * Whether `path` is inside `.ferry/`, in any case: ferry's own folder at the top of a cache
+ * root (its store) and of a published prefix (refs and manifests). No file of a version may
+ * live there: a folder pulled at a bucket's root would write into the cache's own state, and
+ * a case-insensitive file system maps `.FERRY` onto the same folder.
+ */
+export function isReservedPath(path: string): boolean {
+  const first = path.split('/', 1)[0] ?? '';
+  return first.normalize('NFC').toLowerCase() === '.ferry';
+}
+
+/**
  * Refuses a set of paths of which two differ only by case folding (`NFC` then
  * `toLowerCase()`), such as `Model.bin` and `model.bin`: they would overwrite each other on
  * case-insensitive file systems (macOS, Windows). Identical paths are not collisions.
