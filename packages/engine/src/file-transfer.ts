@@ -11,11 +11,12 @@ import {
   isFerryError,
   type ManifestStore,
   type PartList,
+  parseDigest,
   partCount,
   type StatRecord,
 } from '@ferry/manifest';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
-import { md5FromEtag } from './local-hash.js';
+import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { Md5Follower } from './md5-follower.js';
 import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
@@ -117,42 +118,8 @@ export async function transferFiles(
   const jobs: PartJob[] = [];
   for (const plan of plans) {
     if (plan.action.kind === 'skip') continue;
-    if (plan.action.kind === 'copy') {
-      copies.push(plan);
-      continue;
-    }
-    const count = partCount(plan.entry.size, plan.partSize);
-    const file: FileState = {
-      plan,
-      tmpPath: tmpPathFor(ctx.layout, plan.relPath),
-      count,
-      digests: new Array(count).fill(undefined),
-      remaining: count,
-      fetchedBytes: 0,
-      reusedBytes: 0,
-      doneBytes: 0,
-      journaled: count > 1,
-    };
-    // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
-    const md5 =
-      ctx.checkEtag && plan.entry.digest === undefined && plan.entry.size > 0
-        ? md5FromEtag(plan.entry.etag)
-        : undefined;
-    if (md5 !== undefined) {
-      file.md5 =
-        count > 1
-          ? {
-              expected: md5,
-              follower: new Md5Follower(file.tmpPath, plan.entry.size, plan.partSize, count),
-            }
-          : { expected: md5 };
-    }
-    if (count === 0) {
-      // An empty file has no parts to schedule: it is committed on its own.
-      jobs.push({ file, index: -1, mode: 'fetch' });
-      continue;
-    }
-    for (let i = 0; i < count; i++) jobs.push({ file, index: i, mode: initialMode(plan, i) });
+    if (plan.action.kind === 'copy') copies.push(plan);
+    else jobs.push(...fileJobs(plan, ctx));
   }
 
   await mkdir(ctx.layout.tmpDir, { recursive: true });
@@ -165,6 +132,39 @@ export async function transferFiles(
     // Records of files already in place; lost ones would only cost a re-hash next time.
     await place.flush();
   }
+}
+
+/** The parts of one file to fetch or copy, as jobs sharing the file's state. */
+function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
+  const count = partCount(plan.entry.size, plan.partSize);
+  const file: FileState = {
+    plan,
+    tmpPath: tmpPathFor(ctx.layout, plan.relPath),
+    count,
+    digests: new Array(count).fill(undefined),
+    remaining: count,
+    fetchedBytes: 0,
+    reusedBytes: 0,
+    doneBytes: 0,
+    journaled: count > 1,
+  };
+  // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
+  const md5 =
+    ctx.checkEtag && plan.entry.digest === undefined && plan.entry.size > 0
+      ? md5FromEtag(plan.entry.etag)
+      : undefined;
+  if (md5 !== undefined) {
+    file.md5 =
+      count > 1
+        ? {
+            expected: md5,
+            follower: new Md5Follower(file.tmpPath, plan.entry.size, plan.partSize, count),
+          }
+        : { expected: md5 };
+  }
+  // An empty file has no parts to schedule: it is committed on its own.
+  if (count === 0) return [{ file, index: -1, mode: 'fetch' }];
+  return Array.from({ length: count }, (_, i) => ({ file, index: i, mode: initialMode(plan, i) }));
 }
 
 /** A running part's progress is recorded each time it has written this much more. */
@@ -228,7 +228,10 @@ async function runJobs(
   const errors: unknown[] = [];
   for (const plan of copies) {
     try {
-      committed.push(await copyWholeFile(plan, ctx, place));
+      const copied = await copyWholeFile(plan, ctx, place);
+      if (copied !== undefined) committed.push(copied);
+      // The twin was not what its record says: fetch this file like any other.
+      else jobs.push(...fileJobs(plan, ctx));
     } catch (error) {
       if (ctx.signal.aborted) throw new AbortError(ctx.signal.reason);
       errors.push(error);
@@ -552,17 +555,44 @@ async function placeFile(
   else await place.record(plan.relPath, record);
 }
 
+/**
+ * Copies a file whose content is elsewhere in the cache, verifying the copy against the
+ * digest its record claims before it is renamed into place (a stat record vouches for an
+ * mtime, not for bytes: bit rot or an edit that kept the mtime would spread). When the copy
+ * is wrong, the twin's record is dropped (the next pull of its folder re-hashes and repairs
+ * it), the plan becomes a fetch, and `undefined` says so.
+ */
 async function copyWholeFile(
   plan: FilePlan,
   ctx: TransferContext,
   place: Placement,
-): Promise<CommittedFile> {
+): Promise<CommittedFile | undefined> {
   if (plan.action.kind !== 'copy') throw new Error('copyWholeFile: not a copy plan');
-  const { fromPath, record } = plan.action;
+  const { fromPath, fromRelPath, record } = plan.action;
   const tmpPath = tmpPathFor(ctx.layout, plan.relPath);
   // A reflink where the file system has them, a kernel-side copy otherwise.
   await copyFile(fromPath, tmpPath, constants.COPYFILE_FICLONE);
   const { parts } = record;
+  const copied = await hashLocalFile(
+    ctx.pool,
+    tmpPath,
+    plan.entry.size,
+    parts?.size ?? plan.partSize,
+    parseDigest(record.digest).algorithm,
+  );
+  if (copied.digest !== record.digest) {
+    await rm(tmpPath, { force: true });
+    await ctx.store.deleteStats([fromRelPath]);
+    ctx.emit({
+      type: 'retry',
+      path: plan.entry.path,
+      attempt: 1,
+      code: 'FERRY_INTEGRITY',
+      message: `${fromRelPath} in the cache no longer hashes to its record (${record.digest}); fetching ${plan.entry.path} instead of copying it`,
+    });
+    plan.action = { kind: 'fetch' };
+    return undefined;
+  }
   await placeFile(tmpPath, plan, ctx, place, {
     digest: record.digest,
     ...(parts ? { parts } : {}),

@@ -36,8 +36,8 @@ export type FileAction =
    * instead of fetched, `resume` the journal of an interrupted transfer of it.
    */
   | { kind: 'fetch'; reuse?: { fromPath: string; digests: Digest[] }; resume?: PartJournal }
-  /** The same content is elsewhere in the cache: copy it. */
-  | { kind: 'copy'; fromPath: string; record: StatRecord };
+  /** The same content is elsewhere in the cache (`fromRelPath`, root-relative): copy it. */
+  | { kind: 'copy'; fromPath: string; fromRelPath: string; record: StatRecord };
 
 export interface FilePlan {
   entry: RemoteEntry;
@@ -175,7 +175,12 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
           const fromPath = join(layout.root, twin.relPath);
           const twinStat = await statOrUndefined(fromPath);
           if (twinStat && recordMatches(twin.record, twinStat)) {
-            return plan({ kind: 'copy', fromPath, record: twin.record });
+            return plan({
+              kind: 'copy',
+              fromPath,
+              fromRelPath: twin.relPath,
+              record: twin.record,
+            });
           }
         }
       }

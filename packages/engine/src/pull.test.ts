@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -354,6 +355,44 @@ describe('cancellation and resume', () => {
     expect(String((error as Error).message)).toContain('".ferry/db/CURRENT" is inside .ferry/');
     const again = await pull({ source: store, ref: 'v1', root: cache, subdir: '' });
     expect(again.fetchedBytes).toBe(0);
+  });
+
+  it('verifies a copy of a file found elsewhere in the cache, and fetches it when the twin rotted', async () => {
+    const files = await writeModel(origin, { shards: [3 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const other = join(tmp.path, 'store', 'models', 'twin');
+    await publish({ dir: origin, dest: other, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
+    // Bit rot in the cached shard, its mtime kept to the nanosecond (`touch -r`, as the
+    // issue's reproduction did): the stat record still vouches for it.
+    const shard = join(cache, 'm', 'model-00001.safetensors');
+    const reference = join(tmp.path, 'mtime-reference');
+    execFileSync('cp', ['--preserve=timestamps', shard, reference]);
+    const bytes = await readFile(shard);
+    bytes.fill(0x55, MiB, MiB + 1024);
+    await writeFile(shard, bytes);
+    execFileSync('touch', ['-r', reference, shard]);
+
+    const events: PullEvent[] = [];
+    const twin = await pull({
+      source: other,
+      ref: 'v1',
+      root: cache,
+      subdir: 'twin',
+      onEvent: (e) => events.push(e),
+    });
+    expect(await differingFiles(twin.dir, files)).toEqual([]);
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'retry',
+        code: 'FERRY_INTEGRITY',
+        path: 'model-00001.safetensors',
+      }),
+    );
+    // The rotten twin lost its record: the next pull of its folder finds and repairs it.
+    const repaired = await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
+    expect(await differingFiles(repaired.dir, files)).toEqual([]);
+    expect(repaired.fetchedBytes).toBe(partSize);
   });
 
   it('stops the pull when the consumer leaves the event loop early', async () => {
