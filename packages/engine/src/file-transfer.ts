@@ -1,6 +1,5 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
 import {
   AbortError,
@@ -20,6 +19,7 @@ import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { Md5Follower } from './md5-follower.js';
 import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
+import { ensureRealDirs } from './real-dirs.js';
 import type { PullEvent } from './types.js';
 
 /** A bad part is fetched again this many times before the file fails. */
@@ -514,6 +514,12 @@ class Placement {
   }
 }
 
+/** The folder part of a root-relative path (`a/b` for `a/b/c`, `''` for `c`). */
+function parentOf(relPath: string): string {
+  const cut = relPath.lastIndexOf('/');
+  return cut === -1 ? '' : relPath.slice(0, cut);
+}
+
 /** Stat records gathered before one LevelDB batch. */
 const STAT_BATCH = 128;
 
@@ -537,11 +543,7 @@ async function placeFile(
       await handle.close();
     }
   }
-  const parent = dirname(plan.finalPath);
-  if (!place.dirs.has(parent)) {
-    await mkdir(parent, { recursive: true });
-    place.dirs.add(parent);
-  }
+  await ensureRealDirs(ctx.layout.root, parentOf(plan.relPath), place.dirs);
   await rename(tmpPath, plan.finalPath);
   // A rename keeps the mtime: the writer's own fstat, when there was one writer, is it.
   const mtimeMs = content.mtimeMs ?? (await stat(plan.finalPath)).mtimeMs;

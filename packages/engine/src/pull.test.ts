@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -393,6 +393,30 @@ describe('cancellation and resume', () => {
     const repaired = await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
     expect(await differingFiles(repaired.dir, files)).toEqual([]);
     expect(repaired.fetchedBytes).toBe(partSize);
+  });
+
+  it('never writes through a symlinked folder inside the tree', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
+    // Someone swaps the tokenizer folder for a link to a folder outside the cache.
+    const outside = join(tmp.path, 'outside');
+    await mkdir(outside);
+    await writeFile(join(outside, 'tokenizer.json'), "not ferry's");
+    await rm(join(cache, 'm', 'tokenizer'), { recursive: true });
+    await symlink(outside, join(cache, 'm', 'tokenizer'));
+    // v2 changes the tokenizer: writing it would go through the link.
+    await writeFile(join(origin, 'tokenizer', 'tokenizer.json'), randomBytes(1000, 9));
+    await publish({ dir: origin, dest: store, ref: 'v2', partSize });
+    const error = await pull({ source: store, ref: 'v2', root: cache, subdir: 'm' }).catch(
+      (e: unknown) => e,
+    );
+    expect(isFerryError(error, 'FERRY_IO')).toBe(true);
+    expect(String((error as Error).message)).toBe(
+      `${join(cache, 'm', 'tokenizer')} is a symbolic link: ferry does not write through links`,
+    );
+    expect(await readdir(outside)).toEqual(['tokenizer.json']);
+    expect(await readFile(join(outside, 'tokenizer.json'), 'utf8')).toBe("not ferry's");
   });
 
   it('stops the pull when the consumer leaves the event loop early', async () => {

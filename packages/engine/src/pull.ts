@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   openSource,
@@ -28,6 +28,7 @@ import { openStore } from './open-store.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import { type FilePlan, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
+import { realParents } from './real-dirs.js';
 import { resolveRemote } from './remote-version.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
@@ -359,9 +360,13 @@ async function removeIfUnchanged(
 ): Promise<boolean> {
   const record = await store.getStat(relPath);
   const path = join(root, relPath);
-  const st = await stat(path).catch(() => undefined);
+  // Never through a link: a linked folder on the way may lead anywhere.
+  if (!(await realParents(root, relPath))) return false;
+  const st = await lstat(path).catch(() => undefined);
   if (!st) return true;
-  if (!record || record.size !== st.size || record.mtimeMs !== st.mtimeMs) return false;
+  if (!st.isFile() || !record || record.size !== st.size || record.mtimeMs !== st.mtimeMs) {
+    return false;
+  }
   await unlink(path);
   return true;
 }
