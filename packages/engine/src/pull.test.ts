@@ -419,6 +419,24 @@ describe('cancellation and resume', () => {
     expect(await readFile(join(outside, 'tokenizer.json'), 'utf8')).toBe("not ferry's");
   });
 
+  it('refuses folders that overlap in one root, either way round', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache, subdir: 'models/m' });
+    for (const subdir of ['', 'models', 'models/m/inner']) {
+      const error = await pull({ source: store, ref: 'v1', root: cache, subdir }).catch(
+        (e: unknown) => e,
+      );
+      expect(isFerryError(error, 'FERRY_OVERLAP'), subdir).toBe(true);
+      expect(String((error as Error).message)).toContain(`overlaps ${join(cache, 'models', 'm')}`);
+    }
+    // A sibling is fine, and so is the same folder again.
+    await pull({ source: store, ref: 'v1', root: cache, subdir: 'models/m2' });
+    expect(
+      (await pull({ source: store, ref: 'v1', root: cache, subdir: 'models/m' })).fetchedBytes,
+    ).toBe(0);
+  });
+
   it('stops the pull when the consumer leaves the event loop early', async () => {
     await writeModel(origin, { shards: [8 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

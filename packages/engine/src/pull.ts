@@ -193,6 +193,7 @@ async function runPull(
       files: remote.entries.length,
       bytes: remote.entries.reduce((n, e) => n + e.size, 0),
     });
+    await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
     const previous = tree ? await store.getManifest(tree.versionId) : undefined;
     // A new version of a published prefix almost surely has work: workers boot (loading
@@ -353,6 +354,35 @@ function plannedRemovals(
 }
 
 /** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
+/**
+ * Refuses a folder that contains, or lies inside, another folder of the same root pulled
+ * from elsewhere: each tree removes what its versions drop and replaces what they change,
+ * so two nested trees would overwrite and delete each other's files.
+ */
+async function checkNoOverlap(
+  store: ManifestStore,
+  subdir: string,
+  root: string,
+  uri: string,
+): Promise<void> {
+  const inside = (outer: string, inner: string) =>
+    outer === '' || inner === outer || inner.startsWith(`${outer}/`);
+  const others = [...(await store.listTrees()), ...(await store.listPendingPulls())];
+  for (const other of others) {
+    if (other.dir === subdir) continue;
+    if (!inside(other.dir, subdir) && !inside(subdir, other.dir)) continue;
+    const folder = (dir: string) => (dir === '' ? root : join(root, dir));
+    throw new FerryError(
+      'FERRY_OVERLAP',
+      `${folder(subdir)} (for ${uri}) overlaps ${folder(other.dir)}, pulled from ${other.source}`,
+      {
+        key: subdir,
+        hint: 'Pull into another cache root (--to), or remove the other folder from this cache first.',
+      },
+    );
+  }
+}
+
 async function removeIfUnchanged(
   store: ManifestStore,
   root: string,

@@ -21,6 +21,7 @@ export type FerryErrorCode =
   | 'FERRY_BAD_CONFIG'
   | 'FERRY_USAGE'
   | 'FERRY_IO'
+  | 'FERRY_OVERLAP'
   | 'FERRY_ABORTED';
 
 /** Extra facts about a failure; remote ones carry what identifies the request. */
