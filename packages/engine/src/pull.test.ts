@@ -437,6 +437,27 @@ describe('cancellation and resume', () => {
     ).toBe(0);
   });
 
+  it('fails before any transfer when the disk cannot hold the version, saying how much is free and needed', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    // A version no test machine's disk holds (below the 5 TiB a manifest may claim).
+    const text = JSON.stringify({
+      entries: [{ digest: `sha256:${'0'.repeat(64)}`, path: 'huge.bin', size: 4 * 2 ** 40 }],
+      version: 1,
+    });
+    const id = `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    await writeFile(join(store, '.ferry', 'manifests', `${id}.json`), text);
+    await writeFile(join(store, '.ferry', 'refs', 'huge'), id);
+    const error = await pull({ source: store, ref: 'huge', root: cache, subdir: 'm' }).catch(
+      (e: unknown) => e,
+    );
+    expect(isFerryError(error, 'FERRY_NO_SPACE')).toBe(true);
+    expect(String((error as Error).message)).toMatch(
+      new RegExp(`^${cache} has [\\d.]+ GiB free; this pull needs 4096\\.06 GiB`),
+    );
+    expect(await readdir(join(cache, '.ferry', 'tmp')).catch(() => [])).toEqual([]);
+  });
+
   it('stops the pull when the consumer leaves the event loop early', async () => {
     await writeModel(origin, { shards: [8 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   openSource,
@@ -228,6 +228,7 @@ async function runPull(
     const removed: string[] = [];
     if (!dryRun) {
       await removeOrphanPartials(layout.tmpDir, plans);
+      await checkFreeSpace(layout.root, plans, summary.resumedBytes);
       // A warm start ends here: nothing to move, so no worker thread is ever started.
       if (plans.some((p) => p.action.kind !== 'skip')) {
         await store.setPendingPull(normalizedSubdir, {
@@ -354,6 +355,32 @@ function plannedRemovals(
 }
 
 /** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
+/** Room kept free beyond what a pull writes: the store, directories, other writers. */
+const SPACE_HEADROOM = 64 * 2 ** 20;
+
+/**
+ * Fails before any transfer when the root's file system cannot hold what the pull writes:
+ * every file fetched or copied is written whole next to its previous version (which stays
+ * until the new one is renamed over it), less what interrupted transfers already wrote.
+ */
+async function checkFreeSpace(root: string, plans: FilePlan[], resumed: number): Promise<void> {
+  const writes = plans.reduce((n, p) => (p.action.kind === 'skip' ? n : n + p.entry.size), 0);
+  const need = writes - resumed + SPACE_HEADROOM;
+  const fs = await statfs(root).catch(() => undefined);
+  if (fs === undefined) return;
+  const free = fs.bavail * fs.bsize;
+  if (free >= need) return;
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  throw new FerryError(
+    'FERRY_NO_SPACE',
+    `${root} has ${gib(free)} free; this pull needs ${gib(need)} (${gib(writes - resumed)} of files to write and ${gib(SPACE_HEADROOM)} to spare)`,
+    {
+      key: root,
+      hint: 'Free space on that disk (`ferry gc` removes what no version needs), or pull into a root on a larger one (--to).',
+    },
+  );
+}
+
 /**
  * Refuses a folder that contains, or lies inside, another folder of the same root pulled
  * from elsewhere: each tree removes what its versions drop and replaces what they change,

@@ -22,6 +22,7 @@ export type FerryErrorCode =
   | 'FERRY_USAGE'
   | 'FERRY_IO'
   | 'FERRY_OVERLAP'
+  | 'FERRY_NO_SPACE'
   | 'FERRY_ABORTED';
 
 /** Extra facts about a failure; remote ones carry what identifies the request. */
