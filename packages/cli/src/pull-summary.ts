@@ -42,7 +42,7 @@ export function dryRunSummary(plan: PlanSummary | undefined, label: string, dir:
   return (
     `dry run: ${label} into ${dir}\n` +
     `would fetch ${files(plan.fetch.files)} (${formatBytes(plan.fetch.bytes)})${resumed}, ` +
-    `reuse ${files(plan.reuse.files)} (${formatBytes(plan.reuse.bytes)}), skip ${files(plan.skip.files)}, ` +
+    `reuse ${files(plan.reuse.files)} (${formatBytes(plan.reuse.bytes)}), ${skipText(plan)}, ` +
     `remove ${files(plan.remove.files)}; nothing was changed\n`
   );
 }
@@ -53,7 +53,14 @@ export function planLine(plan: PlanSummary): string {
   if (plan.resumedBytes > 0) parts.push(`${formatBytes(plan.resumedBytes)} of it already on disk`);
   if (plan.reuse.files > 0)
     parts.push(`reuse ${files(plan.reuse.files)} (${formatBytes(plan.reuse.bytes)})`);
-  if (plan.skip.files > 0) parts.push(`skip ${files(plan.skip.files)}`);
+  if (plan.skip.files > 0) parts.push(skipText(plan));
   if (plan.remove.files > 0) parts.push(`remove ${files(plan.remove.files)}`);
   return parts.join(', ');
+}
+
+/** `skip 10 files`, saying how many of them had to be read because no record vouched for them. */
+function skipText(plan: PlanSummary): string {
+  const read = Math.min(plan.hashed.files, plan.skip.files);
+  const hashed = read > 0 ? ` (${read} of them read and hashed: no record vouched for them)` : '';
+  return `skip ${files(plan.skip.files)}${hashed}`;
 }

@@ -140,12 +140,13 @@ describe('summaries', () => {
       resumedBytes: MiB,
       reuse: { files: 1, bytes: MiB },
       skip: { files: 10, bytes: 10 * MiB },
+      hashed: { files: 3, bytes: 3 * MiB },
       remove: { files: 1 },
     };
     expect(dryRunSummary(plan, 's3://bkt/m', '/cache/m')).toBe(
       'dry run: s3://bkt/m into /cache/m\n' +
         'would fetch 2 files (3.00 MiB) (1.00 MiB already on disk), reuse 1 file (1.00 MiB), ' +
-        'skip 10 files, remove 1 file; nothing was changed\n',
+        'skip 10 files (3 of them read and hashed: no record vouched for them), remove 1 file; nothing was changed\n',
     );
   });
 });
@@ -167,6 +168,7 @@ describe('pull reporter', () => {
         resumedBytes: 0,
         reuse: { files: 0, bytes: 0 },
         skip: { files: 12, bytes: 3 * MiB },
+        hashed: { files: 0, bytes: 0 },
         remove: { files: 0 },
       },
     },

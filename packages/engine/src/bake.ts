@@ -6,9 +6,9 @@ import { verify } from './verify.js';
 
 /**
  * Pulls and leaves the cache ready to be baked into a container image: no partial files,
- * no interrupted pulls, every file vouched for by the stat index, so a pull from the image
- * transfers nothing and reads no file content (as long as the image keeps file mtimes,
- * which `COPY` and tar do).
+ * no interrupted pulls, every file durable and vouched for by the stat index, so a pull
+ * from the image transfers nothing and reads no file content, also after an image layer
+ * cut the mtimes to whole seconds (see `statVouches`).
  */
 export async function bake(
   options: PullOptions & { onEvent?: (event: PullEvent) => void },

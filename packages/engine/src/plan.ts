@@ -16,6 +16,7 @@ import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import type { PartPool } from './part-pool.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
+import { statVouches } from './stat-vouches.js';
 import type { PlanSummary, VerifyMode } from './types.js';
 
 /** What to do about one remote file. */
@@ -46,6 +47,8 @@ export interface FilePlan {
   finalPath: string;
   partSize: number;
   action: FileAction;
+  /** The file on disk was read and hashed to decide (no stat record vouched for it). */
+  hashed?: boolean;
 }
 
 export interface PlanInput {
@@ -74,7 +77,7 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
 }
 
 function recordMatches(record: StatRecord | undefined, st: Stats): record is StatRecord {
-  return record !== undefined && record.size === st.size && record.mtimeMs === st.mtimeMs;
+  return record !== undefined && statVouches(record, st);
 }
 
 /**
@@ -101,12 +104,14 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       const relPath = rootRelative(subdir, entry.path);
       const finalPath = join(layout.root, relPath);
       const partSize = entry.parts?.size ?? input.partSize;
+      let hashed = false;
       const plan = (action: FileAction): FilePlan => ({
         entry,
         relPath,
         finalPath,
         partSize,
         action,
+        ...(hashed ? { hashed } : {}),
       });
       const st = await statOrUndefined(finalPath);
       if (st && !st.isFile() && !st.isSymbolicLink()) {
@@ -127,6 +132,7 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
           record,
           previousByPath.get(entry.path),
         );
+        hashed = local.hashed === true;
         if (local.right) {
           // The plan-time stat goes with the hash it was taken for: a change after it shows.
           const fresh: StatRecord = {
@@ -192,6 +198,8 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
 interface LocalJudgement {
   right: boolean;
   known: { digest: Digest; parts?: PartList };
+  /** The file's content was read and hashed to decide. */
+  hashed?: boolean;
   /** Set when the stat index already vouches for the file as it is. */
   record?: StatRecord;
 }
@@ -219,7 +227,7 @@ async function judgeLocal(
   } else {
     known = await hashLocalFile(input.pool(), path, st.size, partSize, input.algorithm);
   }
-  const vouching = vouched ? { record } : {};
+  const vouching = vouched ? { record } : { hashed: true };
 
   if (input.remote.published) {
     return { right: known.digest === entry.digest, known, ...vouching };
@@ -234,7 +242,7 @@ async function judgeLocal(
   ) {
     return { right: true, known, ...vouching };
   }
-  if (input.verify === 'size') return { right: true, known };
+  if (input.verify === 'size') return { right: true, known, ...vouching };
   const md5 = md5FromEtag(entry.etag);
   if (md5 !== undefined) {
     const local = await input.pool().run({ kind: 'md5', path });
@@ -252,10 +260,15 @@ export function summarize(plans: FilePlan[], removeCount: number): PlanSummary {
     resumedBytes: 0,
     reuse: { files: 0, bytes: 0 },
     skip: { files: 0, bytes: 0 },
+    hashed: { files: 0, bytes: 0 },
     remove: { files: removeCount },
   };
   for (const p of plans) {
     const size = p.entry.size;
+    if (p.hashed === true) {
+      summary.hashed.files++;
+      summary.hashed.bytes += size;
+    }
     switch (p.action.kind) {
       case 'skip':
         summary.skip.files++;

@@ -30,6 +30,7 @@ import { type FilePlan, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { realParents } from './real-dirs.js';
 import { resolveRemote } from './remote-version.js';
+import { statVouches } from './stat-vouches.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
@@ -421,9 +422,7 @@ async function removeIfUnchanged(
   if (!(await realParents(root, relPath))) return false;
   const st = await lstat(path).catch(() => undefined);
   if (!st) return true;
-  if (!st.isFile() || !record || record.size !== st.size || record.mtimeMs !== st.mtimeMs) {
-    return false;
-  }
+  if (!st.isFile() || !record || !statVouches(record, st)) return false;
   await unlink(path);
   return true;
 }

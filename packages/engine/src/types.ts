@@ -98,6 +98,11 @@ export interface PlanSummary {
   resumedBytes: number;
   reuse: { files: number; bytes: number };
   skip: { files: number; bytes: number };
+  /**
+   * Files present whose stat record did not vouch for them (none, or size or mtime changed
+   * beyond what an image layer does), read and hashed to decide: a warm start has none.
+   */
+  hashed: { files: number; bytes: number };
   remove: { files: number };
 }
 

@@ -6,6 +6,7 @@ import { rootRelative } from './cache-layout.js';
 import { hashLocalFile } from './local-hash.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
+import { statVouches } from './stat-vouches.js';
 
 export interface VerifyOptions {
   root: string;
@@ -70,7 +71,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
               return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
           } else {
             const record = await store.getStat(relPath);
-            if (!record || record.mtimeMs !== st.mtimeMs || record.digest !== entry.digest) {
+            if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
               return problem(
                 'modified',
                 'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',

@@ -8,9 +8,11 @@ import { COMMON_FLAGS_HELP, PULL_FLAGS, PULL_FLAGS_HELP, pullOptionsFrom } from 
 const HELP = `Usage: ferry bake <source>[@<ref>] --to <dir> [flags]
 
 Pulls, then leaves the cache ready to be copied into a container image: no partial files,
-no interrupted pulls, every file recorded with its size and mtime. A \`ferry pull\` of the
-same version from the image then transfers nothing and reads no file content (as long as
-the image keeps mtimes, which COPY and tar do).
+no interrupted pulls, every file recorded with its size and mtime, and made durable. A
+\`ferry pull\` of the same version from the image then transfers nothing and reads no file
+content, also after COPY, tar or an OCI layer cut the mtimes to whole seconds and gave the
+files new inodes and owners. An image that rewrites mtimes altogether (a fixed
+SOURCE_DATE_EPOCH) needs \`--verify size\` at start-up, or one \`ferry verify --deep\`.
 
 Flags:
 ${PULL_FLAGS_HELP}
