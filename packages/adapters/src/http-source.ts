@@ -143,6 +143,10 @@ export class HttpSource implements Source {
     throw this.#readOnly(key);
   }
 
+  async delete(key: string, _options?: SignalOptions): Promise<void> {
+    throw this.#readOnly(key);
+  }
+
   async close(): Promise<void> {
     this.#agent.destroy();
   }

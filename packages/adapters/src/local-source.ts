@@ -145,6 +145,22 @@ export class LocalSource implements Source {
     };
   }
 
+  async delete(key: string, options: SignalOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const normal = checkKey(key);
+    let file: string;
+    try {
+      file = await this.#inside(await this.#resolveRoot(), normal, normal);
+    } catch (error) {
+      if (isFerryError(error, 'FERRY_NOT_FOUND')) return;
+      throw error;
+    }
+    this.metrics.requests += 1;
+    await unlink(file).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(error, normal, file);
+    });
+  }
+
   async readText(key: string, options: SignalOptions = {}): Promise<string> {
     return readAllText(await this.read(key, options));
   }

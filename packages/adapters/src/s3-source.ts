@@ -191,6 +191,15 @@ export class S3Source implements Source {
     return checkedRead(this, key, options);
   }
 
+  async delete(key: string, options: SignalOptions = {}): Promise<void> {
+    const normal = checkKey(key);
+    await this.#send(normal, options.signal, (client, s3) =>
+      client.send(new s3.DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#root + normal }), {
+        abortSignal: options.signal,
+      }),
+    );
+  }
+
   async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
     const { signal, ifMatch } = options;
     const normal = checkKey(key);

@@ -99,6 +99,8 @@ export interface Source {
     body: Readable | Uint8Array,
     options: WriteOptions,
   ): Promise<{ etag?: string }>;
+  /** Removes one object; a missing one is no error (S3 semantics). Needs `capabilities.write`. */
+  delete(key: string, options?: SignalOptions): Promise<void>;
   /**
    * Options that open this same source in another thread with what this one already
    * resolved (for S3: its address and current credentials, so a worker thread never loads

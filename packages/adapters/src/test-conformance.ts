@@ -248,5 +248,17 @@ export function describeSourceConformance(
         await expect(source.stat('written/short.bin')).rejects.toEqual(code('FERRY_NOT_FOUND'));
       }
     });
+
+    it('deletes an object where it can write; a missing one is no error', async () => {
+      if (!source.capabilities.write) {
+        await expect(source.delete('a.bin')).rejects.toEqual(code('FERRY_UNSUPPORTED'));
+        return;
+      }
+      await source.writeText('gone/soon.txt', 'x');
+      await source.delete('gone/soon.txt');
+      await expect(source.stat('gone/soon.txt')).rejects.toEqual(code('FERRY_NOT_FOUND'));
+      await source.delete('gone/soon.txt');
+      await source.delete('never/was.txt');
+    });
   });
 }

@@ -182,6 +182,10 @@ class RetryingSource implements Source {
     );
   }
 
+  delete(key: string, options: SignalOptions = {}): Promise<void> {
+    return this.#policy.run(key, options.signal, (signal) => this.#source.delete(key, { signal }));
+  }
+
   /** Present when the wrapped source has it. */
   get handoff(): (() => Promise<Handoff>) | undefined {
     const source = this.#source;

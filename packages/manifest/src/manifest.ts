@@ -4,7 +4,7 @@ import { FerryError } from './errors.js';
 import { compareUtf8, isReservedPath, normalizePath } from './paths.js';
 import type { Entry, Manifest, PartList, Ref, VersionId } from './types.js';
 
-const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta']);
+const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta', 'layout']);
 const ENTRY_KEYS = new Set(['path', 'size', 'digest', 'parts', 'etag', 'mtime']);
 /**
  * The largest file a manifest may list: S3's largest object. A larger size is a hostile or
@@ -148,6 +148,16 @@ function checkManifest(value: unknown): Manifest {
   });
   entries.sort((a, b) => compareUtf8(a.path, b.path));
   const manifest: Manifest = { version: 1, entries };
+  if (value.layout !== undefined) {
+    if (value.layout !== 'parts') {
+      throw new Invalid('layout', `must be "parts" when present, got ${show(value.layout)}`);
+    }
+    const index = entries.findIndex((e) => e.size > 0 && e.parts === undefined);
+    if (index !== -1) {
+      throw new Invalid(`entries[${index}].parts`, 'is required: the content is stored by part');
+    }
+    manifest.layout = 'parts';
+  }
   if (value.created !== undefined) {
     if (typeof value.created !== 'string' || !ISO_8601.test(value.created)) {
       throw new Invalid('created', `must be an ISO 8601 date-time, got ${show(value.created)}`);
@@ -198,9 +208,12 @@ function invalid(reason: string, origin: string | undefined, cause?: unknown): F
  */
 export function createManifest(
   entries: Entry[],
-  extra: { created?: string; meta?: Record<string, string> } = {},
+  extra: { created?: string; meta?: Record<string, string>; layout?: 'parts' } = {},
 ): Manifest {
-  return validate({ version: 1, entries, created: extra.created, meta: extra.meta }, undefined);
+  return validate(
+    { version: 1, entries, created: extra.created, meta: extra.meta, layout: extra.layout },
+    undefined,
+  );
 }
 
 // Keys sorted by UTF-8 bytes at every level; undefined members are left out like JSON does.

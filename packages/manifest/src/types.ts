@@ -45,6 +45,14 @@ export interface Entry {
 export interface Manifest {
   version: 1;
   entries: Entry[];
+  /**
+   * Where the version's content lives at the store. Absent: each file at its own path
+   * (prefixes published before content addressing; a later publish may overwrite them).
+   * `parts`: every part of every file as its own immutable object,
+   * `.ferry/parts/<algorithm>/<hex>`, named by its digest and shared by every version and
+   * folder that has it; every non-empty entry then lists its parts.
+   */
+  layout?: 'parts';
   /** ISO 8601 creation time; part of the version id when present. */
   created?: string;
   /** Free-form string metadata; part of the version id. */
