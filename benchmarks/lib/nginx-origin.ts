@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { publish } from '@ferry/engine';
@@ -70,6 +70,7 @@ http {
   await waitForPort(port, child);
   const endpoint = `http://127.0.0.1:${port}`;
   const objects = new PublishedObjects();
+  const meter = new AccessLogMeter(log);
   return {
     endpoint,
     objects,
@@ -79,18 +80,7 @@ http {
       await publish({ dir: dataset.dir, dest: join(root, BUCKET, prefix), ref: 'latest' });
       objects.record(dataset, prefix);
     },
-    async counters() {
-      const text = await readFile(log, 'utf8').catch(() => '');
-      let requests = 0;
-      let bytes = 0;
-      for (const line of text.split('\n')) {
-        const sent = Number(line.split(' ')[1]);
-        if (!Number.isFinite(sent)) continue;
-        requests++;
-        bytes += sent;
-      }
-      return { requests, bytes };
-    },
+    counters: () => meter.read(),
     async close() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -125,6 +115,58 @@ export function nginxOrigin(server: NginxServer, via: 'http' | 's3'): Origin {
     counters: () => server.counters(),
     close: async () => {},
   };
+}
+
+/**
+ * Requests and body bytes from nginx's access log (`$status $body_bytes_sent` a line),
+ * reading only what was appended since the last call: the resume scenario reads it every
+ * 10 ms while it waits to kill ferry, and the log grows by a line per request all run long.
+ * nginx logs a request when it ends, so bytes of responses still being sent are not in it.
+ */
+class AccessLogMeter {
+  readonly #path: string;
+  #offset = 0;
+  #rest = '';
+  #requests = 0;
+  #bytes = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** The totals so far; calls run one after another, so no line is counted twice. */
+  read(): Promise<OriginCounters> {
+    const next = this.#queue.then(() => this.#read());
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #read(): Promise<OriginCounters> {
+    const handle = await open(this.#path, 'r').catch(() => undefined);
+    if (handle !== undefined) {
+      try {
+        const { size } = await handle.stat();
+        if (size > this.#offset) {
+          const buffer = Buffer.alloc(size - this.#offset);
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.#offset);
+          this.#offset += bytesRead;
+          const lines = (this.#rest + buffer.toString('utf8', 0, bytesRead)).split('\n');
+          // A line nginx is still writing stays for the next read.
+          this.#rest = lines.pop() ?? '';
+          for (const line of lines) {
+            const sent = Number(line.split(' ')[1]);
+            if (!Number.isFinite(sent)) continue;
+            this.#requests++;
+            this.#bytes += sent;
+          }
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    return { requests: this.#requests, bytes: this.#bytes };
+  }
 }
 
 function freePort(): Promise<number> {
