@@ -39,6 +39,16 @@ export interface SpawnMeasuredOptions {
   cwd?: string;
   /** Each stdout line; call `kill()` to SIGKILL the process (the resume scenario). */
   onLine?: (line: string, kill: () => void) => void;
+  /**
+   * Called once the process is spawned, with the same `kill()`: for a caller that decides
+   * when to kill from something other than the output (the origin's byte meter).
+   */
+  onStart?: (kill: () => void) => void;
+  /**
+   * Called with the command's pid right before `kill()` sends SIGKILL: a last look at the
+   * process (it keeps running meanwhile, so keep it short).
+   */
+  onKill?: (pid: number) => void;
 }
 
 // Often enough that the last read is close to the process's exit; VmHWM only grows, so a
@@ -137,6 +147,7 @@ export function spawnMeasured(
     const pid = findCommand();
     if (pid === undefined) child.kill('SIGKILL');
     else {
+      options.onKill?.(pid);
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -146,6 +157,7 @@ export function spawnMeasured(
   };
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => options.onLine?.(line, kill));
+  options.onStart?.(kill);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     // Enough to explain a failure, bounded so a chatty tool cannot fill memory.

@@ -1,6 +1,7 @@
-import type { PullResult } from '@ferry/engine';
+import type { PlanSummary, PullResult } from '@ferry/engine';
 import { checkTree, type FileFacts } from './dataset.js';
 import type { Origin } from './origin.js';
+import { type SocketQueues, socketQueues } from './socket-queues.js';
 import { spawnMeasured } from './spawn-measured.js';
 import type { SyncTool } from './sync-tools.js';
 
@@ -21,18 +22,41 @@ export interface SyncSample {
   result?: PullResult;
   /** Set when the run was SIGKILLed on purpose. */
   killed?: boolean;
+  /** ferry's `retry` events with `attempt: 0`: a second request racing a stalled body. */
+  hedges?: number;
+  /** ferry's other `retry` events (a failed or timed-out read tried again). */
+  retries?: number;
+  /** ferry's plan, from its `plan` line: what it meant to fetch and what it resumed. */
+  plan?: PlanSummary;
+  /**
+   * A killed run: bytes in its connections' socket buffers at the kill (sent by the
+   * origin, never read by the tool); undefined where /proc cannot tell.
+   */
+  queuedAtKill?: SocketQueues;
 }
 
 export interface SyncRunOptions {
   /** The files `dest` must hold afterwards; undefined skips the check (a killed run). */
   expected?: Map<string, FileFacts>;
-  /** SIGKILL ferry once this fraction of the bytes to transfer is done. */
+  /**
+   * SIGKILL ferry once this fraction of the bytes to transfer is done: as soon as the
+   * origin's meter (polled every {@link KILL_POLL_MS} ms) has sent that fraction of
+   * `killOfBytes`, or ferry's own progress (a line every 250 ms, too coarse alone to place a
+   * kill on a pull of 2 s) says so, whichever comes first.
+   */
   killAtFraction?: number;
+  /** The bytes `killAtFraction` is a fraction of, for the origin-meter trigger. */
+  killOfBytes?: number;
 }
+
+/** How often the origin's meter is read while a kill is pending. */
+export const KILL_POLL_MS = 10;
 
 type FerryLine =
   | { type: 'done'; result: PullResult }
   | { type: 'progress'; transferredBytes: number; totalBytes: number }
+  | { type: 'retry'; attempt: number }
+  | { type: 'plan'; plan: PlanSummary }
   | { type: string };
 
 /** Runs `tool` once against `origin`, metered by the origin where it can be. */
@@ -46,25 +70,66 @@ export async function runSync(
   const { command, args, env } = await tool.command(origin, prefix, dest);
   const before = await origin.counters();
   let result: PullResult | undefined;
+  let plan: PlanSummary | undefined;
   let killed = false;
+  let hedges = 0;
+  let retries = 0;
+  let exited = false;
+  let watching: Promise<void> | undefined;
+  let queuedAtKill: SocketQueues | undefined;
+  const { killAtFraction, killOfBytes } = options;
   const measured = await spawnMeasured(command, args, {
     env,
+    onKill(pid) {
+      queuedAtKill = socketQueues(pid);
+    },
+    onStart(kill) {
+      if (killAtFraction === undefined || killOfBytes === undefined || before === undefined) return;
+      const threshold = before.bytes + killAtFraction * killOfBytes;
+      watching = (async () => {
+        // One read at a time: the s3rver meter answers over one IPC channel, in order.
+        while (!exited && !killed) {
+          const now = await origin.counters();
+          if (
+            now !== undefined &&
+            now.bytes >= threshold &&
+            !exited &&
+            !killed &&
+            result === undefined
+          ) {
+            killed = true;
+            kill();
+            return;
+          }
+          await new Promise((r) => setTimeout(r, KILL_POLL_MS));
+        }
+      })();
+    },
     onLine(line, kill) {
       if (tool.kind !== 'ferry' || !line.startsWith('{')) return;
       const event = JSON.parse(line) as FerryLine;
       if (event.type === 'done' && 'result' in event) result = event.result;
+      if (event.type === 'plan' && 'plan' in event) plan = event.plan;
+      if (event.type === 'retry' && 'attempt' in event) {
+        if (event.attempt === 0) hedges++;
+        else retries++;
+      }
       if (
-        options.killAtFraction !== undefined &&
+        killAtFraction !== undefined &&
         !killed &&
+        result === undefined &&
         'transferredBytes' in event &&
         event.totalBytes > 0 &&
-        event.transferredBytes >= event.totalBytes * options.killAtFraction
+        event.transferredBytes >= event.totalBytes * killAtFraction
       ) {
         killed = true;
         kill();
       }
     },
   });
+  exited = true;
+  // The meter's last read must be answered before the final one is asked for.
+  await watching;
   const after = await origin.counters();
   const problems: string[] = [];
   if (!killed && (measured.code !== 0 || measured.signal !== null)) {
@@ -88,7 +153,10 @@ export async function runSync(
     ...(requests === undefined ? {} : { requests }),
     problems,
     ...(result === undefined ? {} : { result }),
+    ...(plan === undefined ? {} : { plan }),
     ...(killed ? { killed } : {}),
+    ...(killed && queuedAtKill !== undefined ? { queuedAtKill } : {}),
+    ...(tool.kind === 'ferry' ? { hedges, retries } : {}),
   };
 }
 
