@@ -23,11 +23,14 @@ const HELP = `Usage: pnpm bench [-- flags]
   --small-files <n>     many-small-files dataset: files of 64 KiB (default 1000)
   --large-size <bytes>  one-large-file dataset (default 512MiB; try 4GiB)
   --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
-                        ${ENV_URI}=s3://bucket/prefix is set; env is read-only)
+                        ${ENV_URI}=s3://bucket/prefix is set; env is read-only; the stall
+                        scenario starts its own fault-injecting HTTP origin whatever this says)
   --peers <list>        peers to run, by name prefix: aws,rclone,s3cmd or none (default all installed)
   --ferry <mode>        cli (packages/cli/dist/bin.js), lib (engine sources) or auto (default)
   --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16;
                         the floor keeps its 8)
+  --kill-points <n>     resume: SIGKILLs per prefix, at seeded fractions over 5-95 % of the
+                        bytes (default 10; these are resume's samples, --runs does not repeat them)
   --work-dir <dir>      where data, origins and caches go (default: a temp dir, removed)
   --keep                keep the work dir
 
@@ -36,7 +39,10 @@ requests (the origin's meter), CPU-s/GiB (user+sys CPU of the tool's process tre
 of dataset, from ${GNU_TIME}: blank without it), peak RSS, ok (WRONG: failed or wrong
 bytes), × ceiling (curl, no disk, no hash), × floor (lib/node-floor.mjs: plain Node,
 8 ranged GETs, SHA-256, positional writes), × best peer, target. Cold scenarios also pull
-a plain copy of the dataset (no .ferry/ manifests) on s3rver: the "ferry (plain prefix)" row.`;
+a plain copy of the dataset (no .ferry/ manifests) on s3rver: the "ferry (plain prefix)" row.
+The stall scenario adds a hedges column (ferry's retry events with attempt 0); resume prints
+a table of its kill points (kill at, bytes before the kill, in socket buffers, kept, after,
+waste).`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();
@@ -74,8 +80,9 @@ function measureTable(rows: Row[]): string {
   );
 }
 
-/** Transfers: one row per scenario, origin and tool. */
+/** Transfers: one row per scenario, origin and tool; a hedges column when a row counts them. */
 function transferTable(rows: Row[]): string {
+  const hedges = rows.some((r) => r.hedges !== undefined);
   return table(
     [
       'scenario',
@@ -91,6 +98,7 @@ function transferTable(rows: Row[]): string {
       '× ceiling',
       '× floor',
       '× best peer',
+      ...(hedges ? ['hedges'] : []),
       'target',
     ],
     rows.map((r) => [
@@ -107,6 +115,41 @@ function transferTable(rows: Row[]): string {
       ratio(r.vsCeiling),
       ratio(r.vsFloor),
       ratio(r.vsBestPeer),
+      ...(hedges ? [r.hedges === undefined ? '' : String(r.hedges)] : []),
+      r.target ?? '',
+    ]),
+  );
+}
+
+/** The resume scenario's kills: where each was asked for and what it cost. */
+function killTable(rows: Row[]): string {
+  return table(
+    [
+      'scenario',
+      'origin',
+      'tool',
+      'kill at',
+      'before kill',
+      'in socket buffers',
+      'kept',
+      'second run',
+      'waste',
+      'second run wall',
+      'ok',
+      'target',
+    ],
+    rows.map((r) => [
+      r.scenario,
+      r.origin ?? '',
+      r.tool ?? '',
+      r.kill === undefined ? '' : `${(r.kill.fraction * 100).toFixed(1)} %`,
+      r.kill === undefined ? '' : formatBytes(r.kill.beforeKillBytes),
+      r.kill?.bufferedAtKillBytes === undefined ? '' : formatBytes(r.kill.bufferedAtKillBytes),
+      r.kill?.keptBytes === undefined ? '' : formatBytes(r.kill.keptBytes),
+      r.kill === undefined ? '' : formatBytes(r.kill.afterKillBytes),
+      r.kill === undefined ? '' : formatBytes(r.kill.wasteBytes),
+      r.wallMs === undefined ? '' : `${(r.wallMs / 1000).toFixed(2)} s`,
+      r.correct === undefined ? '' : r.correct ? 'yes' : 'WRONG',
       r.target ?? '',
     ]),
   );
@@ -145,6 +188,7 @@ async function main(): Promise<void> {
       peers: { type: 'string' },
       ferry: { type: 'string' },
       concurrency: { type: 'string' },
+      'kill-points': { type: 'string' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
     },
@@ -194,6 +238,7 @@ async function main(): Promise<void> {
         : parseByteSize(values['large-size'], '--large-size'),
     origins,
     concurrency: count(values.concurrency, '--concurrency', 16),
+    killPoints: count(values['kill-points'], '--kill-points', 10),
     workDir,
     keep: values.keep === true,
   };
@@ -232,11 +277,14 @@ async function main(): Promise<void> {
     await context.close();
   }
   const measures = rows.filter((r) => r.tool === undefined);
-  const transfers = rows.filter((r) => r.tool !== undefined);
+  const kills = rows.filter((r) => r.tool !== undefined && r.kill !== undefined);
+  const transfers = rows.filter((r) => r.tool !== undefined && r.kill === undefined);
   if (measures.length > 0) console.log(measureTable(measures));
+  if (kills.length > 0) console.log(killTable(kills));
   if (transfers.length > 0) console.log(transferTable(transfers));
-  for (const r of transfers.filter((r) => r.problems !== undefined)) {
-    console.log(`${r.scenario} ${r.origin} ${r.tool}: ${r.problems?.join('; ')}`);
+  for (const r of [...kills, ...transfers].filter((r) => r.problems !== undefined)) {
+    const what = r.kill === undefined ? '' : ` ${r.name}`;
+    console.log(`${r.scenario} ${r.origin} ${r.tool}${what}: ${r.problems?.join('; ')}`);
   }
   for (const note of context.notes) console.log(`note: ${note}`);
   const machine = {

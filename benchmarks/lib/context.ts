@@ -26,6 +26,8 @@ export interface BenchConfig {
   origins: OriginName[];
   /** `--concurrency` for ferry and the ceiling's parallel ranges. @default 16 */
   concurrency: number;
+  /** Kills per prefix in the resume scenario, at seeded fractions over 5–95 %. @default 10 */
+  killPoints: number;
   /** Where data, origins and caches go; removed at the end unless `keep`. */
   workDir: string;
   keep: boolean;

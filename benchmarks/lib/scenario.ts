@@ -35,10 +35,39 @@ export interface BenchResult {
   vsFloor?: number;
   /** Best correct peer's wall time / this wall time: above 1 beats every peer. */
   vsBestPeer?: number;
+  /** ferry's hedges (`retry` events with `attempt: 0`) in the run, where a scenario counts them. */
+  hedges?: number;
+  /** One kill of the resume scenario and the pull that finished after it. */
+  kill?: KillPoint;
   /** The issue's target for this figure and whether it is met, e.g. `≥0.90× ceiling: no`. */
   target?: string;
   /** Anything else worth keeping in the JSON (bytes, requests, peak RSS...). */
   extra?: Record<string, number | string | boolean>;
+}
+
+/** A pull SIGKILLed at a fraction of its bytes, then run again to the end. */
+export interface KillPoint {
+  /** The fraction of the bytes to transfer at which the kill was asked for. */
+  fraction: number;
+  /** Bytes the origin sent to the killed run (its meter). */
+  beforeKillBytes: number;
+  /**
+   * Of `beforeKillBytes`, about what sat in socket buffers at the kill: ferry's receive
+   * queues and, on a loopback origin, the origin's send queues of the same connections
+   * (/proc/net/tcp, read in the 5–30 ms before the SIGKILL; what arrives while the process
+   * dies is not in it). Written by the origin, never read by ferry: any client killed then
+   * loses it, whatever its checkpoints.
+   */
+  bufferedAtKillBytes?: number;
+  /** Bytes the origin sent to the run that finished the pull. */
+  afterKillBytes: number;
+  /**
+   * What the second run kept of the first, by its plan: files already done and the parts
+   * and checkpoints of partial files it resumed from. Undefined without a `plan` line.
+   */
+  keptBytes?: number;
+  /** `beforeKillBytes + afterKillBytes` less the dataset's bytes: what the kill cost. */
+  wasteBytes: number;
 }
 
 /** A benchmark scenario: one file under `scenarios/`, default-exported. */
