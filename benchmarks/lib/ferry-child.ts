@@ -16,9 +16,13 @@ const { values, positionals } = parseArgs({
 });
 const line = (event: unknown) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
+// `<source>@<ref>` as the CLI reads it, for the refs the benchmarks use (`…/stall@latest`).
+const sourceRef = /^(.*[^/])@([A-Za-z0-9._-]+)$/.exec(positionals[0] ?? '');
+
 if (command === 'pull' && positionals[0] !== undefined && values.to !== undefined) {
   await pull({
-    source: positionals[0],
+    source: sourceRef?.[1] ?? positionals[0],
+    ...(sourceRef?.[2] === undefined ? {} : { ref: sourceRef[2] }),
     root: values.to,
     ...(values.concurrency === undefined ? {} : { concurrency: Number(values.concurrency) }),
     onEvent: line,

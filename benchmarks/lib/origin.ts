@@ -6,6 +6,9 @@ export type OriginName = 's3rver' | 'nginx' | 'nginx-s3' | 'env';
 
 export const ORIGIN_NAMES: readonly OriginName[] = ['s3rver', 'nginx', 'nginx-s3', 'env'];
 
+/** An origin a scenario starts for itself (the stall scenario's), never chosen with `--origin`. */
+export type ScenarioOriginName = 'http-faults';
+
 /** What the origin itself counted: the same meter for every tool. */
 export interface OriginCounters {
   requests: number;
@@ -30,7 +33,7 @@ export interface RangeReader {
 }
 
 export interface Origin {
-  name: OriginName;
+  name: OriginName | ScenarioOriginName;
   /** One line for the report: what serves the bytes and how ferry reaches it. */
   describe: string;
   /** The prefix holding a published dataset, under which ferry and peers read. */
