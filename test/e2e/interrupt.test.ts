@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type FaultServer,
   makeTempDir,
+  partObjectKey,
   randomBytes,
   startFaultServer,
   type TempDir,
@@ -43,7 +44,10 @@ beforeEach(async () => {
   // Served over HTTP so one ranged GET can hang on cue: the pull is certainly still running
   // when the signal comes, whatever the machine's speed.
   server = await startFaultServer({ root: store });
-  server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'shard.bin' });
+  server.inject(
+    { kind: 'stall', afterBytes: 1000 },
+    { key: await partObjectKey(store, 'shard.bin') },
+  );
   source = `${server.url}/@v1`;
 });
 
@@ -118,7 +122,7 @@ describe('interruption', () => {
       // The second part stops after 3 MiB: past one 2 MiB checkpoint, short of the next.
       stalling.inject(
         { kind: 'stall', afterBytes: 3 * MiB },
-        { key: 'shard.bin', covers: 4 * MiB },
+        { key: await partObjectKey(store, 'shard.bin', 1) },
       );
       const bigSource = `${stalling.url}/@v1`;
       const pull = startFerry(['pull', bigSource, '--to', cache, '--json'], { env });

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, randomBytes, startFaultServer, type TempDir } from '#fixtures';
+import { makeTempDir, partObjectKey, randomBytes, startFaultServer, type TempDir } from '#fixtures';
 import { main } from './cli.js';
 import { fakeIo } from './test-io.js';
 
@@ -88,7 +88,10 @@ describe('ferry pull in-process', () => {
     const server = await startFaultServer({ root: store });
     try {
       // One part hangs, so the pull is still running when the signal comes.
-      server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'weights.bin' });
+      server.inject(
+        { kind: 'stall', afterBytes: 1000 },
+        { key: await partObjectKey(store, 'weights.bin') },
+      );
       const fake = fakeIo({ cwd: tmp.path });
       const pulling = main(['pull', `${server.url}/@v1`, '--to', 'cache', '--json'], fake.io);
       // Three of the four parts landed, so the fourth is the one hanging.
@@ -125,7 +128,10 @@ describe('ferry pull in-process', () => {
     await ferry(['publish', 'model', 'store/m', '--ref', 'v1', '--part-size', '1MiB']);
     const server = await startFaultServer({ root: store });
     try {
-      server.inject({ kind: 'stall', afterBytes: 1000 }, { key: 'weights.bin' });
+      server.inject(
+        { kind: 'stall', afterBytes: 1000 },
+        { key: await partObjectKey(store, 'weights.bin') },
+      );
       const fake = fakeIo({ cwd: tmp.path });
       const pulling = main(['pull', `${server.url}/@v1`, '--to', 'cache'], fake.io);
       await fake.waitFor('stderr', ': fetch 2 files');

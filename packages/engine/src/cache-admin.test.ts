@@ -9,6 +9,7 @@ import {
   differingFiles,
   type FaultServer,
   makeTempDir,
+  partObjectKey,
   startFaultServer,
   type TempDir,
   writeModel,
@@ -47,7 +48,10 @@ async function interruptedPull(
   files: Map<string, Buffer>,
   how: 'abort' | 'kill',
 ): Promise<void> {
-  server.inject({ kind: 'stall', afterBytes: 100 }, { key: 'model-00001.safetensors' });
+  server.inject(
+    { kind: 'stall', afterBytes: 100 },
+    { key: await partObjectKey(store, 'model-00001.safetensors') },
+  );
   const half = ([...files.values()].reduce((n, b) => n + b.length, 0) / 2) | 0;
   if (how === 'abort') {
     const controller = new AbortController();

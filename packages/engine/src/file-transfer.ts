@@ -20,6 +20,7 @@ import { Md5Follower } from './md5-follower.js';
 import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
 import { ensureRealDirs } from './real-dirs.js';
+import { partKey } from './remote-version.js';
 import type { PullEvent } from './types.js';
 
 /** A bad part is fetched again this many times before the file fails. */
@@ -42,6 +43,8 @@ export interface TransferContext {
   stallTimeoutMs: number;
   /** See `PullOptions.hedgeAfterMs`. */
   hedgeAfterMs: number;
+  /** Where the version's content is: each file at its path, or each part under its digest. */
+  storage: 'paths' | 'parts';
   signal: AbortSignal;
   emit(event: PullEvent): void;
 }
@@ -398,7 +401,11 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           kind: 'fetch',
           uri: ctx.sourceUri,
           sourceOptions: await ctx.sourceOptions(),
-          key: plan.entry.path,
+          path: plan.entry.path,
+          // A part object holds exactly the part: read from its own first byte.
+          ...(ctx.storage === 'parts' && expected !== undefined
+            ? { key: partKey(expected), keyOffset: start }
+            : { key: plan.entry.path }),
           ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,
           md5: file.md5 !== undefined && file.md5.follower === undefined,

@@ -23,6 +23,13 @@ export interface FetchTask extends WriteTaskBase {
   uri: string;
   sourceOptions: SourceOptions;
   key: string;
+  /** The file's path in the version, for messages (the object may be a part of it). */
+  path: string;
+  /**
+   * The file offset at which the object `key` begins: 0 when the object is the whole file,
+   * the part's own start when the object is the part (the `parts` layout). @default 0
+   */
+  keyOffset?: number;
   ifMatch?: string;
   tmpPath: string;
   /** A body idle this long (and not hedged away) is read again from its last byte. */

@@ -216,17 +216,17 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
           sourceFor(task),
           task.key,
           {
-            start: from,
-            end: task.end,
+            start: from - (task.keyOffset ?? 0),
+            end: task.end - (task.keyOffset ?? 0),
             ifMatch: task.ifMatch,
             signal,
             lagging: lagging(task.hedgeAfterMs ?? 0),
             onHedge: (at) => {
               retries.push({
-                key: task.key,
+                key: task.path,
                 attempt: 0,
                 code: 'FERRY_TRANSIENT',
-                message: `${task.key}: no bytes for ${task.hedgeAfterMs} ms while the rest of the pull went on; racing a second request from byte ${at}`,
+                message: `${task.path}: no bytes for ${task.hedgeAfterMs} ms while the rest of the pull went on; racing a second request from byte ${at}`,
               });
             },
           },
@@ -238,8 +238,8 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
               },
           {
             ...(task.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: task.stallTimeoutMs }),
-            onRetry: ({ key, attempt, error }) => {
-              retries.push({ key, attempt, code: error.code, message: error.message });
+            onRetry: ({ attempt, error }) => {
+              retries.push({ key: task.path, attempt, code: error.code, message: error.message });
             },
           },
         );
@@ -259,12 +259,12 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
     if (bytes !== task.end - from) {
       throw new FerryError(
         'FERRY_TRANSIENT',
-        `${task.key}: expected ${task.end - from} bytes from ${from}, got ${bytes}`,
-        { key: task.key, retryable: true },
+        `${task.path}: expected ${task.end - from} bytes from ${from}, got ${bytes}`,
+        { key: task.path, retryable: true },
       );
     }
     const digest = hasher.digest();
-    checkDigest(task, digest, task.key);
+    checkDigest(task, digest, task.path);
     return {
       digest,
       bytes,

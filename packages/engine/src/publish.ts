@@ -1,13 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import {
-  type ObjectInfo,
-  openSource,
-  type Source,
-  type SourceOptions,
-  withRetry,
-} from '@ferry/adapters';
+import { openSource, type Source, type SourceOptions, withRetry } from '@ferry/adapters';
 import {
   createManifest,
   DEFAULT_ALGORITHM,
@@ -17,7 +11,6 @@ import {
   FerryError,
   isFerryError,
   type Manifest,
-  parseManifest,
   throwIfAborted,
   type VersionId,
   validateRef,
@@ -25,7 +18,7 @@ import {
 } from '@ferry/manifest';
 import { hashLocalFile } from './local-hash.js';
 import { PartPool } from './part-pool.js';
-import { META_PREFIX, manifestKey, refKey, resolveRemote } from './remote-version.js';
+import { manifestKey, PARTS_PREFIX, partKey, refKey } from './remote-version.js';
 import { type LocalFile, walkFiles } from './walk-files.js';
 
 export interface PublishOptions {
@@ -60,16 +53,20 @@ export interface PublishResult {
   ref: string;
   files: number;
   bytes: number;
+  /** Files with at least one part uploaded. */
   uploadedFiles: number;
+  /** Bytes of the parts uploaded: only content the destination did not hold. */
   uploadedBytes: number;
   durationMs: number;
 }
 
 /**
- * Publishes a folder as a version: hashes it in parallel, uploads the files the
- * destination's current version of `ref` does not already hold at the same path and
- * digest, then writes the manifest and moves the ref last, so a reader following the ref
- * never sees a version whose files are not all there.
+ * Publishes a folder as a version: hashes it in parallel, uploads every part the
+ * destination does not hold yet as an immutable object named by its digest
+ * (`.ferry/parts/<algorithm>/<hex>`), then writes the manifest (named by its own digest) and
+ * moves the ref last. Nothing a published version needs is ever overwritten or deleted, so
+ * every ref stays pullable; identical content is stored once across versions and folders;
+ * a reader following the ref never sees a version whose parts are not all there.
  */
 export async function publish(options: PublishOptions): Promise<PublishResult> {
   throwIfAborted(options.signal);
@@ -120,45 +117,38 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       bytes: entries.reduce((n, e) => n + e.size, 0),
     });
 
-    const present = await presentObjects(dest, ref, options.signal);
+    const present = await presentParts(dest, options.signal);
     const byPath = new Map(files.map((f) => [f.path, f]));
-    const staging = new StagingRecord(dest, ref);
-    let uploadedFiles = 0;
+    const uploads = planUploads(entries, present);
     let uploadedBytes = 0;
     let next = 0;
     const uploader = async () => {
-      while (next < entries.length) {
+      while (next < uploads.parts.length) {
         throwIfAborted(options.signal);
-        const entry = entries[next++] as Entry;
-        const etag = present(entry);
-        if (etag !== undefined) {
-          entry.etag = etag;
-          options.onEvent?.({ type: 'skipped', path: entry.path, size: entry.size });
-          continue;
+        const part = uploads.parts[next++] as PartUpload;
+        const file = byPath.get(part.entry.path) as LocalFile;
+        const upload = uploads.byFile.get(part.entry.path) as FileUploads;
+        if (upload.started++ === 0) {
+          options.onEvent?.({ type: 'upload-start', path: part.entry.path, size: part.entry.size });
         }
-        const file = byPath.get(entry.path) as LocalFile;
-        options.onEvent?.({ type: 'upload-start', path: entry.path, size: entry.size });
-        const written = await dest.write(entry.path, createReadStream(file.absPath), {
-          size: entry.size,
-          signal: options.signal,
-        });
-        const uploadedEtag =
-          written.etag ?? (await dest.stat(entry.path, { signal: options.signal })).etag;
-        if (uploadedEtag !== undefined) entry.etag = uploadedEtag;
-        uploadedFiles++;
-        uploadedBytes += entry.size;
-        options.onEvent?.({ type: 'upload-done', path: entry.path, size: entry.size });
-        await staging.add(entry);
+        await dest.write(
+          part.key,
+          createReadStream(file.absPath, { start: part.start, end: part.end - 1 }),
+          { size: part.end - part.start, signal: options.signal },
+        );
+        uploadedBytes += part.end - part.start;
+        if (++upload.done === upload.total) {
+          options.onEvent?.({ type: 'upload-done', path: part.entry.path, size: part.entry.size });
+        }
       }
     };
-    try {
-      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
-    } catch (error) {
-      // What did get uploaded is recorded, so publishing again skips it.
-      await staging.flush().catch(() => undefined);
-      throw error;
+    for (const entry of entries) {
+      if (!uploads.byFile.has(entry.path)) {
+        options.onEvent?.({ type: 'skipped', path: entry.path, size: entry.size });
+      }
     }
-    const manifest: Manifest = createManifest(entries);
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
+    const manifest: Manifest = createManifest(entries, { layout: 'parts' });
     const versionId = versionIdOf(manifest);
     throwIfAborted(options.signal);
     await dest.writeText(manifestKey(versionId), encodeManifest(manifest), {
@@ -170,7 +160,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       ref,
       files: entries.length,
       bytes: entries.reduce((n, e) => n + e.size, 0),
-      uploadedFiles,
+      uploadedFiles: uploads.byFile.size,
       uploadedBytes,
       durationMs: Math.round(performance.now() - started),
     };
@@ -179,102 +169,61 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   }
 }
 
-/**
- * What the destination already holds: a test telling, for an entry, the ETag of an object
- * at its path that a published version recorded with the same digest — so it is known to
- * hold those bytes — or undefined when the entry must be uploaded. Reads every published
- * ref's manifest, the staging record of an interrupted publish of `ref`, and one listing
- * of the prefix; a destination that cannot list gets everything uploaded.
- */
-async function presentObjects(
-  dest: Source,
-  ref: string,
-  signal?: AbortSignal,
-): Promise<(entry: Entry) => string | undefined> {
-  if (!dest.capabilities.list) return () => undefined;
-  const refs = new Set([ref]);
-  try {
-    for await (const object of dest.list(`${META_PREFIX}refs/`, { signal })) {
-      refs.add(object.key.slice(`${META_PREFIX}refs/`.length));
-    }
-  } catch (error) {
-    // A destination folder that does not exist yet holds nothing; writing creates it.
-    if (isFerryError(error, 'FERRY_NOT_FOUND') && dest.uri.startsWith('file:'))
-      return () => undefined;
-    throw error;
-  }
-  const recorded = new Map<string, Set<string>>();
-  const known: Entry[] = await StagingRecord.read(dest, ref, signal);
-  for (const name of refs) {
-    const remote = await resolveRemote(dest, name, signal).catch((error: unknown) => {
-      if (isFerryError(error, 'FERRY_NOT_FOUND')) return undefined;
-      throw error;
-    });
-    known.push(...(remote?.manifest?.entries ?? []));
-  }
-  for (const e of known) {
-    if (e.etag === undefined) continue;
-    const key = `${e.path}\0${e.digest}`;
-    recorded.set(key, (recorded.get(key) ?? new Set()).add(e.etag));
-  }
-  if (recorded.size === 0) return () => undefined;
-  const current = new Map<string, ObjectInfo>();
-  for await (const object of dest.list('', { signal })) current.set(object.key, object);
-  return (entry) => {
-    const etags = recorded.get(`${entry.path}\0${entry.digest}`);
-    const object = current.get(entry.path);
-    const etag = object?.size === entry.size ? object.etag : undefined;
-    return etag !== undefined && etags?.has(etag) ? etag : undefined;
-  };
+interface PartUpload {
+  entry: Entry;
+  key: string;
+  start: number;
+  end: number;
 }
 
-/** How often, at most, an ongoing publish rewrites its staging record. */
-const STAGING_INTERVAL_MS = 5_000;
+interface FileUploads {
+  total: number;
+  started: number;
+  done: number;
+}
 
 /**
- * `.ferry/staging/<ref>.json` at the destination: the entries (with their new ETags) a
- * publish has uploaded so far, rewritten every few seconds and when it fails, so an
- * interrupted publish resumes instead of uploading everything again.
+ * The parts to upload: every part whose content-addressed key the destination lacks, once
+ * (identical parts of several files, or of one file, go up once), in file order.
  */
-class StagingRecord {
-  readonly #entries: Entry[] = [];
-  #written = performance.now();
-  #writing: Promise<void> = Promise.resolve();
-
-  constructor(
-    readonly dest: Source,
-    readonly ref: string,
-  ) {}
-
-  static key(ref: string): string {
-    return `${META_PREFIX}staging/${ref}.json`;
+function planUploads(
+  entries: Entry[],
+  present: Set<string>,
+): { parts: PartUpload[]; byFile: Map<string, FileUploads> } {
+  const parts: PartUpload[] = [];
+  const byFile = new Map<string, FileUploads>();
+  const queued = new Set(present);
+  for (const entry of entries) {
+    const list = entry.parts;
+    if (list === undefined) continue;
+    list.digests.forEach((digest, i) => {
+      const key = partKey(digest);
+      if (queued.has(key)) return;
+      queued.add(key);
+      const start = i * list.size;
+      parts.push({ entry, key, start, end: Math.min(entry.size, start + list.size) });
+      const file = byFile.get(entry.path) ?? { total: 0, started: 0, done: 0 };
+      file.total++;
+      byFile.set(entry.path, file);
+    });
   }
+  return { parts, byFile };
+}
 
-  /** Entries a previous, interrupted publish of `ref` recorded; none when there is no record. */
-  static async read(dest: Source, ref: string, signal?: AbortSignal): Promise<Entry[]> {
-    try {
-      const text = await dest.readText(StagingRecord.key(ref), { signal });
-      return parseManifest(text, `${dest.uri}/${StagingRecord.key(ref)}`).entries;
-    } catch (error) {
-      // Missing, or unreadable: it is only a hint, everything is uploaded as usual then.
-      if (isFerryError(error, 'FERRY_NOT_FOUND') || isFerryError(error, 'FERRY_MANIFEST_INVALID')) {
-        return [];
-      }
-      throw error;
-    }
+/**
+ * The part objects the destination holds, from one listing of `.ferry/parts/`: content
+ * named by its digest is never rewritten, so what is listed is what a version may use. An
+ * interrupted publish resumes from here too: its finished parts are listed, and a part cut
+ * short was written under a temporary name (S3 multipart, or the local source's temp file)
+ * and never appears. A destination folder that does not exist yet holds nothing.
+ */
+async function presentParts(dest: Source, signal?: AbortSignal): Promise<Set<string>> {
+  const present = new Set<string>();
+  try {
+    for await (const object of dest.list(PARTS_PREFIX, { signal })) present.add(object.key);
+  } catch (error) {
+    if (isFerryError(error, 'FERRY_NOT_FOUND') && dest.uri.startsWith('file:')) return present;
+    throw error;
   }
-
-  async add(entry: Entry): Promise<void> {
-    this.#entries.push(entry);
-    if (performance.now() - this.#written >= STAGING_INTERVAL_MS) await this.flush();
-  }
-
-  flush(): Promise<void> {
-    this.#written = performance.now();
-    const text = encodeManifest(createManifest([...this.#entries]));
-    this.#writing = this.#writing.then(() =>
-      this.dest.writeText(StagingRecord.key(this.ref), text),
-    );
-    return this.#writing;
-  }
+  return present;
 }

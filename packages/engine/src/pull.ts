@@ -260,6 +260,7 @@ async function runPull(
           durable: options.durable ?? false,
           stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
           hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
+          storage: remote.manifest?.layout ?? 'paths',
           signal,
           emit,
         });

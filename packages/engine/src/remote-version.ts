@@ -8,6 +8,7 @@ import {
   type Manifest,
   normalizePath,
   type PartList,
+  parseDigest,
   parseManifest,
   type VersionId,
   validateRef,
@@ -18,6 +19,12 @@ import {
 export const META_PREFIX = '.ferry/';
 export const refKey = (name: string) => `${META_PREFIX}refs/${name}`;
 export const manifestKey = (id: VersionId) => `${META_PREFIX}manifests/${id}.json`;
+/** Where a part lives in the `parts` layout: named by its digest, never overwritten. */
+export const PARTS_PREFIX = `${META_PREFIX}parts/`;
+export function partKey(digest: Digest): string {
+  const { algorithm, hex } = parseDigest(digest);
+  return `${PARTS_PREFIX}${algorithm}/${hex}`;
+}
 
 /** A file as the remote side describes it; `digest` is unknown for a plain listing. */
 export interface RemoteEntry {
