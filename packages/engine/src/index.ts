@@ -3,6 +3,15 @@ export { type DiffVersionsOptions, diffVersions, type VersionDiff } from './diff
 export { type GcResult, gc } from './gc.js';
 export { type PublishEvent, type PublishOptions, type PublishResult, publish } from './publish.js';
 export { defaultSubdir, pull, pullIter } from './pull.js';
+export {
+  gcRemote,
+  listRefs,
+  type PublishedRef,
+  type RemoteGcOptions,
+  type RemoteGcResult,
+  type RemoteOptions,
+  unpublish,
+} from './remote-admin.js';
 export { type ResumeOptions, resume } from './resume.js';
 export { type CacheStatus, status } from './status.js';
 export type {

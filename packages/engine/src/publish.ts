@@ -1,7 +1,13 @@
 import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { openSource, type Source, type SourceOptions, withRetry } from '@ferry/adapters';
+import {
+  type ObjectInfo,
+  openSource,
+  type Source,
+  type SourceOptions,
+  withRetry,
+} from '@ferry/adapters';
 import {
   createManifest,
   DEFAULT_ALGORITHM,
@@ -18,7 +24,8 @@ import {
 } from '@ferry/manifest';
 import { hashLocalFile } from './local-hash.js';
 import { PartPool } from './part-pool.js';
-import { manifestKey, PARTS_PREFIX, partKey, refKey } from './remote-version.js';
+import { referencedParts } from './remote-admin.js';
+import { manifestKey, PARTS_PREFIX, partKey, REMOTE_GRACE_MS, refKey } from './remote-version.js';
 import { type LocalFile, walkFiles } from './walk-files.js';
 
 export interface PublishOptions {
@@ -75,7 +82,13 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   const dest =
     typeof options.dest === 'string'
-      ? withRetry(openSource(options.dest, options.sourceOptions))
+      ? withRetry(
+          openSource(options.dest, {
+            // A part object goes up in one PUT: it is small, and several go up at once.
+            uploadPartSize: Math.max(partSize, 8 * 2 ** 20),
+            ...options.sourceOptions,
+          }),
+        )
       : options.dest;
   try {
     if (!dest.capabilities.write) {
@@ -154,6 +167,19 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
     await dest.writeText(manifestKey(versionId), encodeManifest(manifest), {
       signal: options.signal,
     });
+    // A `gc --remote` may have removed a part this publish found present and reused; from
+    // now on the manifest protects its parts, so one more look puts back any that vanished.
+    const still = await presentParts(dest, options.signal);
+    const vanished = planUploads(entries, still);
+    if (vanished.parts.length > 0) {
+      uploads.parts.push(...vanished.parts);
+      for (const [path, file] of vanished.byFile) {
+        const known = uploads.byFile.get(path);
+        if (known === undefined) uploads.byFile.set(path, file);
+        else known.total += file.total;
+      }
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, uploader));
+    }
     await dest.writeText(refKey(ref), `${versionId}\n`, { signal: options.signal });
     return {
       versionId,
@@ -211,19 +237,30 @@ function planUploads(
 }
 
 /**
- * The part objects the destination holds, from one listing of `.ferry/parts/`: content
- * named by its digest is never rewritten, so what is listed is what a version may use. An
- * interrupted publish resumes from here too: its finished parts are listed, and a part cut
- * short was written under a temporary name (S3 multipart, or the local source's temp file)
- * and never appears. A destination folder that does not exist yet holds nothing.
+ * The part objects a publish may reuse instead of uploading, from one listing of
+ * `.ferry/parts/`: content named by its digest is never rewritten, so a listed part holds
+ * its bytes. Reused are the parts some published ref needs (a `gc --remote` keeps them) and
+ * the others while younger than half the grace period (so a gc cannot take them before this
+ * publish's manifest protects them); older unreferenced ones are uploaded again, fresh. An
+ * interrupted publish resumes from here too: a part cut short was written under a temporary
+ * name (S3 multipart, the local source's temp file) and is never listed.
  */
 async function presentParts(dest: Source, signal?: AbortSignal): Promise<Set<string>> {
   const present = new Set<string>();
+  const freshSince = Date.now() - REMOTE_GRACE_MS / 2;
+  const listed: ObjectInfo[] = [];
   try {
-    for await (const object of dest.list(PARTS_PREFIX, { signal })) present.add(object.key);
+    for await (const object of dest.list(PARTS_PREFIX, { signal })) listed.push(object);
   } catch (error) {
+    // A destination folder that does not exist yet holds nothing; writing creates it.
     if (isFerryError(error, 'FERRY_NOT_FOUND') && dest.uri.startsWith('file:')) return present;
     throw error;
+  }
+  const old = listed.filter((o) => (o.lastModified?.getTime() ?? Date.now()) < freshSince);
+  const referenced = old.length > 0 ? await referencedParts(dest, signal) : new Set<string>();
+  for (const object of listed) {
+    const fresh = (object.lastModified?.getTime() ?? Date.now()) >= freshSince;
+    if (fresh || referenced.has(object.key)) present.add(object.key);
   }
   return present;
 }

@@ -17,8 +17,17 @@ import {
 
 /** Where a published prefix keeps its metadata, relative to the source root. */
 export const META_PREFIX = '.ferry/';
-export const refKey = (name: string) => `${META_PREFIX}refs/${name}`;
-export const manifestKey = (id: VersionId) => `${META_PREFIX}manifests/${id}.json`;
+export const REFS_PREFIX = `${META_PREFIX}refs/`;
+export const MANIFESTS_PREFIX = `${META_PREFIX}manifests/`;
+export const refKey = (name: string) => `${REFS_PREFIX}${name}`;
+export const manifestKey = (id: VersionId) => `${MANIFESTS_PREFIX}${id}.json`;
+/**
+ * How long stored content nothing refers to is kept by `gc --remote`: a publish running
+ * meanwhile may be about to refer to it. A publish reuses an unreferenced part only while
+ * it is younger than half of this, so a publish must finish within that half (12 h).
+ */
+export const REMOTE_GRACE_MS = 24 * 60 * 60 * 1000;
+
 /** Where a part lives in the `parts` layout: named by its digest, never overwritten. */
 export const PARTS_PREFIX = `${META_PREFIX}parts/`;
 export function partKey(digest: Digest): string {
