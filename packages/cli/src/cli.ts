@@ -6,8 +6,10 @@ import { diffCommand } from './commands/diff.js';
 import { gcCommand } from './commands/gc.js';
 import { publishCommand } from './commands/publish.js';
 import { pullCommand } from './commands/pull.js';
+import { refsCommand } from './commands/refs.js';
 import { resumeCommand } from './commands/resume.js';
 import { statusCommand } from './commands/status.js';
+import { unpublishCommand } from './commands/unpublish.js';
 import { verifyCommand } from './commands/verify.js';
 import { EXIT, isAbort, reportError } from './error-report.js';
 
@@ -20,6 +22,8 @@ const COMMANDS: Command[] = [
   diffCommand,
   bakeCommand,
   gcCommand,
+  refsCommand,
+  unpublishCommand,
 ];
 
 /** The package version, read once from package.json next to src/ and dist/. */
