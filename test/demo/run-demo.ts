@@ -79,6 +79,10 @@ try {
   heading('Incremental pull: only the changed parts move');
   await ferry(env, 'pull', 's3://models/demo/llm@v2', '--to', cache);
   await ferry(env, 'verify', cache, '--deep');
+
+  heading('Roll back to v1: publishing v2 overwrote nothing, so v1 is still whole');
+  await ferry(env, 'refs', 's3://models/demo/llm');
+  await ferry(env, 'pull', 's3://models/demo/llm@v1', '--to', cache);
   heading(`Done. The files were at ${join(cache, 'demo', 'llm')} (removed now).`);
 } finally {
   await s3.close();
