@@ -17,6 +17,7 @@ import {
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { Md5Follower } from './md5-follower.js';
+import { CUT_BYTES, createCuts, cutsPathFor } from './part-cuts.js';
 import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
 import { ensureRealDirs } from './real-dirs.js';
@@ -127,11 +128,9 @@ export async function transferFiles(
 
   await mkdir(ctx.layout.tmpDir, { recursive: true });
   const place = new Placement(ctx.store);
-  const checkpoints = new Checkpoints(ctx, jobs);
   try {
     return await runJobs(jobs, copies, ctx, active, place);
   } finally {
-    await checkpoints.stop();
     // Records of files already in place; lost ones would only cost a re-hash next time.
     await place.flush();
   }
@@ -149,7 +148,9 @@ function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
     fetchedBytes: 0,
     reusedBytes: 0,
     doneBytes: 0,
-    journaled: count > 1,
+    // A journal (and its cuts) lets a file be resumed where it stopped: worth it for any
+    // file of several parts, or of one part too large to fetch again lightly.
+    journaled: count > 1 || plan.entry.size > 2 * CUT_BYTES,
   };
   // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
   const md5 =
@@ -168,56 +169,6 @@ function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
   // An empty file has no parts to schedule: it is committed on its own.
   if (count === 0) return [{ file, index: -1, mode: 'fetch' }];
   return Array.from({ length: count }, (_, i) => ({ file, index: i, mode: initialMode(plan, i) }));
-}
-
-/** A running part's progress is recorded each time it has written this much more. */
-const CHECKPOINT_BYTES = 2 * 2 ** 20;
-/** How often running parts are looked at; at 64 MB/s a part moves 3 MiB in this time. */
-const CHECKPOINT_POLL_MS = 50;
-
-/**
- * Records how far each running part of a journaled file has written, every
- * `CHECKPOINT_BYTES`, so a killed pull (SIGKILL: no chance to say goodbye) loses at most
- * about that much per part in flight. No fsync: the page cache outlives the process, and a
- * resume re-hashes what a checkpoint claims before it trusts it.
- */
-class Checkpoints {
-  readonly #ctx: TransferContext;
-  readonly #files = new Map<string, FileState>();
-  readonly #recorded = new Map<string, number>();
-  readonly #timer: NodeJS.Timeout;
-  #writing: Promise<void> = Promise.resolve();
-
-  constructor(ctx: TransferContext, jobs: PartJob[]) {
-    this.#ctx = ctx;
-    for (const { file } of jobs) if (file.journaled) this.#files.set(file.plan.relPath, file);
-    this.#timer = setInterval(() => this.#poll(), CHECKPOINT_POLL_MS);
-    this.#timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#writing;
-  }
-
-  #poll(): void {
-    if (this.#files.size === 0) return;
-    const due: Array<{ path: string; index: number; bytes: number }> = [];
-    for (const { owner, part, bytes } of this.#ctx.pool.written()) {
-      const file = this.#files.get(owner);
-      // Done parts and finished or failed files have their own records.
-      if (!file || file.digests[part] !== undefined || file.failed !== undefined) continue;
-      const key = `${owner}\0${part}`;
-      if (bytes < (this.#recorded.get(key) ?? 0) + CHECKPOINT_BYTES) continue;
-      this.#recorded.set(key, bytes);
-      due.push({ path: owner, index: part, bytes });
-    }
-    if (due.length === 0) return;
-    this.#writing = this.#writing
-      .then(() => this.#ctx.store.recordCheckpoints(due))
-      // A lost checkpoint only costs a re-fetch; the transfer itself goes on.
-      .catch(() => {});
-  }
 }
 
 async function runJobs(
@@ -303,7 +254,7 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
       if (action.kind === 'fetch') delete action.resume;
       // A one-part file is created by the worker that writes it: two syscalls less per
       // small file. Larger ones are preallocated here, before parts land at their offsets.
-      if (file.count !== 1) {
+      if (file.count !== 1 || file.journaled) {
         await (await open(file.tmpPath, 'w')).close();
         if (plan.entry.size > 0) await truncate(file.tmpPath, plan.entry.size);
       }
@@ -319,6 +270,7 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
           algorithm: ctx.algorithm,
           startedAt: new Date().toISOString(),
         });
+        await createCuts(file.tmpPath, file.count);
       }
     }
     active.add(file);
@@ -342,7 +294,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
     start,
     end,
     algorithm: ctx.algorithm,
-    create: file.count === 1,
+    create: file.count === 1 && !file.journaled,
     ...(expected === undefined ? {} : { expectedDigest: expected }),
   };
   let mode: PartMode = job.mode;
@@ -394,7 +346,6 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   const checkpoint = plan.action.kind === 'fetch' ? (plan.action.resume?.partial[index] ?? 0) : 0;
   for (let attempt = 1; ; attempt++) {
     const resumeFrom = attempt === 1 ? Math.min(checkpoint, end - start) : 0;
-    let written = 0;
     try {
       const r = await ctx.pool.run(
         {
@@ -410,15 +361,13 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           tmpPath: file.tmpPath,
           md5: file.md5 !== undefined && file.md5.follower === undefined,
           ...(resumeFrom > 0 ? { resumeFrom } : {}),
+          ...(file.journaled ? { cuts: index } : {}),
           stallTimeoutMs: ctx.stallTimeoutMs,
           hedgeAfterMs: ctx.hedgeAfterMs,
           ...base,
         },
         index,
         plan.relPath,
-        (bytes) => {
-          written = bytes;
-        },
       );
       file.digests[index] = r.digest;
       if (file.md5 !== undefined && r.md5 !== undefined) file.md5.actual = r.md5;
@@ -428,10 +377,6 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
       if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
       return;
     } catch (error) {
-      // Stopped or cut off: what reached the file is kept for the next run.
-      if (file.journaled && written > 0 && !hopeless(error)) {
-        await ctx.store.recordCheckpoints([{ path: plan.relPath, index, bytes: written }]);
-      }
       if (!isFerryError(error, 'FERRY_INTEGRITY') || attempt >= INTEGRITY_ATTEMPTS) throw error;
       ctx.emit({
         type: 'retry',
@@ -560,8 +505,10 @@ async function placeFile(
     digest: content.digest,
     ...(content.parts ? { parts: content.parts } : {}),
   };
-  if (content.journaled) await ctx.store.commitFile(plan.relPath, record);
-  else await place.record(plan.relPath, record);
+  if (content.journaled) {
+    await ctx.store.commitFile(plan.relPath, record);
+    await rm(cutsPathFor(tmpPath), { force: true });
+  } else await place.record(plan.relPath, record);
 }
 
 /**
@@ -635,5 +582,8 @@ function hopeless(error: unknown): boolean {
 async function abandonFile(file: FileState, error: unknown, ctx: TransferContext): Promise<void> {
   if (file.journaled && !hopeless(error)) return;
   await rm(file.tmpPath, { force: true });
-  if (file.journaled) await ctx.store.deleteJournal(file.plan.relPath);
+  if (file.journaled) {
+    await rm(cutsPathFor(file.tmpPath), { force: true });
+    await ctx.store.deleteJournal(file.plan.relPath);
+  }
 }

@@ -2,6 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheLayout } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
+import { cutsPathFor } from './part-cuts.js';
 
 export interface GcResult {
   /** Partial files deleted (their transfers can no longer resume). */
@@ -40,6 +41,7 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     for (const journal of await store.listJournals()) {
       if (inPendingTree(journal.path)) {
         keepPartials.add(journal.tmpPath);
+        keepPartials.add(cutsPathFor(journal.tmpPath));
       } else {
         await store.deleteJournal(journal.path);
         result.removedRecords++;

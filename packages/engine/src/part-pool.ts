@@ -62,12 +62,8 @@ export class PartPool {
   readonly #piscina: Promise<Piscina>;
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
-  readonly #written: BigInt64Array;
   readonly #freeSlots: number[];
-  readonly #running = new Map<
-    number,
-    { start: number; fetch: boolean; owner?: string; part?: number }
-  >();
+  readonly #running = new Map<number, { start: number; fetch: boolean; owner?: string }>();
   readonly #onRetry: PartPoolOptions['onRetry'];
   #settledBytes = 0;
   #requests = 0;
@@ -76,15 +72,13 @@ export class PartPool {
     const workers = Math.max(1, options.workers);
     const progress = new SharedArrayBuffer(4 * options.concurrency);
     const control = new SharedArrayBuffer(4);
-    const written = new SharedArrayBuffer(8 * options.concurrency);
     this.#progress = new Int32Array(progress);
     this.#control = new Int32Array(control);
-    this.#written = new BigInt64Array(written);
     this.#freeSlots = Array.from({ length: options.concurrency }, (_, i) => i);
     this.#onRetry = options.onRetry;
     // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
     const fromSource = import.meta.url.endsWith('.ts');
-    const workerData: PartWorkerData = { progress, control, written };
+    const workerData: PartWorkerData = { progress, control };
     const piscinaOptions = {
       filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
       minThreads: workers,
@@ -102,15 +96,9 @@ export class PartPool {
   /**
    * Runs one task; rejects with the worker's error rebuilt (code and details kept), or
    * with an AbortError once `stop()` was called. `part` labels retry notices, `owner`
-   * (a file) groups in-flight bytes for `inFlightByOwner()`; `settled` is told how far a
-   * fetch wrote its part when it ends, failed or not (what a checkpoint can keep).
+   * (a file) groups in-flight bytes for `inFlightByOwner()`.
    */
-  async run(
-    task: PoolTask,
-    part?: number,
-    owner?: string,
-    settled?: (written: number) => void,
-  ): Promise<PartTaskResult> {
+  async run(task: PoolTask, part?: number, owner?: string): Promise<PartTaskResult> {
     if (Atomics.load(this.#control, 0) === 1) throw new AbortError('pool stopped');
     const needsSlot = task.kind === 'fetch' || task.kind === 'copy';
     const slot = needsSlot ? this.#freeSlots.pop() : undefined;
@@ -118,16 +106,10 @@ export class PartPool {
       throw new Error('PartPool: more tasks in flight than its concurrency');
     }
     if (slot !== undefined) {
-      Atomics.store(
-        this.#written,
-        slot,
-        BigInt(task.kind === 'fetch' ? (task.resumeFrom ?? 0) : 0),
-      );
       this.#running.set(slot, {
         start: Atomics.load(this.#progress, slot),
         fetch: task.kind === 'fetch',
         ...(owner === undefined ? {} : { owner }),
-        ...(part === undefined ? {} : { part }),
       });
     }
     if (task.kind === 'fetch') this.#requests++;
@@ -144,7 +126,6 @@ export class PartPool {
       return outcome.result;
     } finally {
       if (slot !== undefined) {
-        settled?.(Number(Atomics.load(this.#written, slot)));
         this.#running.delete(slot);
         this.#freeSlots.push(slot);
       }
@@ -171,19 +152,6 @@ export class PartPool {
       );
     }
     return bytes;
-  }
-
-  /**
-   * How far each running fetch has written its part (bytes from the part's start, kept
-   * bytes included), by owner and part: what checkpoints record.
-   */
-  written(): Array<{ owner: string; part: number; bytes: number }> {
-    const out: Array<{ owner: string; part: number; bytes: number }> = [];
-    for (const [slot, { fetch, owner, part }] of this.#running) {
-      if (!fetch || owner === undefined || part === undefined) continue;
-      out.push({ owner, part, bytes: Number(Atomics.load(this.#written, slot)) });
-    }
-    return out;
   }
 
   /** Source requests made by the workers (one per fetch, plus one per retry). */

@@ -43,6 +43,8 @@ export interface FetchTask extends WriteTaskBase {
    * from the file and only the rest is fetched.
    */
   resumeFrom?: number;
+  /** The part's index in the file's cuts sidecar (see part-cuts.ts), for a journaled file. */
+  cuts?: number;
   /** Progress counter slot this task adds its bytes to. */
   slot: number;
 }
@@ -101,9 +103,4 @@ export interface PartWorkerData {
   progress: SharedArrayBuffer;
   /** Int32 [0]: set to 1 to make every running task stop at its next chunk. */
   control: SharedArrayBuffer;
-  /**
-   * BigInt64 per slot: bytes of the running fetch's part written to its file, counted from
-   * the part's start (kept bytes included): what a checkpoint may record.
-   */
-  written: SharedArrayBuffer;
 }

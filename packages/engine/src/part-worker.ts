@@ -1,10 +1,19 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { closeSync, createReadStream, fstatSync, openSync, readSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { openSource, readRange, type Source } from '@ferry/adapters';
 import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
 import { workerData } from 'piscina';
 import { consumeStream } from './consume-stream.js';
+import { CUT_BYTES, cutsPathFor } from './part-cuts.js';
 import type {
   CopyTask,
   FetchTask,
@@ -19,7 +28,6 @@ import { serializeError } from './serialized-error.js';
 
 const data = workerData as PartWorkerData;
 const progress = new Int32Array(data.progress);
-const written = new BigInt64Array(data.written);
 const control = new Int32Array(data.control);
 const sources = new Map<string, Source>();
 
@@ -126,15 +134,29 @@ class PartWriter {
   readonly #hasher: PartHasher;
   readonly #slot: number;
   readonly #partStart: number;
+  readonly #cuts: { fd: number; index: number } | undefined;
+  #cut = 0;
   #position: number;
   #batch: Buffer[] = [];
   #batchBytes = 0;
 
-  /** `start`: where the next byte goes; `partStart`: where the part begins (checkpoints count from it). */
-  constructor(fd: number, start: number, hasher: PartHasher, slot: number, partStart = start) {
+  /**
+   * `start`: where the next byte goes; `partStart`: where the part begins; `cuts`: the
+   * sidecar slot where how far the part got is kept (see part-cuts.ts).
+   */
+  constructor(
+    fd: number,
+    start: number,
+    hasher: PartHasher,
+    slot: number,
+    partStart: number,
+    cuts: { fd: number; index: number } | undefined,
+  ) {
     this.#fd = fd;
     this.#position = start;
     this.#partStart = partStart;
+    this.#cuts = cuts;
+    this.#cut = start - partStart;
     this.#hasher = hasher;
     this.#slot = slot;
   }
@@ -155,9 +177,19 @@ class PartWriter {
       this.#position += this.#batchBytes;
       this.#batch = [];
       this.#batchBytes = 0;
-      Atomics.store(written, this.#slot, BigInt(this.#position - this.#partStart));
+      if (this.#position - this.#partStart - this.#cut >= CUT_BYTES) this.cut();
     }
     return this.#position;
+  }
+
+  /** Records in the sidecar how far the part is written. */
+  cut(): void {
+    if (this.#cuts === undefined) return;
+    const done = this.#position - this.#partStart;
+    const slot = Buffer.alloc(8);
+    slot.writeBigUInt64LE(BigInt(done));
+    writeSync(this.#cuts.fd, slot, 0, 8, this.#cuts.index * 8);
+    this.#cut = done;
   }
 }
 
@@ -197,6 +229,7 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
 async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartTaskResult> {
   const signal = taskStarted();
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
+  let cutsFd: number | undefined;
   try {
     const hasher = await createPartHasher(task.algorithm);
     const md5 = task.md5 === true ? createHash('md5') : undefined;
@@ -209,7 +242,17 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
         md5?.update(chunk);
       });
     const from = task.start + kept;
-    const writer = new PartWriter(fd, from, hasher, task.slot, task.start);
+    cutsFd = task.cuts === undefined ? undefined : openSync(cutsPathFor(task.tmpPath), 'r+');
+    const writer = new PartWriter(
+      fd,
+      from,
+      hasher,
+      task.slot,
+      task.start,
+      cutsFd === undefined || task.cuts === undefined
+        ? undefined
+        : { fd: cutsFd, index: task.cuts },
+    );
     try {
       if (from < task.end) {
         await readRange(
@@ -245,10 +288,11 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
         );
       }
     } catch (error) {
-      // Bytes received before a stop or a failure are good: on disk, a checkpoint keeps them.
-      // If even that write fails, the checkpoint stays at the last batch written.
+      // Bytes received before a stop or a failure are good: on disk, a cut keeps them. If even
+      // that write fails, the cut stays at the last one recorded.
       try {
         writer.flush();
+        writer.cut();
       } catch {}
       throw error;
     }
@@ -276,6 +320,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
   } finally {
     taskEnded();
     closeSync(fd);
+    if (cutsFd !== undefined) closeSync(cutsFd);
   }
 }
 
@@ -284,7 +329,7 @@ async function copyPart(task: CopyTask): Promise<PartTaskResult> {
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
-    const writer = new PartWriter(fd, task.start, hasher, task.slot);
+    const writer = new PartWriter(fd, task.start, hasher, task.slot, task.start, undefined);
     const body = createReadStream(task.fromPath, {
       start: task.start,
       end: task.end - 1,

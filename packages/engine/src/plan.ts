@@ -14,6 +14,7 @@ import {
 } from '@ferry/manifest';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
+import { readCuts } from './part-cuts.js';
 import type { PartPool } from './part-pool.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
@@ -36,7 +37,12 @@ export type FileAction =
    * Fetch it; `reuse` names a local file whose parts with the same digest are copied
    * instead of fetched, `resume` the journal of an interrupted transfer of it.
    */
-  | { kind: 'fetch'; reuse?: { fromPath: string; digests: Digest[] }; resume?: PartJournal }
+  | {
+      kind: 'fetch';
+      reuse?: { fromPath: string; digests: Digest[] };
+      /** The journal and, per part cut short, the bytes its cuts sidecar kept. */
+      resume?: PartJournal & { partial: Record<number, number> };
+    }
   /** The same content is elsewhere in the cache (`fromRelPath`, root-relative): copy it. */
   | { kind: 'copy'; fromPath: string; fromRelPath: string; record: StatRecord };
 
@@ -170,7 +176,9 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       if (resumable || reuse) {
         return plan({
           kind: 'fetch',
-          ...(resumable ? { resume: journal } : {}),
+          ...(resumable
+            ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } }
+            : {}),
           ...(reuse ? { reuse } : {}),
         });
       }

@@ -25,6 +25,7 @@ import { cacheLayout, rootRelative } from './cache-layout.js';
 import { EventChannel } from './event-channel.js';
 import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
 import { openStore } from './open-store.js';
+import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import { type FilePlan, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
@@ -432,7 +433,9 @@ async function removeIfUnchanged(
 async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<void> {
   const keep = new Set(
     plans.flatMap((p) =>
-      p.action.kind === 'fetch' && p.action.resume ? [p.action.resume.tmpPath] : [],
+      p.action.kind === 'fetch' && p.action.resume
+        ? [p.action.resume.tmpPath, cutsPathFor(p.action.resume.tmpPath)]
+        : [],
     ),
   );
   const names = await readdir(tmpDir).catch(() => [] as string[]);

@@ -1,5 +1,6 @@
 import { partCount, type VersionId } from '@ferry/manifest';
 import { openExistingStore } from './open-store.js';
+import { readCuts } from './part-cuts.js';
 
 export interface CacheStatus {
   root: string;
@@ -52,24 +53,25 @@ export async function status(options: {
         updatedAt: tree.updatedAt,
       });
     }
-    const partials = (await store.listJournals()).map((j) => {
+    const partials: CacheStatus['partials'] = [];
+    for (const j of await store.listJournals()) {
       const parts = partCount(j.size, j.partSize);
       const done = Object.keys(j.done).map(Number);
       const partLength = (i: number) => Math.max(0, Math.min(j.partSize, j.size - i * j.partSize));
       let doneBytes = done.reduce((n, i) => n + partLength(i), 0);
-      // Parts cut short keep what their last checkpoint recorded.
-      for (const [i, bytes] of Object.entries(j.partial)) {
+      // Parts cut short keep what their cuts sidecar recorded.
+      for (const [i, bytes] of Object.entries(await readCuts(j.tmpPath))) {
         if (j.done[Number(i)] === undefined) doneBytes += Math.min(bytes, partLength(Number(i)));
       }
-      return {
+      partials.push({
         path: j.path,
         source: j.source,
         size: j.size,
         doneBytes,
         parts,
         doneParts: done.length,
-      };
-    });
+      });
+    }
     const interrupted = (await store.listPendingPulls()).map((p) => ({
       dir: p.dir,
       source: p.source,

@@ -51,7 +51,7 @@ async function firstLine(proc: ChildProcessWithoutNullStreams): Promise<unknown>
 }
 
 const stat = (n: number): StatRecord => ({ size: n, mtimeMs: 1000 + n, digest: D(n) });
-const journal = (path: string): Omit<PartJournal, 'done' | 'partial'> => ({
+const journal = (path: string): Omit<PartJournal, 'done'> => ({
   path,
   tmpPath: `.ferry/tmp/${path.replaceAll('/', '_')}`,
   source: 's3://bucket/models',
@@ -109,7 +109,6 @@ describe('ManifestStore data', () => {
     expect(await store.getJournal('p/next.bin')).toEqual({
       ...journal('p/next.bin'),
       done: { 4: D(44) },
-      partial: {},
     });
   });
 
@@ -191,45 +190,13 @@ describe('ManifestStore data', () => {
     ]);
 
     await store.startJournal({ ...journal('a'), etag: '"new"' });
-    expect(await store.getJournal('a')).toEqual({
-      ...journal('a'),
-      etag: '"new"',
-      done: {},
-      partial: {},
-    });
+    expect(await store.getJournal('a')).toEqual({ ...journal('a'), etag: '"new"', done: {} });
     await store.deleteJournal('a/b');
     expect((await store.listJournals()).map((j) => j.path)).toEqual(['a', 'a b']);
     expect((await rejection(store.recordPart('a', -1, D(1)))).code).toBe('FERRY_USAGE');
     expect((await rejection(store.recordPart('a', 0, 'sha256:zz'))).code).toBe(
       'FERRY_MANIFEST_INVALID',
     );
-  });
-
-  it('keeps checkpoints of unfinished parts until the part is done or the journal restarts', async () => {
-    await store.startJournal(journal('a'));
-    await store.startJournal(journal('b'));
-    await store.recordPart('a', 0, D(1));
-    await store.recordCheckpoints([
-      { path: 'a', index: 1, bytes: 2_097_152 },
-      { path: 'a', index: 3, bytes: 4_194_304 },
-      { path: 'b', index: 0, bytes: 7 },
-    ]);
-    await store.recordCheckpoints([{ path: 'a', index: 1, bytes: 4_194_304 }]);
-    expect(await store.getJournal('a')).toMatchObject({
-      done: { 0: D(1) },
-      partial: { 1: 4_194_304, 3: 4_194_304 },
-    });
-    await store.recordPart('a', 1, D(2));
-    expect(await store.getJournal('a')).toMatchObject({
-      done: { 0: D(1), 1: D(2) },
-      partial: { 3: 4_194_304 },
-    });
-    expect((await store.getJournal('b'))?.partial).toEqual({ 0: 7 });
-    await store.startJournal(journal('a'));
-    expect(await store.getJournal('a')).toMatchObject({ done: {}, partial: {} });
-    expect(
-      (await rejection(store.recordCheckpoints([{ path: 'a', index: 0, bytes: -1 }]))).code,
-    ).toBe('FERRY_USAGE');
   });
 
   it('commits a file in one batch: stat written, journal and parts gone', async () => {
@@ -253,11 +220,7 @@ describe('ManifestStore data', () => {
     expect(err.code).toBe('FERRY_STORE_FAILED');
     expect(err.message).toContain('commitFile');
     expect(err.cause).toBeInstanceOf(Error);
-    expect(await store.getJournal('w.bin')).toEqual({
-      ...journal('w.bin'),
-      done: { 0: D(1) },
-      partial: {},
-    });
+    expect(await store.getJournal('w.bin')).toEqual({ ...journal('w.bin'), done: { 0: D(1) } });
     expect(await store.getStat('w.bin')).toBeUndefined();
   });
 

@@ -36,7 +36,6 @@ const TREE = 'tree\0';
 const STAT = 'stat\0';
 const JOURNAL = 'journal\0';
 const PART = '\0part\0';
-const CUT = '\0cut\0';
 const PULL = 'pull\0';
 const INDEX_DIGITS = 10;
 const MAX_PART_INDEX = 10 ** INDEX_DIGITS - 1;
@@ -103,12 +102,6 @@ export interface PartJournal {
   algorithm: DigestAlgorithm;
   /** Finished, verified parts: index → digest. */
   done: Record<number, Digest>;
-  /**
-   * Parts cut short: index → bytes written from the part's start (a checkpoint, recorded
-   * every few MiB while the part is written). A resume re-hashes those bytes from the
-   * partial file and fetches only the rest; the part's digest still has to match.
-   */
-  partial: Record<number, number>;
   /** ISO 8601 time the transfer started. */
   startedAt: string;
 }
@@ -203,8 +196,6 @@ const journalRange = (path: string) => ({
 });
 const partKey = (path: string, index: number) =>
   `${JOURNAL}${path}${PART}${String(index).padStart(INDEX_DIGITS, '0')}`;
-const cutKey = (path: string, index: number) =>
-  `${JOURNAL}${path}${CUT}${String(index).padStart(INDEX_DIGITS, '0')}`;
 
 type Operation = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
@@ -513,7 +504,7 @@ export class ManifestStore {
    * together with all its recorded parts. Not isolated from a concurrent `recordPart` of the
    * same path: the engine transfers one file at most once at a time.
    */
-  async startJournal(j: Omit<PartJournal, 'done' | 'partial'>): Promise<void> {
+  async startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
     const path = normalizePath(j.path);
     const header = journalHeader(j);
     return this.#run('startJournal', async () => {
@@ -528,32 +519,9 @@ export class ManifestStore {
    * journal is ignored by `getJournal` and dropped by the next `startJournal`.
    */
   async recordPart(path: string, index: number, digest: Digest): Promise<void> {
-    const checked = normalizePath(path);
-    checkPartIndex(index);
+    const key = partKey(normalizePath(path), checkPartIndex(index));
     parseDigest(digest);
-    return this.#run('recordPart', () =>
-      this.#batch([
-        { type: 'put', key: partKey(checked, index), value: digest },
-        { type: 'del', key: cutKey(checked, index) },
-      ]),
-    );
-  }
-
-  /**
-   * Records how far unfinished parts got (bytes written from each part's start), in one
-   * batch. Like `recordPart`, a checkpoint without a started journal is ignored.
-   */
-  async recordCheckpoints(
-    checkpoints: Array<{ path: string; index: number; bytes: number }>,
-  ): Promise<void> {
-    const ops: Operation[] = checkpoints.map(({ path, index, bytes }) => {
-      if (!Number.isSafeInteger(bytes) || bytes < 0) {
-        throw new FerryError('FERRY_USAGE', `checkpoint of ${path} part ${index}: ${bytes} bytes`);
-      }
-      return { type: 'put', key: cutKey(normalizePath(path), checkPartIndex(index)), value: bytes };
-    });
-    if (ops.length === 0) return;
-    return this.#run('recordCheckpoints', () => this.#batch(ops));
+    return this.#run('recordPart', () => this.#db.put(key, digest));
   }
 
   /** The journal of `path` with its finished parts, if a transfer of it was started. */
@@ -689,10 +657,8 @@ function treeValue(state: TreeState): TreeState {
   return value;
 }
 
-function journalHeader(
-  j: Omit<PartJournal, 'done' | 'partial'>,
-): Omit<PartJournal, 'done' | 'partial'> {
-  const header: Omit<PartJournal, 'done' | 'partial'> = {
+function journalHeader(j: Omit<PartJournal, 'done'>): Omit<PartJournal, 'done'> {
+  const header: Omit<PartJournal, 'done'> = {
     path: j.path,
     tmpPath: j.tmpPath,
     source: j.source,
@@ -712,15 +678,12 @@ function readJournals(rows: Array<[string, unknown]>): PartJournal[] {
   let current: PartJournal | undefined;
   for (const [key, value] of rows) {
     const rest = key.slice(JOURNAL.length);
-    const part = rest.indexOf(PART);
-    const cut = part === -1 ? rest.indexOf(CUT) : -1;
-    if (part === -1 && cut === -1) {
-      current = { ...(value as Omit<PartJournal, 'done' | 'partial'>), done: {}, partial: {} };
+    const cut = rest.indexOf(PART);
+    if (cut === -1) {
+      current = { ...(value as Omit<PartJournal, 'done'>), done: {} };
       journals.push(current);
-    } else if (part !== -1 && current !== undefined && current.path === rest.slice(0, part)) {
-      current.done[Number(rest.slice(part + PART.length))] = value as Digest;
-    } else if (cut !== -1 && current !== undefined && current.path === rest.slice(0, cut)) {
-      current.partial[Number(rest.slice(cut + CUT.length))] = value as number;
+    } else if (current !== undefined && current.path === rest.slice(0, cut)) {
+      current.done[Number(rest.slice(cut + PART.length))] = value as Digest;
     }
   }
   return journals;
