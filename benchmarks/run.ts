@@ -38,8 +38,10 @@ Transfer columns: value (MB/s, or s for no-op and update runs), wall, from sourc
 requests (the origin's meter), CPU-s/GiB (user+sys CPU of the tool's process tree per GiB
 of dataset, from ${GNU_TIME}: blank without it), peak RSS, ok (WRONG: failed or wrong
 bytes), × ceiling (curl, no disk, no hash), × floor (lib/node-floor.mjs: plain Node,
-8 ranged GETs, SHA-256, positional writes), × best peer, target. Cold scenarios also pull
-a plain copy of the dataset (no .ferry/ manifests) on s3rver: the "ferry (plain prefix)" row.
+8 ranged GETs, SHA-256, positional writes), × best peer, target. A published prefix stores
+content by part, so peers, the ceiling and the floor read a plain copy of each dataset (its
+files at their paths under <prefix>-plain, no .ferry/); cold scenarios also have ferry pull
+that copy on s3rver: the "ferry (plain prefix)" row.
 The stall scenario adds a hedges column (ferry's retry events with attempt 0); resume prints
 a table of its kill points (kill at, bytes before the kill, in socket buffers, kept, after,
 waste).`;

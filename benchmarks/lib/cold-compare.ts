@@ -105,7 +105,8 @@ function coldTargets(origin: Origin, rows: BenchResult[]): BenchResult[] {
  * Pulls a dataset into an empty folder with every tool, the floor, and ferry again from a
  * plain (unpublished) copy where the origin lists, and reads it once with the ceiling's
  * client, on every origin, alternating the order each run; ferry's rows carry the issue's
- * cold targets.
+ * cold targets. Only ferry's own row pulls the published prefix: the peers, the ceiling
+ * and the floor read the plain copy (a published prefix holds part objects, not files).
  */
 export async function coldCompare(
   context: BenchContext,
@@ -122,24 +123,31 @@ export async function coldCompare(
       );
       continue;
     }
+    // Everything but ferry's published row reads the files at their paths: the plain copy.
+    const readable = await context.readable(origin, kind);
     const plain = await context.plain(origin, kind);
     context.log(
       `${scenario} on ${origin.name}: ${published.files.size} files, ${formatBytes(published.bytes)}`,
     );
     const [ferry, ...peers] = context.tools(origin);
-    const contenders: Contender[] = [{ tool: 'ceiling', prefix: published.prefix }];
-    if (floor.supports(origin)) contenders.push({ tool: floor, prefix: published.prefix });
-    else {
-      context.notes.push(
-        `${scenario}: floor skipped on ${origin.name} (its URLs are presigned with aws-cli v2 at /usr/bin/aws: apt-get install -y awscli)`,
-      );
+    const contenders: Contender[] = [];
+    if (readable !== undefined) {
+      contenders.push({ tool: 'ceiling', prefix: readable.prefix });
+      if (floor.supports(origin)) contenders.push({ tool: floor, prefix: readable.prefix });
+      else {
+        context.notes.push(
+          `${scenario}: floor skipped on ${origin.name} (its URLs are presigned with aws-cli v2 at /usr/bin/aws: apt-get install -y awscli)`,
+        );
+      }
     }
     if (ferry !== undefined) contenders.push({ tool: ferry, prefix: published.prefix });
     if (plain !== undefined) {
       const tool = ferryTool(context.ferry, context.config.concurrency, FERRY_PLAIN);
       contenders.push({ tool, prefix: plain.prefix });
     }
-    contenders.push(...peers.map((tool) => ({ tool, prefix: published.prefix })));
+    if (readable !== undefined) {
+      contenders.push(...peers.map((tool) => ({ tool, prefix: readable.prefix })));
+    }
     const samples: SyncSample[] = [];
     await alternate(context.config.runs, contenders, async ({ tool, prefix }) => {
       if (tool === 'ceiling') {
@@ -147,7 +155,8 @@ export async function coldCompare(
         return;
       }
       const dest = await context.freshDir(scenario, origin.name, tool.name);
-      // The plain copy holds the same files under another prefix: the same check.
+      // The plain copy holds the same files under another prefix: the same check. (On a
+      // read-only bucket `published` and `readable` are the same prefix.)
       const sample = await runSync(tool, origin, prefix, dest, { expected: published.files });
       const cpu = sample.cpuMs === undefined ? '' : `, ${(sample.cpuMs / 1000).toFixed(2)} CPU-s`;
       context.log(

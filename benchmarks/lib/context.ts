@@ -1,12 +1,11 @@
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DEFAULT_PART_SIZE } from '@ferry/manifest';
 import { type Dataset, type DatasetSpec, type FileFacts, generateDataset } from './dataset.js';
 import { envOrigin, envPrefix } from './env-origin.js';
 import type { FerryDriver } from './ferry-driver.js';
 import { findNginx, type NginxServer, nginxOrigin, startNginx } from './nginx-origin.js';
 import type { Origin, OriginName } from './origin.js';
-import { uploadPlainCopy } from './plain-copy.js';
 import { startS3rverOrigin } from './s3rver-origin.js';
 import { awsV2, ferryTool, type PeerInfo, type SyncTool } from './sync-tools.js';
 
@@ -175,32 +174,72 @@ export class BenchContext {
   }
 
   /**
-   * A second copy of a dataset under `<kind>-plain`, uploaded as plain objects (no `.ferry/`
-   * manifests): what `ferry (plain prefix)` pulls. Only on origins that list and that the
-   * runner may write (s3rver); undefined elsewhere, and when aws-cli v2 (the uploader) is
-   * missing, with the reason in `notes`.
+   * The copy of a dataset every contender but ferry reads (peers, ceiling, floor): files at
+   * their paths, since a published prefix stores content by part. On the runner's origins
+   * the plain copy under `<kind>-plain` ({@link plainCopy}); on a read-only bucket the
+   * prefix itself, whatever layout it has. Undefined where neither exists, with the reason
+   * in `notes`.
+   */
+  readable(origin: Origin, kind: DatasetKind): Promise<PublishedDataset | undefined> {
+    if (!origin.writable) return this.published(origin, kind);
+    return this.plainCopy(origin, kind);
+  }
+
+  /**
+   * What `ferry (plain prefix)` pulls: the plain copy, on origins that list and that the
+   * runner may write (s3rver); undefined elsewhere (ferry needs a listing to pull a prefix
+   * without a manifest), and when the copy cannot be made.
    */
   plain(origin: Origin, kind: DatasetKind): Promise<PublishedDataset | undefined> {
     if (origin.s3 === undefined || !origin.writable) return Promise.resolve(undefined);
+    return this.plainCopy(origin, kind);
+  }
+
+  /**
+   * A second copy of a shared dataset under `<kind>-plain`, the files at their paths and no
+   * `.ferry/` (uploaded once per origin and kept for the whole run), or undefined where it
+   * cannot be written (see {@link writePlain}).
+   */
+  plainCopy(origin: Origin, kind: DatasetKind): Promise<PublishedDataset | undefined> {
     const key = `${origin.name}/${kind}`;
     let plain = this.#plain.get(key);
     if (plain === undefined) {
       plain = (async () => {
-        if (!awsV2()) {
-          this.notes.push(
-            `ferry (plain prefix): skipped on ${origin.name}, the plain copy is uploaded with aws-cli v2: apt-get install -y awscli`,
-          );
-          return undefined;
-        }
         const dataset = await this.dataset(kind);
         const prefix = `${kind}-plain`;
-        this.log(`uploading a plain copy of ${kind} to ${origin.name}/${prefix}`);
-        await uploadPlainCopy(origin, dataset, prefix);
+        if (!(await this.writePlain(origin, dataset, prefix))) return undefined;
         return { prefix, files: dataset.files, bytes: dataset.bytes };
       })();
       this.#plain.set(key, plain);
     }
     return plain;
+  }
+
+  /**
+   * Writes `dataset` (or only `keys` of it: the files a change touched) as a plain copy at
+   * `prefix` of `origin`. False where it cannot be: a read-only bucket (every tool reads
+   * the prefix itself there), or an S3 origin without aws-cli v2, the uploader (with a note:
+   * no peer, ceiling or floor runs there).
+   */
+  async writePlain(
+    origin: Origin,
+    dataset: Dataset,
+    prefix: string,
+    keys?: string[],
+  ): Promise<boolean> {
+    if (origin.putPlain === undefined) return false;
+    if (origin.s3 !== undefined && !awsV2()) {
+      const note = `no plain copy on ${origin.name} (uploaded with aws-cli v2: apt-get install -y awscli), so no peer, ceiling, floor or ferry (plain prefix) there`;
+      if (!this.notes.includes(note)) this.notes.push(note);
+      return false;
+    }
+    this.log(
+      keys === undefined
+        ? `writing a plain copy of ${basename(dataset.dir)} to ${origin.name}/${prefix}`
+        : `writing ${keys.length} changed files to the plain copy ${origin.name}/${prefix}`,
+    );
+    await origin.putPlain(dataset, prefix, keys);
+    return true;
   }
 
   #envDataset(origin: Origin): Promise<PublishedDataset> {

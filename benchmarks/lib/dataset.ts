@@ -80,12 +80,15 @@ export async function generateDataset(dir: string, spec: DatasetSpec): Promise<D
   return describeDir(dir);
 }
 
-/** Changes 1 MiB inside the second shard (same size) and adds one new file: one update step. */
+/**
+ * Changes 1 MiB inside the second shard (same size) and adds one new file: one update step.
+ * `paths` are the two files, for a plain copy to take the same change.
+ */
 export async function changeDataset(
   dataset: Dataset,
   step: number,
   partSize: number,
-): Promise<{ changedBytes: number; addedBytes: number }> {
+): Promise<{ changedBytes: number; addedBytes: number; paths: string[] }> {
   const shard = [...dataset.files.keys()].filter((p) => p.endsWith('.safetensors')).sort()[1];
   if (shard === undefined) throw new Error('changeDataset needs at least two shards');
   const size = dataset.files.get(shard)?.size ?? 0;
@@ -100,11 +103,12 @@ export async function changeDataset(
     await handle.close();
   }
   const added = 3 * 2 ** 20;
-  await writeRandomFile(join(dataset.dir, `added/step-${step}.bin`), added, 60_000 + step);
+  const addedPath = `added/step-${step}.bin`;
+  await writeRandomFile(join(dataset.dir, addedPath), added, 60_000 + step);
   const fresh = await describeDir(dataset.dir);
   dataset.files = fresh.files;
   dataset.bytes = fresh.bytes;
-  return { changedBytes: changed, addedBytes: added };
+  return { changedBytes: changed, addedBytes: added, paths: [shard, addedPath] };
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { publish } from '@ferry/engine';
 import type { Dataset } from './dataset.js';
 import type { Origin, OriginCounters } from './origin.js';
@@ -21,6 +21,8 @@ export function findNginx(): string | undefined {
 export interface NginxServer {
   endpoint: string;
   publish(dataset: Dataset, prefix: string): Promise<void>;
+  /** The dataset's files (or `keys` of them) at `<bucket>/<prefix>/<key>`: {@link Origin.putPlain}. */
+  putPlain(dataset: Dataset, prefix: string, keys?: string[]): Promise<void>;
   objects: PublishedObjects;
   counters(): Promise<OriginCounters>;
   close(): Promise<void>;
@@ -80,6 +82,16 @@ http {
       await publish({ dir: dataset.dir, dest: join(root, BUCKET, prefix), ref: 'latest' });
       objects.record(dataset, prefix);
     },
+    async putPlain(dataset, prefix, keys) {
+      const dir = join(root, BUCKET, prefix);
+      // A whole copy starts from an empty folder: nginx and nginx-s3 share this root, and
+      // each incremental run copies its own dataset to the same prefix.
+      if (keys === undefined) await rm(dir, { recursive: true, force: true });
+      for (const key of keys ?? dataset.files.keys()) {
+        await placeFile(join(dataset.dir, key), join(dir, key));
+      }
+      objects.record(dataset, prefix);
+    },
     counters: () => meter.read(),
     async close() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -109,6 +121,7 @@ export function nginxOrigin(server: NginxServer, via: 'http' | 's3'): Origin {
           },
     writable: true,
     publish: (dataset, prefix) => server.publish(dataset, prefix),
+    putPlain: (dataset, prefix, keys) => server.putPlain(dataset, prefix, keys),
     objects: async (prefix) => server.objects.get(prefix),
     // s3rver and nginx both serve unsigned path-style GETs.
     httpBase: (prefix) => `${endpoint}/${BUCKET}/${prefix}`,
@@ -167,6 +180,20 @@ class AccessLogMeter {
     }
     return { requests: this.#requests, bytes: this.#bytes };
   }
+}
+
+/**
+ * Puts `from` at `to` as a hard link: no second copy on disk (a large-file dataset may be
+ * GiBs), and nginx serves it as it would a copy. A copy where links fail (another file
+ * system). Whatever was at `to` goes first, so a re-placed file is always `from`'s bytes.
+ */
+async function placeFile(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  await rm(to, { force: true });
+  await link(from, to).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EXDEV' && error.code !== 'EPERM') throw error;
+    await copyFile(from, to);
+  });
 }
 
 function freePort(): Promise<number> {

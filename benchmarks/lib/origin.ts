@@ -36,7 +36,7 @@ export interface Origin {
   name: OriginName | ScenarioOriginName;
   /** One line for the report: what serves the bytes and how ferry reaches it. */
   describe: string;
-  /** The prefix holding a published dataset, under which ferry and peers read. */
+  /** ferry's URI of `prefix`: a published version, or a plain copy for `ferry (plain prefix)`. */
   ferryUri(prefix: string): string;
   /** Environment for ferry and the peers (endpoint, credentials). */
   env: Record<string, string>;
@@ -45,7 +45,18 @@ export interface Origin {
   writable: boolean;
   /** Makes the dataset the latest version of `prefix` (`ferry publish`, or its nginx equivalent). */
   publish(dataset: Dataset, prefix: string): Promise<void>;
-  /** The data objects under `prefix` (keys relative to it, `.ferry/` left out). */
+  /**
+   * Writes the dataset's files, or only `keys` of them, at their paths under `prefix`, with
+   * no `.ferry/`: the plain copy every contender but ferry reads, since a published prefix
+   * stores content by part (`.ferry/parts/<alg>/<hex>`), not at the files' paths. Never
+   * removes an object. Absent where the runner does not write (a bucket from the environment).
+   */
+  putPlain?(dataset: Dataset, prefix: string, keys?: string[]): Promise<void>;
+  /**
+   * The data objects under `prefix` (keys relative to it, `.ferry/` left out): on the
+   * runner's own origins what it wrote there (plain copies; for a published prefix the
+   * files of its version, which are not objects at those keys), on a real bucket its listing.
+   */
   objects(prefix: string): Promise<ObjectInfo[]>;
   /** Plain-HTTP URL of `prefix` where unsigned GETs work: the ceiling uses curl there. */
   httpBase?(prefix: string): string;

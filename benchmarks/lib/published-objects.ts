@@ -1,7 +1,10 @@
 import type { ObjectInfo } from '@ferry/adapters';
 import type { Dataset } from './dataset.js';
 
-/** What a local origin holds per prefix, recorded at publish time (no listing needed). */
+/**
+ * The files a local origin holds per prefix, recorded when the runner publishes or copies
+ * them there (no listing needed; a published prefix lists part objects, not its files).
+ */
 export class PublishedObjects {
   readonly #byPrefix = new Map<string, ObjectInfo[]>();
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { publish } from '@ferry/engine';
 import type { Dataset } from './dataset.js';
 import type { Origin, OriginCounters } from './origin.js';
+import { uploadPlainCopy } from './plain-copy.js';
 import { PublishedObjects } from './published-objects.js';
 
 const BUCKET = 'bench';
@@ -23,8 +24,9 @@ export async function startS3rverOrigin(workDir: string): Promise<Origin> {
   });
   const port = await readPort(child);
   const endpoint = `http://127.0.0.1:${port}`;
-  const published = new PublishedObjects();
-  return {
+  // What was published or copied where: s3rver's own listing would show part objects.
+  const written = new PublishedObjects();
+  const origin: Origin = {
     name: 's3rver',
     describe: `s3rver 3.7.1 (one Node process) at ${endpoint}, ferry via s3://`,
     ferryUri: (prefix) => `s3://${BUCKET}/${prefix}`,
@@ -43,10 +45,15 @@ export async function startS3rverOrigin(workDir: string): Promise<Origin> {
         sourceOptions: { endpoint, region: 'us-east-1', credentials: CREDENTIALS },
         ref: 'latest',
       });
-      published.record(dataset, prefix);
+      written.record(dataset, prefix);
+    },
+    // Needs aws-cli v2 at /usr/bin/aws, the uploader (the context checks before calling).
+    async putPlain(dataset: Dataset, prefix: string, keys?: string[]) {
+      await uploadPlainCopy(origin, dataset, prefix, keys);
+      written.record(dataset, prefix);
     },
     async objects(prefix) {
-      return published.get(prefix);
+      return written.get(prefix);
     },
     // s3rver and nginx both serve unsigned path-style GETs.
     httpBase: (prefix) => `${endpoint}/${BUCKET}/${prefix}`,
@@ -58,6 +65,7 @@ export async function startS3rverOrigin(workDir: string): Promise<Origin> {
       await exited;
     },
   };
+  return origin;
 }
 
 function askCounters(child: ChildProcess): Promise<OriginCounters> {

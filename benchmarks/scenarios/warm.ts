@@ -1,6 +1,7 @@
 import type { Scenario } from '../lib/scenario.js';
 import { summarize, withTarget } from '../lib/summarize.js';
 import { alternate, runSync, type SyncSample } from '../lib/sync-run.js';
+import type { SyncTool } from '../lib/sync-tools.js';
 
 const scenario: Scenario = {
   name: 'warm',
@@ -11,21 +12,26 @@ const scenario: Scenario = {
     for (const origin of await context.origins()) {
       const published = await context.published(origin, 'model');
       if (published === undefined) continue;
-      const tools = context.tools(origin);
-      const dests = new Map<string, string>();
-      for (const tool of tools) {
+      const [ferry, ...peers] = context.tools(origin);
+      // ferry pulls the published prefix; the peers the plain copy (files at their paths).
+      const readable = peers.length === 0 ? undefined : await context.readable(origin, 'model');
+      const prefixes = new Map<SyncTool, string>();
+      if (ferry !== undefined) prefixes.set(ferry, published.prefix);
+      if (readable !== undefined) for (const peer of peers) prefixes.set(peer, readable.prefix);
+      const tools = [...prefixes.keys()];
+      const dests = new Map<SyncTool, string>();
+      for (const [tool, prefix] of prefixes) {
         const dest = await context.freshDir('warm', origin.name, tool.name);
-        dests.set(tool.name, dest);
-        const setup = await runSync(tool, origin, published.prefix, dest);
+        dests.set(tool, dest);
+        const setup = await runSync(tool, origin, prefix, dest);
         if (setup.problems.length > 0)
           context.log(`${tool.name} setup failed: ${setup.problems[0]}`);
       }
       const samples: SyncSample[] = [];
       await alternate(context.config.runs, tools, async (tool) => {
-        const dest = dests.get(tool.name) as string;
-        samples.push(
-          await runSync(tool, origin, published.prefix, dest, { expected: published.files }),
-        );
+        const dest = dests.get(tool) as string;
+        const prefix = prefixes.get(tool) as string;
+        samples.push(await runSync(tool, origin, prefix, dest, { expected: published.files }));
       });
       let summary = summarize(origin, samples, {
         measure: 'warm',
