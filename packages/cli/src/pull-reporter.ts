@@ -1,4 +1,5 @@
 import type { PlanSummary, PullEvent } from '@ferry/engine';
+import { formatBytes } from './byte-size.js';
 import type { CliIo } from './cli-io.js';
 import { type OutputMode, progressView } from './output-mode.js';
 import type { ProgressView } from './progress-view.js';
@@ -79,6 +80,17 @@ export class PullReporter {
           })),
           retries: this.#retries,
         });
+        return;
+      case 'warning':
+        // Even --quiet: the user is being served something other than what was asked.
+        this.#view.close();
+        this.#io.stderr.write(`ferry: warning: ${event.message}\n`);
+        return;
+      case 'planned-file':
+        if (this.#mode === 'quiet') return;
+        this.#io.stdout.write(
+          `  ${event.action.padEnd(7)} ${event.path}${event.bytes > 0 ? `  ${formatBytes(event.bytes)}` : ''}\n`,
+        );
         return;
       case 'done':
         this.#view.close();

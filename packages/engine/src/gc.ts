@@ -22,7 +22,8 @@ export interface GcResult {
  */
 export async function gc(options: { root: string }): Promise<GcResult> {
   const layout = cacheLayout(options.root);
-  const store = await openExistingStore(options.root);
+  const opened = await openExistingStore(options.root);
+  const store = opened.store;
   const result: GcResult = {
     removedPartials: 0,
     freedBytes: 0,
@@ -79,6 +80,6 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     result.removedRecords += stale.length;
     return result;
   } finally {
-    await store.close();
+    await opened.close();
   }
 }

@@ -1,4 +1,7 @@
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, cp, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AbortError, FerryError, isFerryError, ManifestStore } from '@ferry/manifest';
 import { type CacheLayout, cacheLayout } from './cache-layout.js';
@@ -35,11 +38,91 @@ export async function openStore(
   }
 }
 
+/** A store opened for one command, and whether writes can reach the cache root. */
+export interface OpenedStore {
+  store: ManifestStore;
+  /**
+   * The root cannot be written (a read-only image or mount) or the command must not write
+   * (a dry run): `store` is a private copy of the root's store, dropped by `close()`.
+   */
+  readOnly: boolean;
+  close(): Promise<void>;
+}
+
+/** Whether `path` (or, when missing, its parent) can be written, as the kernel says (EROFS, EACCES). */
+async function writable(path: string): Promise<boolean> {
+  const target = await stat(path).then(
+    () => path,
+    () => join(path, '..'),
+  );
+  return access(target, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Opens the store a pull works with. A root that cannot be written (a container's
+ * read-only root filesystem, an image mounted read-only, another user's cache) and a dry
+ * run get a private copy of the store in the system's temp folder instead: the pull can
+ * then still verify and plan, and nothing under the root is ever written.
+ */
+export async function openPullStore(
+  layout: CacheLayout,
+  options: {
+    wait: boolean;
+    dryRun: boolean;
+    signal?: AbortSignal;
+    onWait?: (holder: string) => void;
+  },
+): Promise<OpenedStore> {
+  if (!options.dryRun && (await writable(layout.root))) {
+    await mkdir(layout.stateDir, { recursive: true });
+    if (await writable(layout.dbDir)) {
+      const store = await openStore(layout, options);
+      return { store, readOnly: false, close: () => store.close() };
+    }
+  }
+  return openSnapshot(layout);
+}
+
+/** A private copy of the root's store (or an empty one), removed when closed. */
+async function openSnapshot(layout: CacheLayout): Promise<OpenedStore> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-store-'));
+  const copy = join(dir, 'db');
+  const exists = await stat(layout.dbDir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  // The LOCK file says nothing about the copy: LevelDB takes its own.
+  if (exists)
+    await cp(layout.dbDir, copy, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
+  try {
+    const store = await ManifestStore.open(copy);
+    return {
+      store,
+      readOnly: true,
+      close: async () => {
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 /**
  * Opens the store of a cache root that must already exist (status, verify, gc): a typo in
- * the path gets a clear error instead of a new empty cache. Fails fast when locked.
+ * the path gets a clear error instead of a new empty cache. Fails fast when locked. A root
+ * that cannot be written is read through a private copy of its store (`status` and `verify`
+ * work on a read-only image).
  */
-export async function openExistingStore(root: string): Promise<ManifestStore> {
+export async function openExistingStore(
+  root: string,
+  options: { readOnlyCopy: boolean } = { readOnlyCopy: false },
+): Promise<OpenedStore> {
   const layout = cacheLayout(root);
   const found = await stat(layout.dbDir).then(
     (st) => st.isDirectory(),
@@ -51,5 +134,7 @@ export async function openExistingStore(root: string): Promise<ManifestStore> {
       hint: 'Name the directory given to `ferry pull --to`, or pull into it first.',
     });
   }
-  return openStore(layout, { wait: false });
+  if (options.readOnlyCopy && !(await writable(layout.dbDir))) return openSnapshot(layout);
+  const store = await openStore(layout, { wait: false });
+  return { store, readOnly: false, close: () => store.close() };
 }

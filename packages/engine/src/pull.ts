@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
+import { lstat, readdir, rm, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   openSource,
@@ -14,6 +14,7 @@ import {
   DEFAULT_PART_SIZE,
   type Entry,
   FerryError,
+  isFerryError,
   type Manifest,
   type ManifestStore,
   normalizePath,
@@ -24,13 +25,13 @@ import {
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { EventChannel } from './event-channel.js';
 import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
-import { openStore } from './open-store.js';
+import { type OpenedStore, openPullStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
-import { type FilePlan, planPull, summarize } from './plan.js';
+import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { realParents } from './real-dirs.js';
-import { resolveRemote } from './remote-version.js';
+import { isVersionId, type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
@@ -173,15 +174,43 @@ async function runPull(
     return pool;
   };
   let store: ManifestStore | undefined;
+  let opened: OpenedStore | undefined;
   let meter: ProgressMeter | undefined;
   try {
-    await mkdir(layout.stateDir, { recursive: true });
-    store = await openStore(layout, {
+    opened = await openPullStore(layout, {
       wait: options.waitForLock ?? true,
+      dryRun,
       signal,
       onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
     });
-    const resolved = await resolveRemote(source, options.ref, signal);
+    store = opened.store;
+    const local = (): Promise<RemoteVersion | undefined> =>
+      resolveLocal(store as ManifestStore, uri, options.ref, normalizedSubdir);
+    let servedLocally = false;
+    let resolved: RemoteVersion;
+    // A version id the cache holds is content-addressed: no need to ask the source.
+    const held = isVersionId(options.ref) ? await local() : undefined;
+    if (held !== undefined) {
+      resolved = held;
+    } else if (options.offline === true) {
+      const found = await local();
+      if (found === undefined) throw offlineMissing(uri, options.ref);
+      resolved = found;
+      servedLocally = true;
+    } else {
+      try {
+        resolved = await resolveRemote(source, options.ref, signal);
+      } catch (error) {
+        const found = options.fallback !== false && unreachable(error) ? await local() : undefined;
+        if (found === undefined) throw error;
+        resolved = found;
+        servedLocally = true;
+        emit({
+          type: 'warning',
+          message: `${uri} cannot be reached (${(error as Error).message}); serving the version this cache holds for ${options.ref ?? 'it'}, ${found.versionId}`,
+        });
+      }
+    }
     const remote =
       resolved.ref === undefined && options.refName !== undefined
         ? { ...resolved, ref: options.refName }
@@ -222,13 +251,16 @@ async function runPull(
       pool: getPool,
     });
     const removals = plannedRemovals(previous, normalizedSubdir, plans);
+    if (servedLocally) checkHeldWhole(plans, uri, options.ref);
+    if (dryRun) emitPlannedFiles(plans, removals, emit);
+    else if (opened.readOnly) checkNothingToWrite(plans, removals, layout.root);
     const summary = summarize(plans, removals.length);
     emit({ type: 'plan', plan: summary });
     throwIfAborted(signal);
 
     let committed: CommittedFile[] = [];
     const removed: string[] = [];
-    if (!dryRun) {
+    if (!dryRun && !opened.readOnly) {
       await removeOrphanPartials(layout.tmpDir, plans);
       await checkFreeSpace(layout.root, plans, summary.resumedBytes);
       // A warm start ends here: nothing to move, so no worker thread is ever started.
@@ -312,7 +344,7 @@ async function runPull(
   } finally {
     signal.removeEventListener('abort', stopPool);
     await pool?.destroy();
-    await store?.close();
+    await opened?.close();
     if (ownsSource) await source.close();
   }
 }
@@ -358,6 +390,77 @@ function plannedRemovals(
 }
 
 /** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
+/** Failures that mean the source is out of reach (after retries), not that it said no. */
+function unreachable(error: unknown): boolean {
+  return isFerryError(error, 'FERRY_TRANSIENT') || isFerryError(error, 'FERRY_THROTTLED');
+}
+
+function offlineMissing(uri: string, ref: string | undefined): FerryError {
+  return new FerryError(
+    'FERRY_NOT_FOUND',
+    `offline: this cache holds no version of ${uri}${ref === undefined ? '' : ` for ${ref}`}`,
+    {
+      key: ref,
+      hint: 'Pull it once with the network, or name a version id the cache holds (ferry status).',
+    },
+  );
+}
+
+/** A version served without the source must be whole in the cache: nothing can be fetched. */
+function checkHeldWhole(plans: FilePlan[], uri: string, ref: string | undefined): void {
+  const missing = plans
+    .filter((p) => p.action.kind !== 'skip' && p.action.kind !== 'copy')
+    .map((p) => p.entry.path);
+  if (missing.length === 0) return;
+  throw new FerryError(
+    'FERRY_NOT_FOUND',
+    `offline: ${missing.length} ${missing.length === 1 ? 'file' : 'files'} of ${uri}${ref === undefined ? '' : `@${ref}`} missing or changed in the cache (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`,
+    { key: missing[0], hint: 'Pull again with the network to repair them.' },
+  );
+}
+
+/** On a root that cannot be written, a pull may only confirm what is there. */
+function checkNothingToWrite(plans: FilePlan[], removals: string[], root: string): void {
+  const changes = plans.filter((p) => p.action.kind !== 'skip').length + removals.length;
+  if (changes === 0) return;
+  throw new FerryError(
+    'FERRY_READ_ONLY',
+    `${root} is read-only, and this pull would change ${changes} ${changes === 1 ? 'file' : 'files'} there`,
+    {
+      key: root,
+      hint: 'Pull into a writable root (--to; an emptyDir or volume in a container), or bake the version into the image.',
+    },
+  );
+}
+
+/** A dry run's per-file account. */
+function emitPlannedFiles(
+  plans: FilePlan[],
+  removals: string[],
+  emit: (event: PullEvent) => void,
+): void {
+  for (const p of plans) {
+    const local = localBytes(p);
+    const action =
+      p.action.kind === 'copy'
+        ? 'reuse'
+        : p.action.kind === 'skip'
+          ? 'skip'
+          : p.action.resume !== undefined
+            ? 'resume'
+            : 'fetch';
+    const bytes =
+      action === 'skip'
+        ? 0
+        : action === 'reuse'
+          ? p.entry.size
+          : p.entry.size - local.reused - local.resumed;
+    emit({ type: 'planned-file', path: p.entry.path, action, bytes });
+  }
+  for (const relPath of removals)
+    emit({ type: 'planned-file', path: relPath, action: 'remove', bytes: 0 });
+}
+
 /** Room kept free beyond what a pull writes: the store, directories, other writers. */
 const SPACE_HEADROOM = 64 * 2 ** 20;
 

@@ -6,6 +6,7 @@ import {
   isReservedPath,
   MAX_FILE_SIZE,
   type Manifest,
+  type ManifestStore,
   normalizePath,
   type PartList,
   parseDigest,
@@ -56,8 +57,38 @@ export interface RemoteVersion {
 
 const DEFAULT_REF = 'latest';
 
-function isVersionId(ref: string): boolean {
-  return /^(sha256|blake3):[0-9a-f]{64}$/.test(ref);
+/** Whether `ref` names a version by its id (`sha256:<hex>`) rather than a ref name. */
+export function isVersionId(ref: string | undefined): ref is VersionId {
+  return ref !== undefined && /^(sha256|blake3):[0-9a-f]{64}$/.test(ref);
+}
+
+/**
+ * The version the cache itself holds for `ref` of `uri`, without asking the source: a
+ * version id whose manifest the store keeps, the version a ref name pointed at when it was
+ * last pulled, or (no ref) the version the folder is at. Undefined when the cache has none.
+ */
+export async function resolveLocal(
+  store: ManifestStore,
+  uri: string,
+  ref: string | undefined,
+  subdir: string,
+): Promise<RemoteVersion | undefined> {
+  let id: VersionId | undefined;
+  if (isVersionId(ref)) id = ref;
+  else if (ref !== undefined) id = await store.getRef(uri, validateRef(ref));
+  else {
+    const tree = await store.getTree(subdir);
+    id = tree?.source === uri ? tree.versionId : await store.getRef(uri, DEFAULT_REF);
+  }
+  const manifest = id === undefined ? undefined : await store.getManifest(id);
+  if (id === undefined || manifest === undefined) return undefined;
+  return {
+    published: true,
+    ...(ref === undefined || isVersionId(ref) ? {} : { ref }),
+    versionId: id,
+    manifest,
+    entries: manifest.entries,
+  };
 }
 
 async function readManifest(

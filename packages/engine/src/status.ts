@@ -38,7 +38,8 @@ export async function status(options: {
   root: string;
   signal?: AbortSignal;
 }): Promise<CacheStatus> {
-  const store = await openExistingStore(options.root);
+  const opened = await openExistingStore(options.root, { readOnlyCopy: true });
+  const store = opened.store;
   try {
     const trees: CacheStatus['trees'] = [];
     for (const tree of await store.listTrees()) {
@@ -81,6 +82,6 @@ export async function status(options: {
     }));
     return { root: options.root, trees, partials, interrupted };
   } finally {
-    await store.close();
+    await opened.close();
   }
 }

@@ -63,6 +63,17 @@ export interface PullOptions {
    * folder (`resume` passes it, so a resumed folder keeps its ref). Ignored for ref names.
    */
   refName?: string;
+  /**
+   * Make no network request: serve the version the cache holds for `ref` (a ref pulled
+   * before, or a version id), or fail naming what is missing. @default false
+   */
+  offline?: boolean;
+  /**
+   * When the source cannot be reached (refused, DNS, timeouts, 5xx after retries) and the
+   * cache holds the whole version last pulled for `ref`, serve it with a `warning` event
+   * instead of failing. @default true
+   */
+  fallback?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */
   dryRun?: boolean;
   /** Wait for another pull holding the root instead of failing with FERRY_STORE_LOCKED. @default true */
@@ -144,4 +155,14 @@ export type PullEvent =
       active: Array<{ path: string; transferredBytes: number; totalBytes: number }>;
     }
   | { type: 'removed'; path: string }
+  /** Something the user should know that did not stop the pull (e.g. served offline). */
+  | { type: 'warning'; message: string }
+  /** Dry runs only: what would happen to each file. */
+  | {
+      type: 'planned-file';
+      path: string;
+      action: 'fetch' | 'resume' | 'reuse' | 'skip' | 'remove';
+      /** Bytes the action would move from the source (fetch, resume) or copy (reuse). */
+      bytes: number;
+    }
   | { type: 'done'; result: PullResult };

@@ -35,7 +35,8 @@ export interface VerifyReport {
  */
 export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   throwIfAborted(options.signal);
-  const store = await openExistingStore(options.root);
+  const opened = await openExistingStore(options.root, { readOnlyCopy: true });
+  const store = opened.store;
   let pool: PartPool | undefined;
   const report: VerifyReport = { files: 0, bytes: 0, problems: [] };
   try {
@@ -86,6 +87,6 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     return report;
   } finally {
     await pool?.destroy();
-    await store.close();
+    await opened.close();
   }
 }

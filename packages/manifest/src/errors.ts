@@ -23,6 +23,7 @@ export type FerryErrorCode =
   | 'FERRY_IO'
   | 'FERRY_OVERLAP'
   | 'FERRY_NO_SPACE'
+  | 'FERRY_READ_ONLY'
   | 'FERRY_ABORTED';
 
 /** Extra facts about a failure; remote ones carry what identifies the request. */

@@ -16,6 +16,8 @@ export const PULL_FLAGS = {
   durable: { type: 'boolean' },
   'stall-timeout': { type: 'string' },
   'hedge-after': { type: 'string' },
+  offline: { type: 'boolean' },
+  'no-fallback': { type: 'boolean' },
 } as const;
 
 export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land in <dir>/<folder>/, state in <dir>/.ferry/
@@ -36,7 +38,11 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --stall-timeout <s>   a body silent this long is read again from its last byte
                         (default 10)
   --hedge-after <s>     a body silent this long while the others flow is raced by a
-                        second request for its rest (default 2; 0: never)`;
+                        second request for its rest (default 2; 0: never)
+  --offline             no network: serve the version this cache holds for the ref (or a
+                        version id), or fail naming what is missing (also FERRY_OFFLINE=1)
+  --no-fallback         when the source cannot be reached, fail instead of serving the
+                        version this cache holds for the ref (with a warning)`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -54,6 +60,8 @@ export interface PullFlagValues {
   durable?: boolean;
   'stall-timeout'?: string;
   'hedge-after'?: string;
+  offline?: boolean;
+  'no-fallback'?: boolean;
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -101,9 +109,11 @@ export async function pullOptionsFrom(
     ...(partSize === undefined ? {} : { partSize }),
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(verify === undefined ? {} : { verify }),
-    ...(values.durable === true || process.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
+    ...(values.durable === true || ctx.io.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
     ...(hedgeAfterMs === undefined ? {} : { hedgeAfterMs }),
+    ...(values.offline === true || ctx.io.env.FERRY_OFFLINE === '1' ? { offline: true } : {}),
+    ...(values['no-fallback'] === true ? { fallback: false } : {}),
     signal: ctx.signal,
   };
 }
