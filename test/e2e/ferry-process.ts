@@ -16,6 +16,8 @@ export interface FerryRun {
 export interface FerryOptions {
   env: Record<string, string>;
   cwd?: string;
+  /** Run as `nobody` (uid/gid 65534, via setpriv), as a container's unprivileged user would. */
+  asNobody?: boolean;
 }
 
 /** A running `ferry` whose output can be awaited line by line. */
@@ -37,7 +39,10 @@ export function cleanEnv(home: string, extra: Record<string, string> = {}): Reco
 
 export function startFerry(args: string[], options: FerryOptions): FerryChild {
   if (!existsSync(FERRY_BIN)) throw new Error(`${FERRY_BIN} is missing: run \`pnpm build\` first`);
-  const child = spawn(process.execPath, [FERRY_BIN, ...args], {
+  const command = options.asNobody
+    ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]
+    : [process.execPath];
+  const child = spawn(command[0] as string, [...command.slice(1), FERRY_BIN, ...args], {
     env: options.env,
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

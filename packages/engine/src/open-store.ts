@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, cp, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { access, chmod, cp, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -95,8 +95,12 @@ async function openSnapshot(layout: CacheLayout): Promise<OpenedStore> {
     () => false,
   );
   // The LOCK file says nothing about the copy: LevelDB takes its own.
-  if (exists)
+  if (exists) {
     await cp(layout.dbDir, copy, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
+    // The copy keeps the originals' modes: a read-only image's files would stay read-only.
+    await chmod(copy, 0o700);
+    for (const name of await readdir(copy)) await chmod(join(copy, name), 0o600);
+  }
   try {
     const store = await ManifestStore.open(copy);
     return {

@@ -1,0 +1,115 @@
+import { execFileSync } from 'node:child_process';
+import { chmod, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PullResult } from '@ferry/engine';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTempDir, randomBytes, startFaultServer, type TempDir, writeModel } from '#fixtures';
+import { cleanEnv, doneResult, jsonLines, runFerry } from './ferry-process.js';
+
+const MiB = 1024 * 1024;
+let tmp: TempDir;
+let env: Record<string, string>;
+let model: string;
+let store: string;
+
+beforeEach(async () => {
+  tmp = await makeTempDir('e2e-production');
+  // Readable by the unprivileged user the read-only case runs as.
+  await chmod(tmp.path, 0o755);
+  env = cleanEnv(tmp.path);
+  model = join(tmp.path, 'model');
+  store = join(tmp.path, 'store', 'm');
+  await writeModel(model, { shards: [3 * MiB], smallFiles: 3 });
+  expect((await runFerry(['publish', model, store, '--ref', 'v1'], { env })).code).toBe(0);
+});
+afterEach(async () => {
+  execFileSync('chmod', ['-R', 'u+w', tmp.path]);
+  await tmp.remove();
+});
+
+/** Every path under `dir` with its size and mtime: what "nothing was written" compares. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(e.parentPath, e.name);
+    const st = await stat(path);
+    out.push(`${path} ${st.size} ${st.mtimeMs}`);
+  }
+  return out.sort();
+}
+
+describe('a baked cache on a read-only root', () => {
+  it('pulls, reports and verifies without writing anything, and says so when it would have to', async () => {
+    const cache = join(tmp.path, 'cache');
+    expect((await runFerry(['bake', `${store}@v1`, '--to', cache], { env })).code).toBe(0);
+    execFileSync('chmod', ['-R', 'a-w', cache]);
+    const before = await tree(cache);
+    const nobody = { env, asNobody: true };
+
+    const warm = await runFerry(['pull', `${store}@v1`, '--to', cache, '--json'], nobody);
+    expect(warm.stderr).toBe('');
+    expect(doneResult<PullResult>(warm.stdout)).toMatchObject({ fetchedBytes: 0 });
+    for (const args of [
+      ['status', cache],
+      ['verify', cache],
+      ['verify', cache, '--deep'],
+      ['pull', `${store}@v1`, '--to', cache, '--dry-run'],
+    ]) {
+      const run = await runFerry(args, nobody);
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(0);
+    }
+    expect(await tree(cache)).toEqual(before);
+
+    await writeFile(join(model, 'model-00001.safetensors'), randomBytes(3 * MiB, 5));
+    expect((await runFerry(['publish', model, store, '--ref', 'v2'], { env })).code).toBe(0);
+    const change = await runFerry(['pull', `${store}@v2`, '--to', cache, '--json'], nobody);
+    expect(change.code).toBe(1);
+    expect(jsonLines(change.stdout).at(-1)).toMatchObject({
+      type: 'error',
+      code: 'FERRY_READ_ONLY',
+      message: `${cache} is read-only, and this pull would change 1 file there`,
+    });
+    expect(await tree(cache)).toEqual(before);
+  });
+});
+
+describe('starting without the store', () => {
+  it('serves the held version offline, falls back with a warning when the store is down, and names what is missing', async () => {
+    const server = await startFaultServer({ root: store });
+    const source = `${server.url}/`;
+    const cache = join(tmp.path, 'cache');
+    const first = await runFerry(['pull', `${source}@v1`, '--to', cache, '--json'], { env });
+    const versionId = doneResult<PullResult>(first.stdout).versionId;
+    await server.close();
+
+    const offline = await runFerry(['pull', `${source}@v1`, '--to', cache, '--offline', '--json'], {
+      env,
+    });
+    expect(doneResult<PullResult>(offline.stdout)).toMatchObject({ fetchedBytes: 0, requests: 0 });
+    const pinned = await runFerry(['pull', `${source}@${versionId}`, '--to', cache, '--json'], {
+      env,
+    });
+    expect(doneResult<PullResult>(pinned.stdout)).toMatchObject({ requests: 0 });
+    const missing = await runFerry(['pull', `${source}@v2`, '--to', cache, '--offline'], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`offline: this cache holds no version of ${source} for v2`);
+
+    const fallback = await runFerry(['pull', `${source}@v1`, '--to', cache], { env });
+    expect(fallback.code).toBe(0);
+    expect(fallback.stderr).toMatch(
+      /^ferry: warning: .* cannot be reached .*; serving the version this cache holds for v1, sha256:/,
+    );
+    const strict = await runFerry(['pull', `${source}@v1`, '--to', cache, '--no-fallback'], {
+      env,
+    });
+    expect(strict.code).toBe(1);
+  });
+
+  it('a dry run into a new root creates nothing and lists each file', async () => {
+    const fresh = join(tmp.path, 'fresh');
+    const run = await runFerry(['pull', `${store}@v1`, '--to', fresh, '--dry-run'], { env });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^ {2}fetch {3}model-00001\.safetensors {2}3\.00 MiB$/m);
+    await expect(stat(fresh)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
