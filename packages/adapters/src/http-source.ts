@@ -12,6 +12,7 @@ import type {
   ObjectInfo,
   OpenedRange,
   ReadOptions,
+  ReadTextOptions,
   SignalOptions,
   Source,
   SourceCapabilities,
@@ -127,8 +128,8 @@ export class HttpSource implements Source {
     }
   }
 
-  async readText(key: string, options: SignalOptions = {}): Promise<string> {
-    return readAllText(await this.read(key, options));
+  async readText(key: string, options: ReadTextOptions = {}): Promise<string> {
+    return readAllText(await this.read(key, options), key, options.maxBytes);
   }
 
   async writeText(key: string, _text?: string, _options?: SignalOptions): Promise<void> {

@@ -12,6 +12,7 @@ export type {
   ObjectInfo,
   OpenedRange,
   ReadOptions,
+  ReadTextOptions,
   SignalOptions,
   Source,
   SourceCapabilities,

@@ -11,6 +11,7 @@ import type {
   ObjectInfo,
   OpenedRange,
   ReadOptions,
+  ReadTextOptions,
   SignalOptions,
   Source,
   SourceCapabilities,
@@ -161,8 +162,8 @@ export class LocalSource implements Source {
     });
   }
 
-  async readText(key: string, options: SignalOptions = {}): Promise<string> {
-    return readAllText(await this.read(key, options));
+  async readText(key: string, options: ReadTextOptions = {}): Promise<string> {
+    return readAllText(await this.read(key, options), key, options.maxBytes);
   }
 
   async writeText(key: string, text: string, options: SignalOptions = {}): Promise<void> {

@@ -34,6 +34,11 @@ export interface SignalOptions {
   signal?: AbortSignal;
 }
 
+export interface ReadTextOptions extends SignalOptions {
+  /** Refuse a body larger than this, without reading past it. @default 256 MiB */
+  maxBytes?: number;
+}
+
 export interface ReadOptions extends SignalOptions {
   /** First byte to read. @default 0 */
   start?: number;
@@ -89,8 +94,8 @@ export interface Source {
    * caller counts the bytes (`readRange` does). `read()` is this plus a `CheckedBody`.
    */
   openRange(key: string, options?: ReadOptions): Promise<OpenedRange>;
-  /** A small UTF-8 object (manifests, refs). */
-  readText(key: string, options?: SignalOptions): Promise<string>;
+  /** A small UTF-8 object (manifests, refs); larger than `maxBytes` is FERRY_BAD_RESPONSE. */
+  readText(key: string, options?: ReadTextOptions): Promise<string>;
   /** Writes a small UTF-8 object. */
   writeText(key: string, text: string, options?: SignalOptions): Promise<void>;
   /** Uploads a body of `options.size` bytes (multipart for large ones). */

@@ -7,6 +7,7 @@ import type {
   ObjectInfo,
   OpenedRange,
   ReadOptions,
+  ReadTextOptions,
   SignalOptions,
   Source,
   SourceCapabilities,
@@ -156,9 +157,12 @@ class RetryingSource implements Source {
     );
   }
 
-  readText(key: string, options: SignalOptions = {}): Promise<string> {
+  readText(key: string, options: ReadTextOptions = {}): Promise<string> {
     return this.#policy.run(key, options.signal, (signal) =>
-      this.#source.readText(key, { signal }),
+      this.#source.readText(key, {
+        signal,
+        ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+      }),
     );
   }
 

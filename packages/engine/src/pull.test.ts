@@ -467,6 +467,17 @@ describe('cancellation and resume', () => {
     expect(await readdir(join(cache, '.ferry', 'tmp')).catch(() => [])).toEqual([]);
   });
 
+  it('refuses a ref that is not a version id without reading it all', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await writeFile(join(store, '.ferry', 'refs', 'huge'), Buffer.alloc(8 * MiB, 0x61));
+    const error = await pull({ source: store, ref: 'huge', root: cache }).catch((e: unknown) => e);
+    expect(isFerryError(error, 'FERRY_BAD_RESPONSE')).toBe(true);
+    expect(String((error as Error).message)).toBe(
+      '.ferry/refs/huge is larger than 4096 bytes, more than it can be',
+    );
+  });
+
   it('stops the pull when the consumer leaves the event loop early', async () => {
     await writeModel(origin, { shards: [8 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

@@ -127,7 +127,8 @@ export async function resolveRemote(
   const name = validateRef(ref ?? DEFAULT_REF);
   let id: string;
   try {
-    id = (await source.readText(refKey(name), { signal })).trim();
+    // A ref holds a version id: anything longer is not a ref.
+    id = (await source.readText(refKey(name), { signal, maxBytes: 4096 })).trim();
   } catch (error) {
     if (!isFerryError(error, 'FERRY_NOT_FOUND')) throw error;
     if (ref !== undefined) {

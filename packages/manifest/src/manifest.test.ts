@@ -241,6 +241,12 @@ describe('parseManifest', () => {
     expect(err.key).toBe('s3://bucket/.ferry/manifests/x.json');
   });
 
+  it('refuses more entries than any model has before looking at them', () => {
+    const text = JSON.stringify({ version: 1, entries: new Array(1_000_001).fill(0) });
+    const err = thrown(() => parseManifest(text));
+    expect(err.message).toContain('entries lists 1000001 files, more than 1000000');
+  });
+
   it('refuses bytes that are not UTF-8', () => {
     const err = thrown(() => parseManifest(new Uint8Array([0x7b, 0xff, 0x7d]), 'm.json'));
     expect(err.code).toBe('FERRY_MANIFEST_INVALID');

@@ -11,6 +11,11 @@ const ENTRY_KEYS = new Set(['path', 'size', 'digest', 'parts', 'etag', 'mtime'])
  * broken manifest, and taking it at its word would size part tables and partial files by it.
  */
 export const MAX_FILE_SIZE = 5 * 2 ** 40;
+/**
+ * The most entries a manifest may list: far beyond any model (a million files), and a
+ * bound on what one hostile manifest can make a pull plan for.
+ */
+export const MAX_ENTRIES = 1_000_000;
 const PART_KEYS = new Set(['size', 'digests']);
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const REF = /^[A-Za-z0-9._-]{1,128}$/;
@@ -136,6 +141,9 @@ function checkManifest(value: unknown): Manifest {
   }
   if (!Array.isArray(value.entries)) {
     throw new Invalid('entries', `must be an array, got ${show(value.entries)}`);
+  }
+  if (value.entries.length > MAX_ENTRIES) {
+    throw new Invalid('entries', `lists ${value.entries.length} files, more than ${MAX_ENTRIES}`);
   }
   const entries = value.entries.map((e: unknown, i: number) => checkEntry(e, `entries[${i}]`));
   const firstIndex = new Map<string, number>();
