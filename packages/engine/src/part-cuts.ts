@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
  * what a cut claims before trusting it (after a power cut, claimed bytes that never reached
  * the disk hash wrong and that part is fetched again from its start).
  */
-export const CUT_BYTES = 2 * 2 ** 20;
+export const CUT_BYTES = 2 ** 20;
 
 export function cutsPathFor(tmpPath: string): string {
   return `${tmpPath.replace(/\.part$/, '')}.cuts`;

@@ -467,6 +467,15 @@ describe('cancellation and resume', () => {
     expect(await readdir(join(cache, '.ferry', 'tmp')).catch(() => [])).toEqual([]);
   });
 
+  it('says a source with no files holds none, unless told to accept it', async () => {
+    const empty = join(tmp.path, 'empty');
+    await mkdir(empty);
+    const error = await pull({ source: empty, root: cache }).catch((e: unknown) => e);
+    expect(isFerryError(error, 'FERRY_NOT_FOUND')).toBe(true);
+    expect(String((error as Error).message)).toMatch(/empty holds no files$/);
+    expect((await pull({ source: empty, root: cache, allowEmpty: true })).files).toBe(0);
+  });
+
   it('refuses a ref that is not a version id without reading it all', async () => {
     await writeModel(origin, { shards: [MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

@@ -224,6 +224,13 @@ async function runPull(
       files: remote.entries.length,
       bytes: remote.entries.reduce((n, e) => n + e.size, 0),
     });
+    if (remote.entries.length === 0 && options.allowEmpty !== true) {
+      // A typo in a prefix lists nothing, and "pulled 0 files" would look like success.
+      throw new FerryError('FERRY_NOT_FOUND', `${uri} holds no files`, {
+        key: uri,
+        hint: 'Check the bucket and prefix (ferry refs <source> lists published versions); allowEmpty (--allow-empty) accepts an empty source.',
+      });
+    }
     await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
     const previous = tree ? await store.getManifest(tree.versionId) : undefined;

@@ -74,6 +74,8 @@ export interface PullOptions {
    * instead of failing. @default true
    */
   fallback?: boolean;
+  /** Accept a source that holds no file (a typo'd prefix does too). @default false */
+  allowEmpty?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */
   dryRun?: boolean;
   /** Wait for another pull holding the root instead of failing with FERRY_STORE_LOCKED. @default true */

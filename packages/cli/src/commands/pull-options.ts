@@ -17,6 +17,7 @@ export const PULL_FLAGS = {
   'stall-timeout': { type: 'string' },
   'hedge-after': { type: 'string' },
   offline: { type: 'boolean' },
+  'allow-empty': { type: 'boolean' },
   'no-fallback': { type: 'boolean' },
 } as const;
 
@@ -42,7 +43,8 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --offline             no network: serve the version this cache holds for the ref (or a
                         version id), or fail naming what is missing (also FERRY_OFFLINE=1)
   --no-fallback         when the source cannot be reached, fail instead of serving the
-                        version this cache holds for the ref (with a warning)`;
+                        version this cache holds for the ref (with a warning)
+  --allow-empty         accept a source with no files (else exit 1: a typo'd prefix lists none)`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -62,6 +64,7 @@ export interface PullFlagValues {
   'hedge-after'?: string;
   offline?: boolean;
   'no-fallback'?: boolean;
+  'allow-empty'?: boolean;
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -114,6 +117,7 @@ export async function pullOptionsFrom(
     ...(hedgeAfterMs === undefined ? {} : { hedgeAfterMs }),
     ...(values.offline === true || ctx.io.env.FERRY_OFFLINE === '1' ? { offline: true } : {}),
     ...(values['no-fallback'] === true ? { fallback: false } : {}),
+    ...(values['allow-empty'] === true ? { allowEmpty: true } : {}),
     signal: ctx.signal,
   };
 }
