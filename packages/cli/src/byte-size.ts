@@ -1,3 +1,8 @@
+import { formatBytes } from '@ferry/manifest';
+
+/** One way to write sizes for the whole CLI and the engine's messages. */
+export { formatBytes };
+
 import { FerryError } from '@ferry/manifest';
 
 const UNITS: Record<string, number> = {
@@ -36,21 +41,7 @@ export function parseSize(text: string, flag: string): number {
   return bytes;
 }
 
-const BINARY = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
 /** `1.2 GiB`, `512 B`: three significant digits at most, binary units. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < BINARY.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  if (unit === 0) return `${Math.round(value)} B`;
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${BINARY[unit]}`;
-}
-
 /** `250 MiB/s`. */
 export function formatRate(bytesPerSecond: number): string {
   return `${formatBytes(bytesPerSecond)}/s`;

@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ManifestStore } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   differingFiles,
@@ -183,6 +184,32 @@ describe('verify, gc, diff, bake', () => {
     expect(await readdir(join(cache, '.ferry', 'tmp'))).toEqual([]);
     expect(await differingFiles(join(cache, 'm'), files)).toEqual([]);
     expect((await verify({ root: cache })).problems).toEqual([]);
+  });
+
+  it('gc frees partial files even when the store cannot be opened', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    await writeFile(join(cache, '.ferry', 'tmp', 'stuck.part'), Buffer.alloc(5000));
+    // What a full disk or a broken database looks like to LevelDB: it cannot open.
+    await writeFile(join(cache, '.ferry', 'db', 'CURRENT'), 'MANIFEST-999999\n');
+    const result = await gc({ root: cache });
+    expect(result).toMatchObject({ removedPartials: 1, freedBytes: 5000 });
+    expect(result.storeUnavailable).toMatch(/opening failed/);
+    expect(await readdir(join(cache, '.ferry', 'tmp'))).toEqual([]);
+  });
+
+  it('status answers while a pull holds the store, from a copy', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    const holder = await ManifestStore.open(join(cache, '.ferry', 'db'));
+    try {
+      expect((await status({ root: cache })).trees).toMatchObject([{ dir: 'm', ref: 'v1' }]);
+      expect((await verify({ root: cache })).problems).toEqual([]);
+    } finally {
+      await holder.close();
+    }
   });
 
   it('diffVersions counts the bytes an update would fetch', async () => {

@@ -1,5 +1,6 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isFerryError } from '@ferry/manifest';
 import { cacheLayout } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
@@ -13,6 +14,11 @@ export interface GcResult {
   removedManifests: number;
   /** Stat records and journals of files no recorded version has. */
   removedRecords: number;
+  /**
+   * The store could not be opened (a full disk is the usual cause): every partial file was
+   * removed to free space, as none can be resumed without it. Run gc again afterwards.
+   */
+  storeUnavailable?: string;
 }
 
 /**
@@ -22,14 +28,23 @@ export interface GcResult {
  */
 export async function gc(options: { root: string }): Promise<GcResult> {
   const layout = cacheLayout(options.root);
-  const opened = await openExistingStore(options.root);
-  const store = opened.store;
   const result: GcResult = {
     removedPartials: 0,
     freedBytes: 0,
     removedManifests: 0,
     removedRecords: 0,
   };
+  let opened: Awaited<ReturnType<typeof openExistingStore>>;
+  try {
+    opened = await openExistingStore(options.root);
+  } catch (error) {
+    // A full disk keeps LevelDB from opening: the partial files are what frees it.
+    if (!isFerryError(error, 'FERRY_STORE_FAILED')) throw error;
+    await removePartials(layout.tmpDir, new Set(), result);
+    result.storeUnavailable = error.message;
+    return result;
+  }
+  const store = opened.store;
   try {
     const trees = await store.listTrees();
     const pending = await store.listPendingPulls();
@@ -48,14 +63,7 @@ export async function gc(options: { root: string }): Promise<GcResult> {
         result.removedRecords++;
       }
     }
-    for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
-      const path = join(layout.tmpDir, name);
-      if (keepPartials.has(path)) continue;
-      const size = (await stat(path).catch(() => undefined))?.size ?? 0;
-      await rm(path, { force: true });
-      result.removedPartials++;
-      result.freedBytes += size;
-    }
+    await removePartials(layout.tmpDir, keepPartials, result);
 
     const keepManifests = new Set<string>([
       ...trees.map((t) => t.versionId),
@@ -81,5 +89,17 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     return result;
   } finally {
     await opened.close();
+  }
+}
+
+/** Deletes the files of `.ferry/tmp` not in `keep`, counting them into `result`. */
+async function removePartials(tmpDir: string, keep: Set<string>, result: GcResult): Promise<void> {
+  for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
+    const path = join(tmpDir, name);
+    if (keep.has(path)) continue;
+    const size = (await stat(path).catch(() => undefined))?.size ?? 0;
+    await rm(path, { force: true });
+    if (name.endsWith('.part')) result.removedPartials++;
+    result.freedBytes += size;
   }
 }

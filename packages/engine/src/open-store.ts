@@ -119,9 +119,10 @@ async function openSnapshot(layout: CacheLayout): Promise<OpenedStore> {
 
 /**
  * Opens the store of a cache root that must already exist (status, verify, gc): a typo in
- * the path gets a clear error instead of a new empty cache. Fails fast when locked. A root
- * that cannot be written is read through a private copy of its store (`status` and `verify`
- * work on a read-only image).
+ * the path gets a clear error instead of a new empty cache. Fails fast when locked. With
+ * `readOnlyCopy`, a store that cannot be opened for writing — a read-only image, a pull
+ * holding it, a full disk — is read through a private copy in the temp folder instead
+ * (`status` and `verify` always answer).
  */
 export async function openExistingStore(
   root: string,
@@ -139,6 +140,14 @@ export async function openExistingStore(
     });
   }
   if (options.readOnlyCopy && !(await writable(layout.dbDir))) return openSnapshot(layout);
-  const store = await openStore(layout, { wait: false });
-  return { store, readOnly: false, close: () => store.close() };
+  try {
+    const store = await openStore(layout, { wait: false });
+    return { store, readOnly: false, close: () => store.close() };
+  } catch (error) {
+    // A reader need not wait for a pull, nor fail on a full disk: it reads a copy instead.
+    const readable =
+      isFerryError(error, 'FERRY_STORE_LOCKED') || isFerryError(error, 'FERRY_STORE_FAILED');
+    if (!options.readOnlyCopy || !readable) throw error;
+    return openSnapshot(layout);
+  }
 }

@@ -135,6 +135,7 @@ class PartWriter {
   readonly #slot: number;
   readonly #partStart: number;
   readonly #cuts: { fd: number; index: number } | undefined;
+  readonly #where: string;
   #cut = 0;
   #position: number;
   #batch: Buffer[] = [];
@@ -151,7 +152,9 @@ class PartWriter {
     slot: number,
     partStart: number,
     cuts: { fd: number; index: number } | undefined,
+    where: string,
   ) {
+    this.#where = where;
     this.#fd = fd;
     this.#position = start;
     this.#partStart = partStart;
@@ -173,7 +176,11 @@ class PartWriter {
   /** Writes what is gathered; returns the offset one past the last byte written. */
   flush(): number {
     if (this.#batchBytes > 0) {
-      writeAll(this.#fd, this.#batch, this.#position);
+      try {
+        writeAll(this.#fd, this.#batch, this.#position);
+      } catch (error) {
+        throw writeFailure(error, this.#where);
+      }
       this.#position += this.#batchBytes;
       this.#batch = [];
       this.#batchBytes = 0;
@@ -191,6 +198,19 @@ class PartWriter {
     writeSync(this.#cuts.fd, slot, 0, 8, this.#cuts.index * 8);
     this.#cut = done;
   }
+}
+
+/** A failed write, named by its file and told what to do: a full disk is the usual one. */
+function writeFailure(error: unknown, where: string): FerryError {
+  const errno = (error as NodeJS.ErrnoException).code;
+  return new FerryError('FERRY_IO', `cannot write ${where}: ${(error as Error).message}`, {
+    key: where,
+    cause: error,
+    hint:
+      errno === 'ENOSPC'
+        ? 'The disk is full: free space (`ferry gc` removes partial files nothing can resume), then run the same pull again; what was written is kept.'
+        : 'Check the permissions and the disk of the cache root.',
+  });
 }
 
 /** `writevSync` until every byte is written (a regular file may take fewer at once). */
@@ -252,6 +272,7 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
       cutsFd === undefined || task.cuts === undefined
         ? undefined
         : { fd: cutsFd, index: task.cuts },
+      `${task.tmpPath} (part of ${task.path})`,
     );
     try {
       if (from < task.end) {
@@ -329,7 +350,15 @@ async function copyPart(task: CopyTask): Promise<PartTaskResult> {
   const fd = openSync(task.tmpPath, task.create ? 'w' : 'r+');
   try {
     const hasher = await createPartHasher(task.algorithm);
-    const writer = new PartWriter(fd, task.start, hasher, task.slot, task.start, undefined);
+    const writer = new PartWriter(
+      fd,
+      task.start,
+      hasher,
+      task.slot,
+      task.start,
+      undefined,
+      task.tmpPath,
+    );
     const body = createReadStream(task.fromPath, {
       start: task.start,
       end: task.end - 1,

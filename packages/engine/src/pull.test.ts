@@ -462,7 +462,7 @@ describe('cancellation and resume', () => {
     );
     expect(isFerryError(error, 'FERRY_NO_SPACE')).toBe(true);
     expect(String((error as Error).message)).toMatch(
-      new RegExp(`^${cache} has [\\d.]+ GiB free; this pull needs 4096\\.06 GiB`),
+      new RegExp(`^${cache} has [\\d.]+ [KMGT]?i?B free; this pull needs 4\\.00 TiB`),
     );
     expect(await readdir(join(cache, '.ferry', 'tmp')).catch(() => [])).toEqual([]);
   });

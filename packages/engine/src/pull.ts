@@ -14,6 +14,7 @@ import {
   DEFAULT_PART_SIZE,
   type Entry,
   FerryError,
+  formatBytes,
   isFerryError,
   type Manifest,
   type ManifestStore,
@@ -468,7 +469,10 @@ function emitPlannedFiles(
     emit({ type: 'planned-file', path: relPath, action: 'remove', bytes: 0 });
 }
 
-/** Room kept free beyond what a pull writes: the store, directories, other writers. */
+/**
+ * Room kept free beyond what a pull writes (the store, directories, other writers): 64 MiB,
+ * or 2 % of a disk smaller than 3.2 GiB.
+ */
 const SPACE_HEADROOM = 64 * 2 ** 20;
 
 /**
@@ -478,15 +482,15 @@ const SPACE_HEADROOM = 64 * 2 ** 20;
  */
 async function checkFreeSpace(root: string, plans: FilePlan[], resumed: number): Promise<void> {
   const writes = plans.reduce((n, p) => (p.action.kind === 'skip' ? n : n + p.entry.size), 0);
-  const need = writes - resumed + SPACE_HEADROOM;
   const fs = await statfs(root).catch(() => undefined);
   if (fs === undefined) return;
+  const spare = Math.min(SPACE_HEADROOM, Math.floor(fs.blocks * fs.bsize * 0.02));
+  const need = writes - resumed + spare;
   const free = fs.bavail * fs.bsize;
   if (free >= need) return;
-  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
   throw new FerryError(
     'FERRY_NO_SPACE',
-    `${root} has ${gib(free)} free; this pull needs ${gib(need)} (${gib(writes - resumed)} of files to write and ${gib(SPACE_HEADROOM)} to spare)`,
+    `${root} has ${formatBytes(free)} free; this pull needs ${formatBytes(need)} (${formatBytes(writes - resumed)} of files to write and ${formatBytes(spare)} to spare)`,
     {
       key: root,
       hint: 'Free space on that disk (`ferry gc` removes what no version needs), or pull into a root on a larger one (--to).',

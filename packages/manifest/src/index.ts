@@ -19,6 +19,7 @@ export {
   isFerryError,
   throwIfAborted,
 } from './errors.js';
+export { formatBytes } from './format-bytes.js';
 export {
   createManifest,
   encodeManifest,

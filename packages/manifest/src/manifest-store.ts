@@ -142,11 +142,22 @@ function processIdentity(): string | undefined {
 }
 
 function storeFailed(location: string, what: string, cause: unknown): FerryError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
+  // LevelDB's own message ("IO error: …: No space left on device") is on its cause.
+  const reasons: string[] = [];
+  for (let e: unknown = cause; e instanceof Error && reasons.length < 3; e = e.cause) {
+    if (!reasons.includes(e.message)) reasons.push(e.message);
+  }
+  const reason = reasons.length > 0 ? reasons.join(': ') : String(cause);
+  const full = /no space left|ENOSPC/i.test(reason);
+  const denied = /permission denied|EACCES|EROFS|read-only/i.test(reason);
   return new FerryError('FERRY_STORE_FAILED', `store ${location}: ${what} failed: ${reason}`, {
     cause,
     key: location,
-    hint: 'check that the cache root is writable and the disk not full; if the database is corrupt, delete .ferry/db (ferry rebuilds it by hashing)',
+    hint: full
+      ? 'The disk is full: `ferry gc <root>` frees partial files even now, or free space elsewhere.'
+      : denied
+        ? 'The cache root cannot be written by this user: run as its owner, or pull into another root (--to).'
+        : 'If the database is corrupt, move .ferry/db away: ferry rebuilds it by hashing the files once.',
   });
 }
 

@@ -94,6 +94,11 @@ export const gcCommand: Command = {
     }
     const root = await cacheDir(positionals[0], values.config, ctx.io);
     const result = await gc({ root });
+    if (result.storeUnavailable !== undefined && !values.json) {
+      ctx.io.stderr.write(
+        `ferry: warning: the store could not be opened (${result.storeUnavailable}); removed every partial file to free space: run \`ferry gc\` again once the disk has room\n`,
+      );
+    }
     if (values.json) {
       ctx.io.stdout.write(`${JSON.stringify({ type: 'done', result })}\n`);
     } else if (!values.quiet) {
