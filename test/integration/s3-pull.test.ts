@@ -143,6 +143,17 @@ describe('pull from s3rver', () => {
     expect((await readdir(join(cache, 'raw'))).sort()).toEqual(['good.bin']);
   });
 
+  it('a missing bucket is named as such, not as a missing ref', async () => {
+    const error = await pull({
+      source: 's3://no-such-bucket/llama',
+      ref: 'v1',
+      root: join(tmp.path, 'cache'),
+      sourceOptions: options,
+    }).catch((e: unknown) => e);
+    expect(isFerryError(error, 'FERRY_NOT_FOUND')).toBe(true);
+    expect(String((error as Error).message)).toMatch(/^Bucket "no-such-bucket" does not exist/);
+  });
+
   it('two pulls into one root: the second waits for the first, then has nothing to do', async () => {
     const bucket = await newBucket();
     const origin = join(tmp.path, 'origin');

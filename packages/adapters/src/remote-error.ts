@@ -50,6 +50,7 @@ export function remoteError(failure: RemoteFailure): FerryError {
     key,
     url,
     requestId,
+    remoteCode: code,
     cause,
   };
   const suffix = code === undefined ? `HTTP ${status}` : `${code}, HTTP ${status}`;

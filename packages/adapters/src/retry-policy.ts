@@ -122,6 +122,7 @@ export class RetryPolicy {
         key: error.key,
         url: error.url,
         requestId: error.requestId,
+        remoteCode: error.remoteCode,
         retryable: error.retryable,
         retryAfterSeconds: error.retryAfterSeconds,
       });

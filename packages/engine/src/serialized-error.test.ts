@@ -25,6 +25,21 @@ describe('serialized errors', () => {
     expect((back as FerryError).hint).toBeUndefined();
   });
 
+  it('keeps every detail a remote failure carries', () => {
+    const details = {
+      hint: 'wait',
+      statusCode: 503,
+      key: 'a.bin',
+      url: 's3://b/a.bin',
+      requestId: 'req-1',
+      remoteCode: 'SlowDown',
+      retryable: true,
+    };
+    expect(roundTrip(new FerryError('FERRY_THROTTLED', 'slow down', details))).toMatchObject(
+      details,
+    );
+  });
+
   it('turns file system errors into FERRY_IO, aborts into AbortError, bugs into plain errors', () => {
     const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
     expect(roundTrip(enospc)).toMatchObject({ code: 'FERRY_IO', message: enospc.message });

@@ -9,12 +9,13 @@ export interface SerializedError {
   key?: string;
   url?: string;
   requestId?: string;
+  remoteCode?: string;
   retryable: boolean;
   stack?: string;
 }
 
 /** The optional details a FerryError carries across, copied only when set. */
-const DETAILS = ['hint', 'statusCode', 'key', 'url', 'requestId'] as const;
+const DETAILS = ['hint', 'statusCode', 'key', 'url', 'requestId', 'remoteCode'] as const;
 type Details = Pick<SerializedError, (typeof DETAILS)[number]>;
 
 function definedDetails(from: Details): Details {

@@ -40,6 +40,8 @@ export interface FerryErrorDetails {
   url?: string;
   /** Request id the server gave, for support tickets. */
   requestId?: string;
+  /** The remote's own error code (`NoSuchBucket`, `SlowDown`…), when it gave one. */
+  remoteCode?: string;
   /**
    * Whether trying the same operation again may succeed.
    * @default false
@@ -58,6 +60,7 @@ export class FerryError extends Error {
   readonly key: string | undefined;
   readonly url: string | undefined;
   readonly requestId: string | undefined;
+  readonly remoteCode: string | undefined;
   readonly retryable: boolean;
   readonly retryAfterSeconds: number | undefined;
 
@@ -69,6 +72,7 @@ export class FerryError extends Error {
     this.key = details.key;
     this.url = details.url;
     this.requestId = details.requestId;
+    this.remoteCode = details.remoteCode;
     this.retryable = details.retryable ?? false;
     this.retryAfterSeconds = details.retryAfterSeconds;
   }
