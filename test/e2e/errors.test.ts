@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,5 +155,45 @@ describe('runtime errors exit 1', () => {
   it('a cache that is not there', async () => {
     const run = await runFerry(['status', join(tmp.path, 'nothing')], { env });
     expectOneLineError(run, 1, /^ferry: no ferry cache at /);
+  });
+
+  it('a scheme-less source that is no folder here', async () => {
+    // A folder of its own: other tests leave a model.json in the temp folder.
+    const cwd = join(tmp.path, 'elsewhere');
+    await mkdir(cwd);
+    const run = await runFerry(['pull', 'models/llama@v1', '--to', join(tmp.path, 'c5')], {
+      env,
+      cwd,
+    });
+    expectOneLineError(
+      run,
+      1,
+      `The source directory ${join(cwd, 'models', 'llama')} does not exist`,
+    );
+    expect(run.stderr).toContain('an object store needs its scheme (s3://bucket/prefix');
+  });
+
+  it('a cache root that is a file', async () => {
+    const file = join(tmp.path, 'a-file');
+    await writeFile(file, 'x');
+    const run = await runFerry(['pull', 's3://weights/m', '--to', file], { env });
+    expectOneLineError(run, 1, `the cache root ${file} is a file, not a folder`);
+  });
+
+  it('an empty source', async () => {
+    const run = await runFerry(
+      ['pull', 's3://weights/nothing-here', '--to', join(tmp.path, 'c6')],
+      {
+        env,
+      },
+    );
+    expectOneLineError(run, 1, 'ferry: s3://weights/nothing-here holds no files'.slice(7));
+  });
+
+  it('a ref name with a space, when publishing', async () => {
+    const run = await runFerry(['publish', tmp.path, join(tmp.path, 'dest'), '--ref', 'v 1'], {
+      env,
+    });
+    expectOneLineError(run, 2, /^ferry: invalid ref "v 1"/);
   });
 });

@@ -241,7 +241,8 @@ export class LocalSource implements Source {
       throw new FerryError('FERRY_NOT_FOUND', `The source directory ${this.#root} does not exist`, {
         key: this.#root,
         cause: error,
-        hint: 'Check the path given as the source, or create the directory.',
+        remoteCode: 'NoSuchDirectory',
+        hint: 'Check the path given as the source; an object store needs its scheme (s3://bucket/prefix, https://host/path).',
       });
     });
     return this.#realRoot;

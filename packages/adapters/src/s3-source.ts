@@ -650,7 +650,10 @@ function checkContentRange(
       {
         key,
         url,
-        hint: 'The object is shorter than the range asked for (so it probably changed), or the store mishandles ranges; run the command again.',
+        hint:
+          contentRange === undefined
+            ? 'The store sent the whole object to a ranged read: it does not serve byte ranges. Use S3 or a store that does.'
+            : 'The object is shorter than the range asked for (so it probably changed), or the store mishandles ranges; run the command again.',
       },
     );
   }

@@ -76,6 +76,13 @@ export async function openPullStore(
     onWait?: (holder: string) => void;
   },
 ): Promise<OpenedStore> {
+  const root = await stat(layout.root).catch(() => undefined);
+  if (root !== undefined && !root.isDirectory()) {
+    throw new FerryError('FERRY_IO', `the cache root ${layout.root} is a file, not a folder`, {
+      key: layout.root,
+      hint: 'Give --to a folder (ferry creates it when it does not exist).',
+    });
+  }
   if (!options.dryRun && (await writable(layout.root))) {
     await mkdir(layout.stateDir, { recursive: true });
     if (await writable(layout.dbDir)) {

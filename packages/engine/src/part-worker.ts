@@ -241,7 +241,11 @@ function checkDigest(task: FetchTask | CopyTask | HashTask, digest: string, wher
     throw new FerryError(
       'FERRY_INTEGRITY',
       `bytes ${task.start}-${task.end} of ${where} hash to ${digest}, expected ${task.expectedDigest}`,
-      { key: where, retryable: true },
+      {
+        key: where,
+        retryable: true,
+        hint: 'The source holds other bytes than the version says: it changed or is corrupt. Publish the version again, or pull the one the source holds now.',
+      },
     );
   }
 }

@@ -130,8 +130,14 @@ export async function resolveRemote(
     // A ref holds a version id: anything longer is not a ref.
     id = (await source.readText(refKey(name), { signal, maxBytes: 4096 })).trim();
   } catch (error) {
-    // A missing bucket is not a missing ref: say which it is.
-    if (!isFerryError(error, 'FERRY_NOT_FOUND') || error.remoteCode === 'NoSuchBucket') throw error;
+    // A missing bucket or source folder is not a missing ref: say which it is.
+    if (
+      !isFerryError(error, 'FERRY_NOT_FOUND') ||
+      error.remoteCode === 'NoSuchBucket' ||
+      error.remoteCode === 'NoSuchDirectory'
+    ) {
+      throw error;
+    }
     if (ref !== undefined) {
       throw new FerryError('FERRY_NOT_FOUND', `ref "${name}" is not published at ${source.uri}`, {
         key: refKey(name),

@@ -296,7 +296,10 @@ export function validateRef(name: string): Ref {
     throw new FerryError(
       'FERRY_BAD_REF',
       `invalid ref ${show(name)}: use 1 to 128 of A-Z a-z 0-9 . _ -, not "." or ".."`,
-      { key: typeof name === 'string' ? name : undefined },
+      {
+        key: typeof name === 'string' ? name : undefined,
+        hint: 'Name refs like v3, latest or 2026-12-01 (letters, digits, ".", "_", "-").',
+      },
     );
   }
   return name;
