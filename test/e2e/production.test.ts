@@ -1,9 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PullResult } from '@ferry/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, randomBytes, startFaultServer, type TempDir, writeModel } from '#fixtures';
+import {
+  makeTempDir,
+  randomBytes,
+  startFaultServer,
+  type TempDir,
+  treeSnapshot,
+  writeModel,
+} from '#fixtures';
 import { cleanEnv, doneResult, jsonLines, runFerry } from './ferry-process.js';
 
 const MiB = 1024 * 1024;
@@ -27,23 +34,12 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-/** Every path under `dir` with its size and mtime: what "nothing was written" compares. */
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const path = join(e.parentPath, e.name);
-    const st = await stat(path);
-    out.push(`${path} ${st.size} ${st.mtimeMs}`);
-  }
-  return out.sort();
-}
-
 describe('a baked cache on a read-only root', () => {
   it('pulls, reports and verifies without writing anything, and says so when it would have to', async () => {
     const cache = join(tmp.path, 'cache');
     expect((await runFerry(['bake', `${store}@v1`, '--to', cache], { env })).code).toBe(0);
     execFileSync('chmod', ['-R', 'a-w', cache]);
-    const before = await tree(cache);
+    const before = await treeSnapshot(cache);
     const nobody = { env, asNobody: true };
 
     const warm = await runFerry(['pull', `${store}@v1`, '--to', cache, '--json'], nobody);
@@ -58,7 +54,7 @@ describe('a baked cache on a read-only root', () => {
       const run = await runFerry(args, nobody);
       expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(0);
     }
-    expect(await tree(cache)).toEqual(before);
+    expect(await treeSnapshot(cache)).toEqual(before);
 
     await writeFile(join(model, 'model-00001.safetensors'), randomBytes(3 * MiB, 5));
     expect((await runFerry(['publish', model, store, '--ref', 'v2'], { env })).code).toBe(0);
@@ -69,7 +65,7 @@ describe('a baked cache on a read-only root', () => {
       code: 'FERRY_READ_ONLY',
       message: `${cache} is read-only, and this pull would change 1 file there`,
     });
-    expect(await tree(cache)).toEqual(before);
+    expect(await treeSnapshot(cache)).toEqual(before);
   });
 });
 

@@ -1,8 +1,14 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, startFaultServer, type TempDir, writeModel } from '#fixtures';
+import {
+  makeTempDir,
+  publishByHand,
+  startFaultServer,
+  type TempDir,
+  treeSnapshot,
+  writeModel,
+} from '#fixtures';
 import { cleanEnv, jsonLines, runFerry } from '../e2e/ferry-process.js';
 
 /**
@@ -28,26 +34,6 @@ beforeEach(async () => {
   await writeFile(join(outside, 'precious.txt'), 'keep me');
 });
 afterEach(() => tmp.remove());
-
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const path = join(e.parentPath, e.name);
-    const st = await stat(path);
-    out.push(`${path} ${st.size} ${st.mtimeMs}`);
-  }
-  return out.sort();
-}
-
-/** Publishes `entries` as version `ref` of `store` by hand, as a hostile publisher would. */
-async function hostileVersion(ref: string, entries: unknown[], extra: object = {}): Promise<void> {
-  const text = JSON.stringify({ entries, version: 1, ...extra });
-  const id = `sha256:${createHash('sha256').update(text).digest('hex')}`;
-  await mkdir(join(store, '.ferry', 'manifests'), { recursive: true });
-  await mkdir(join(store, '.ferry', 'refs'), { recursive: true });
-  await writeFile(join(store, '.ferry', 'manifests', `${id}.json`), text);
-  await writeFile(join(store, '.ferry', 'refs', ref), id);
-}
 
 const D = `sha256:${'0'.repeat(64)}`;
 
@@ -95,10 +81,10 @@ describe('hostile manifests and trees', () => {
       'FERRY_NO_SPACE',
     ],
   ])('refuses %s and touches nothing outside the root', async (_name, entries, code) => {
-    await hostileVersion('evil', entries);
-    const before = await snapshot(outside);
+    await publishByHand(store, 'evil', entries);
+    const before = await treeSnapshot(outside);
     expect(await pullExpectingError('evil')).toMatchObject({ type: 'error', code });
-    expect(await snapshot(outside)).toEqual(before);
+    expect(await treeSnapshot(outside)).toEqual(before);
   });
 
   it('refuses a ref of gigabytes without reading it', async () => {
@@ -115,11 +101,11 @@ describe('hostile manifests and trees', () => {
     // Planted before the first pull: the tokenizer folder is a link to the rest of the machine.
     await mkdir(join(cache, 'store'));
     await symlink(outside, join(cache, 'store', 'tokenizer'));
-    const before = await snapshot(outside);
+    const before = await treeSnapshot(outside);
     const run = await runFerry(['pull', `${store}@v1`, '--to', cache, '--json'], { env });
     expect(run.code).toBe(1);
     expect(jsonLines(run.stdout).at(-1)).toMatchObject({ code: 'FERRY_IO' });
-    expect(await snapshot(outside)).toEqual(before);
+    expect(await treeSnapshot(outside)).toEqual(before);
   });
 
   it('refuses a second folder that would contain the first', async () => {
@@ -128,12 +114,12 @@ describe('hostile manifests and trees', () => {
     expect(
       (await runFerry(['publish', model, join(store, 'llama'), '--ref', 'v1'], { env })).code,
     ).toBe(0);
-    await hostileVersion('root', [{ digest: D, path: 'llama/config.json', size: 7 }]);
+    await publishByHand(store, 'root', [{ digest: D, path: 'llama/config.json', size: 7 }]);
     expect(
       (await runFerry(['pull', `${join(store, 'llama')}@v1`, '--to', cache], { env })).code,
     ).toBe(0);
-    const config = await snapshot(join(cache, 'llama'));
+    const config = await treeSnapshot(join(cache, 'llama'));
     expect(await pullExpectingError('root')).toMatchObject({ code: 'FERRY_OVERLAP' });
-    expect(await snapshot(join(cache, 'llama'))).toEqual(config);
+    expect(await treeSnapshot(join(cache, 'llama'))).toEqual(config);
   });
 });

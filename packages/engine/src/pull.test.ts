@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
@@ -8,6 +7,7 @@ import {
   differingFiles,
   makeTempDir,
   partObjectKey,
+  publishByHand,
   randomBytes,
   startFaultServer,
   type TempDir,
@@ -350,13 +350,9 @@ describe('cancellation and resume', () => {
     const good = await pull({ source: store, ref: 'v1', root: cache, subdir: '' });
     expect(await differingFiles(good.dir, files)).toEqual([]);
     // A hostile version: one entry aimed at the store's CURRENT file, pulled at the root.
-    const text = JSON.stringify({
-      entries: [{ digest: `sha256:${'0'.repeat(64)}`, path: '.ferry/db/CURRENT', size: 30 }],
-      version: 1,
-    });
-    const id = `sha256:${createHash('sha256').update(text).digest('hex')}`;
-    await writeFile(join(store, '.ferry', 'manifests', `${id}.json`), text);
-    await writeFile(join(store, '.ferry', 'refs', 'evil'), id);
+    await publishByHand(store, 'evil', [
+      { digest: `sha256:${'0'.repeat(64)}`, path: '.ferry/db/CURRENT', size: 30 },
+    ]);
     const error = await pull({ source: store, ref: 'evil', root: cache, subdir: '' }).catch(
       (e: unknown) => e,
     );
@@ -450,13 +446,9 @@ describe('cancellation and resume', () => {
     await writeModel(origin, { shards: [MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
     // A version no test machine's disk holds (below the 5 TiB a manifest may claim).
-    const text = JSON.stringify({
-      entries: [{ digest: `sha256:${'0'.repeat(64)}`, path: 'huge.bin', size: 4 * 2 ** 40 }],
-      version: 1,
-    });
-    const id = `sha256:${createHash('sha256').update(text).digest('hex')}`;
-    await writeFile(join(store, '.ferry', 'manifests', `${id}.json`), text);
-    await writeFile(join(store, '.ferry', 'refs', 'huge'), id);
+    await publishByHand(store, 'huge', [
+      { digest: `sha256:${'0'.repeat(64)}`, path: 'huge.bin', size: 4 * 2 ** 40 },
+    ]);
     const error = await pull({ source: store, ref: 'huge', root: cache, subdir: 'm' }).catch(
       (e: unknown) => e,
     );
