@@ -11,6 +11,7 @@ import { resumeCommand } from './commands/resume.js';
 import { statusCommand } from './commands/status.js';
 import { unpublishCommand } from './commands/unpublish.js';
 import { verifyCommand } from './commands/verify.js';
+import { didYouMean } from './did-you-mean.js';
 import { EXIT, isAbort, reportError } from './error-report.js';
 
 const COMMANDS: Command[] = [
@@ -86,15 +87,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(`${topic?.help ?? mainHelp()}\n`);
     return EXIT.ok;
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === '-v') {
     io.stdout.write(`${version()}\n`);
     return EXIT.ok;
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
     const what = name.startsWith('-') ? `unknown flag ${name}` : `unknown command "${name}"`;
+    const names = COMMANDS.map((c) => c.name);
+    const guess = name.startsWith('-') ? undefined : didYouMean(name, names);
     io.stderr.write(
-      `ferry: ${what}\nhint: Commands: ${COMMANDS.map((c) => c.name).join(', ')}; run \`ferry --help\`.\n`,
+      `ferry: ${what}\nhint: ${guess === undefined ? '' : `Did you mean \`ferry ${guess}\`? `}Commands: ${names.join(', ')}; run \`ferry --help\`.\n`,
     );
     if (json) {
       io.stdout.write(`${JSON.stringify({ type: 'error', code: 'FERRY_USAGE', message: what })}\n`);

@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { FerryError } from '@ferry/manifest';
+import { didYouMean } from './did-you-mean.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -40,7 +41,7 @@ export function parseCommandArgs<const T extends OptionsConfig>(
       positionals: result.positionals,
     };
   } catch (error) {
-    throw usageFromParseArgs(command, error);
+    throw usageFromParseArgs(command, error, Object.keys({ ...COMMON_OPTIONS, ...options }));
   }
   const extra = parsed.positionals[maxPositionals];
   if (extra !== undefined && parsed.values.help !== true) {
@@ -56,13 +57,24 @@ export function usageError(command: string, message: string, hint?: string): Fer
   });
 }
 
-function usageFromParseArgs(command: string, error: unknown): FerryError {
+function usageFromParseArgs(command: string, error: unknown, flags: string[]): FerryError {
   const code = (error as { code?: string }).code;
   const message = error instanceof Error ? error.message : String(error);
   const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1];
   switch (code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return usageError(command, `unknown flag ${flag ?? message}`);
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const guess =
+        flag?.startsWith('--') === true
+          ? didYouMean(flag.slice(2).split('=')[0] ?? '', flags)
+          : undefined;
+      return usageError(
+        command,
+        `unknown flag ${flag ?? message}`,
+        guess === undefined
+          ? undefined
+          : `Did you mean --${guess}? Run \`ferry ${command} --help\` for all flags.`,
+      );
+    }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       return usageError(
         command,

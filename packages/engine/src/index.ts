@@ -1,3 +1,10 @@
+export {
+  AbortError,
+  FerryError,
+  type FerryErrorCode,
+  type FerryErrorDetails,
+  isFerryError,
+} from '@ferry/manifest';
 export { bake } from './bake.js';
 export { type DiffVersionsOptions, diffVersions, type VersionDiff } from './diff-versions.js';
 export { type GcResult, gc } from './gc.js';
