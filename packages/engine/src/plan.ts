@@ -14,6 +14,7 @@ import {
 } from '@ferry/manifest';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
+import { mapLimit } from './map-limit.js';
 import { readCuts } from './part-cuts.js';
 import type { PartPool } from './part-pool.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
@@ -86,6 +87,9 @@ function recordMatches(record: StatRecord | undefined, st: Stats): record is Sta
   return record !== undefined && statVouches(record, st);
 }
 
+/** Files planned at once: enough to keep the disk and the pool busy. */
+const PLAN_CONCURRENCY = 64;
+
 /**
  * Compares the remote version with the cache and decides, per file, what a pull must do.
  * Reads no file content unless the stat index cannot vouch for a file (or `verify` is
@@ -105,102 +109,99 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
     return byDigest;
   };
 
-  return Promise.all(
-    remote.entries.map(async (entry): Promise<FilePlan> => {
-      const relPath = rootRelative(subdir, entry.path);
-      const finalPath = join(layout.root, relPath);
-      const partSize = entry.parts?.size ?? input.partSize;
-      let hashed = false;
-      const plan = (action: FileAction): FilePlan => ({
-        entry,
-        relPath,
-        finalPath,
-        partSize,
-        action,
-        ...(hashed ? { hashed } : {}),
+  // Bounded: every entry's stat (and maybe hash) in flight at once costs memory per file.
+  return mapLimit(remote.entries, PLAN_CONCURRENCY, async (entry): Promise<FilePlan> => {
+    const relPath = rootRelative(subdir, entry.path);
+    const finalPath = join(layout.root, relPath);
+    const partSize = entry.parts?.size ?? input.partSize;
+    let hashed = false;
+    const plan = (action: FileAction): FilePlan => ({
+      entry,
+      relPath,
+      finalPath,
+      partSize,
+      action,
+      ...(hashed ? { hashed } : {}),
+    });
+    const st = await statOrUndefined(finalPath);
+    if (st && !st.isFile() && !st.isSymbolicLink()) {
+      throw new FerryError('FERRY_IO', `${finalPath} is in the way: it is not a regular file`, {
+        key: finalPath,
+        hint: 'Move it away, then pull again.',
       });
-      const st = await statOrUndefined(finalPath);
-      if (st && !st.isFile() && !st.isSymbolicLink()) {
-        throw new FerryError('FERRY_IO', `${finalPath} is in the way: it is not a regular file`, {
-          key: finalPath,
-          hint: 'Move it away, then pull again.',
+    }
+    const record = records.get(relPath);
+
+    let reuse: { fromPath: string; digests: Digest[] } | undefined;
+    if (st?.isFile() && st.size === entry.size) {
+      const local = await judgeLocal(
+        input,
+        entry,
+        finalPath,
+        st,
+        record,
+        previousByPath.get(entry.path),
+      );
+      hashed = local.hashed === true;
+      if (local.right) {
+        // The plan-time stat goes with the hash it was taken for: a change after it shows.
+        const fresh: StatRecord = {
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          digest: local.known.digest,
+          ...(local.known.parts ? { parts: local.known.parts } : {}),
+        };
+        return plan({
+          kind: 'skip',
+          known: local.known,
+          record: local.record ?? fresh,
+          fresh: local.record === undefined,
         });
       }
-      const record = records.get(relPath);
+      if (local.known.parts?.size === partSize) {
+        reuse = { fromPath: finalPath, digests: local.known.parts.digests };
+      }
+    } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
+      // An older version of the file, still as ferry left it: its unchanged parts are reused.
+      reuse = { fromPath: finalPath, digests: record.parts.digests };
+    }
+    // Only a manifest's part digests say which local parts are still right.
+    if (entry.parts === undefined) reuse = undefined;
 
-      let reuse: { fromPath: string; digests: Digest[] } | undefined;
-      if (st?.isFile() && st.size === entry.size) {
-        const local = await judgeLocal(
-          input,
-          entry,
-          finalPath,
-          st,
-          record,
-          previousByPath.get(entry.path),
-        );
-        hashed = local.hashed === true;
-        if (local.right) {
-          // The plan-time stat goes with the hash it was taken for: a change after it shows.
-          const fresh: StatRecord = {
-            size: st.size,
-            mtimeMs: st.mtimeMs,
-            digest: local.known.digest,
-            ...(local.known.parts ? { parts: local.known.parts } : {}),
-          };
+    const journal = journals.get(relPath);
+    const resumable =
+      journal !== undefined &&
+      journal.source === input.sourceUri &&
+      journal.key === entry.path &&
+      journal.size === entry.size &&
+      journal.partSize === partSize &&
+      journal.algorithm === input.algorithm &&
+      journal.etag === entry.etag;
+    if (resumable || reuse) {
+      return plan({
+        kind: 'fetch',
+        ...(resumable ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } } : {}),
+        ...(reuse ? { reuse } : {}),
+      });
+    }
+
+    if (entry.digest !== undefined && entry.size > 0) {
+      const twin = (await recordsByDigest()).get(entry.digest);
+      if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
+        const fromPath = join(layout.root, twin.relPath);
+        const twinStat = await statOrUndefined(fromPath);
+        if (twinStat && recordMatches(twin.record, twinStat)) {
           return plan({
-            kind: 'skip',
-            known: local.known,
-            record: local.record ?? fresh,
-            fresh: local.record === undefined,
+            kind: 'copy',
+            fromPath,
+            fromRelPath: twin.relPath,
+            record: twin.record,
           });
         }
-        if (local.known.parts?.size === partSize) {
-          reuse = { fromPath: finalPath, digests: local.known.parts.digests };
-        }
-      } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
-        // An older version of the file, still as ferry left it: its unchanged parts are reused.
-        reuse = { fromPath: finalPath, digests: record.parts.digests };
       }
-      // Only a manifest's part digests say which local parts are still right.
-      if (entry.parts === undefined) reuse = undefined;
-
-      const journal = journals.get(relPath);
-      const resumable =
-        journal !== undefined &&
-        journal.source === input.sourceUri &&
-        journal.key === entry.path &&
-        journal.size === entry.size &&
-        journal.partSize === partSize &&
-        journal.algorithm === input.algorithm &&
-        journal.etag === entry.etag;
-      if (resumable || reuse) {
-        return plan({
-          kind: 'fetch',
-          ...(resumable
-            ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } }
-            : {}),
-          ...(reuse ? { reuse } : {}),
-        });
-      }
-
-      if (entry.digest !== undefined && entry.size > 0) {
-        const twin = (await recordsByDigest()).get(entry.digest);
-        if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
-          const fromPath = join(layout.root, twin.relPath);
-          const twinStat = await statOrUndefined(fromPath);
-          if (twinStat && recordMatches(twin.record, twinStat)) {
-            return plan({
-              kind: 'copy',
-              fromPath,
-              fromRelPath: twin.relPath,
-              record: twin.record,
-            });
-          }
-        }
-      }
-      return plan({ kind: 'fetch' });
-    }),
-  );
+    }
+    return plan({ kind: 'fetch' });
+  });
 }
 
 interface LocalJudgement {

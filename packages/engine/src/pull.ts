@@ -234,7 +234,13 @@ async function runPull(
     }
     await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
-    const previous = tree ? await store.getManifest(tree.versionId) : undefined;
+    // At the version it already has (a warm start), the remote manifest is the previous one.
+    const previous =
+      tree === undefined
+        ? undefined
+        : tree.versionId === remote.versionId && remote.manifest !== undefined
+          ? remote.manifest
+          : await store.getManifest(tree.versionId);
     // A new version of a published prefix almost surely has work: workers boot (loading
     // their modules takes a few hundred ms) while the plan is made. A warm start, at the
     // version it already has, never starts them.
@@ -315,10 +321,16 @@ async function runPull(
     }
 
     const manifest = remote.manifest ?? (dryRun ? undefined : buildManifest(plans, committed));
-    const versionId = manifest === undefined ? undefined : versionIdOf(manifest);
+    const versionId =
+      remote.manifest !== undefined && remote.versionId !== undefined
+        ? remote.versionId
+        : manifest === undefined
+          ? undefined
+          : versionIdOf(manifest);
     if (manifest !== undefined && versionId !== undefined && !dryRun) {
       await recordFreshlyHashed(store, plans);
-      await store.putManifest(manifest);
+      // A manifest is named by its content: one the store holds is there already.
+      if (tree?.versionId !== versionId) await store.putManifest(manifest);
       if (remote.ref !== undefined) await store.setRef(uri, remote.ref, versionId);
       await store.commitTree(
         normalizedSubdir,
