@@ -6,7 +6,11 @@ type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
 /** Parsed flag values: strings for string options, booleans for boolean ones; absent when not given. */
 export type FlagValues<T extends OptionsConfig> = {
-  [K in keyof T]?: T[K]['type'] extends 'string' ? string : boolean;
+  [K in keyof T]?: T[K] extends { multiple: true }
+    ? string[]
+    : T[K]['type'] extends 'string'
+      ? string
+      : boolean;
 };
 
 /** Flags every command takes. */
@@ -35,7 +39,7 @@ export function parseCommandArgs<const T extends OptionsConfig>(
       allowPositionals: true,
       strict: true,
     });
-    // With strict parsing and no `multiple` options, every value has its option's type.
+    // With strict parsing every value has its option's type (an array for `multiple` ones).
     parsed = {
       values: result.values as FlagValues<T & typeof COMMON_OPTIONS>,
       positionals: result.positionals,

@@ -46,6 +46,8 @@ export interface TransferContext {
   hedgeAfterMs: number;
   /** Where the version's content is: each file at its path, or each part under its digest. */
   storage: 'paths' | 'parts';
+  /** See `PullOptions.mirrors`. */
+  mirrors: string[];
   signal: AbortSignal;
   emit(event: PullEvent): void;
 }
@@ -355,7 +357,12 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           path: plan.entry.path,
           // A part object holds exactly the part: read from its own first byte.
           ...(ctx.storage === 'parts' && expected !== undefined
-            ? { key: partKey(expected), keyOffset: start }
+            ? {
+                key: partKey(expected),
+                keyOffset: start,
+                // A part that hashed wrong is read from the source itself the next time.
+                ...(ctx.mirrors.length > 0 && attempt === 1 ? { mirrors: ctx.mirrors } : {}),
+              }
             : { key: plan.entry.path }),
           ...(pin === undefined ? {} : { ifMatch: pin }),
           tmpPath: file.tmpPath,

@@ -32,6 +32,11 @@ export interface FetchTask extends WriteTaskBase {
   keyOffset?: number;
   ifMatch?: string;
   tmpPath: string;
+  /**
+   * Base URLs of HTTP caches in front of the origin, tried in order before it for a part
+   * object (`keyOffset` set): their copies are verified like the origin's.
+   */
+  mirrors?: string[];
   /** A body idle this long (and not hedged away) is read again from its last byte. */
   stallTimeoutMs?: number;
   /** A body idle this long while the rest of the pull moves is raced by a second request; 0: never. */

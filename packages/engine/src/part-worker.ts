@@ -10,7 +10,13 @@ import {
   writevSync,
 } from 'node:fs';
 import { openSource, readRange, type Source } from '@ferry/adapters';
-import { AbortError, createPartHasher, FerryError, type PartHasher } from '@ferry/manifest';
+import {
+  AbortError,
+  createPartHasher,
+  FerryError,
+  isFerryError,
+  type PartHasher,
+} from '@ferry/manifest';
 import { workerData } from 'piscina';
 import { consumeStream } from './consume-stream.js';
 import { CUT_BYTES, cutsPathFor } from './part-cuts.js';
@@ -43,6 +49,16 @@ function sourceFor(task: FetchTask): Source {
   if (!source) {
     source = openSource(task.uri, task.sourceOptions);
     sources.set(id, source);
+  }
+  return source;
+}
+
+/** An HTTP source per mirror URL, like `sourceFor`. */
+function mirrorFor(url: string): Source {
+  let source = sources.get(url);
+  if (!source) {
+    source = openSource(url);
+    sources.set(url, source);
   }
   return source;
 }
@@ -279,38 +295,58 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
       `${task.tmpPath} (part of ${task.path})`,
     );
     try {
-      if (from < task.end) {
-        await readRange(
-          sourceFor(task),
-          task.key,
-          {
-            start: from - (task.keyOffset ?? 0),
-            end: task.end - (task.keyOffset ?? 0),
-            ifMatch: task.ifMatch,
-            signal,
-            lagging: lagging(task.hedgeAfterMs ?? 0),
-            onHedge: (at) => {
-              retries.push({
-                key: task.path,
-                attempt: 0,
-                code: 'FERRY_TRANSIENT',
-                message: `${task.path}: no bytes for ${task.hedgeAfterMs} ms while the rest of the pull went on; racing a second request from byte ${at}`,
-              });
-            },
-          },
-          md5 === undefined
-            ? (chunk) => writer.add(chunk)
-            : (chunk) => {
-                md5.update(chunk);
-                return writer.add(chunk);
+      // Content-addressed parts may come from a mirror (an HTTP cache or CDN in front of the
+      // origin) first: any copy is as good as the origin's, as every byte is verified. A
+      // mirror that fails hands over to the next, from the byte it reached, then the origin.
+      const mirrors = task.keyOffset === undefined ? [] : (task.mirrors ?? []);
+      for (const [i, mirror] of [...mirrors, undefined].entries()) {
+        const at = writer.flush();
+        if (at >= task.end) break;
+        try {
+          await readRange(
+            mirror === undefined ? sourceFor(task) : mirrorFor(mirror),
+            task.key,
+            {
+              start: at - (task.keyOffset ?? 0),
+              end: task.end - (task.keyOffset ?? 0),
+              ifMatch: task.ifMatch,
+              signal,
+              lagging: lagging(task.hedgeAfterMs ?? 0),
+              onHedge: (byte) => {
+                retries.push({
+                  key: task.path,
+                  attempt: 0,
+                  code: 'FERRY_TRANSIENT',
+                  message: `${task.path}: no bytes for ${task.hedgeAfterMs} ms while the rest of the pull went on; racing a second request from byte ${byte}`,
+                });
               },
-          {
-            ...(task.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: task.stallTimeoutMs }),
-            onRetry: ({ attempt, error }) => {
-              retries.push({ key: task.path, attempt, code: error.code, message: error.message });
             },
-          },
-        );
+            md5 === undefined
+              ? (chunk) => writer.add(chunk)
+              : (chunk) => {
+                  md5.update(chunk);
+                  return writer.add(chunk);
+                },
+            {
+              ...(task.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: task.stallTimeoutMs }),
+              // A mirror gets one quick retry: the origin is the fallback, not a long wait.
+              ...(mirror === undefined ? {} : { retries: 1, baseDelayMs: 50 }),
+              onRetry: ({ attempt, error }) => {
+                retries.push({ key: task.path, attempt, code: error.code, message: error.message });
+              },
+            },
+          );
+          break;
+        } catch (error) {
+          if (mirror === undefined || signal.aborted) throw error;
+          const next = mirrors[i + 1] ?? 'the origin';
+          retries.push({
+            key: task.path,
+            attempt: 1,
+            code: isFerryError(error) ? error.code : 'FERRY_TRANSIENT',
+            message: `mirror ${mirror} failed for ${task.path} (${(error as Error).message}); reading from ${next}`,
+          });
+        }
       }
     } catch (error) {
       // Bytes received before a stop or a failure are good: on disk, a cut keeps them. If even

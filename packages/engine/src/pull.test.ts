@@ -479,6 +479,60 @@ describe('cancellation and resume', () => {
     );
   });
 
+  it('reads parts through a mirror first, falls back to the source, and never trusts a mirror', async () => {
+    const files = await writeModel(origin, { shards: [4 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const source = await startFaultServer({ root: store });
+    const mirror = await startFaultServer({ root: store });
+    const empty = join(tmp.path, 'empty-mirror');
+    await mkdir(empty);
+    const cold = await startFaultServer({ root: empty });
+    const partsFrom = (server: { requests: Array<{ url: string }> }) =>
+      server.requests.filter((r) => r.url.startsWith('/.ferry/parts/')).length;
+    try {
+      // A warm mirror serves every part: the source only answers the ref and the manifest.
+      const first = await pull({
+        source: `${source.url}/`,
+        ref: 'v1',
+        root: join(tmp.path, 'a'),
+        subdir: 'm',
+        mirrors: [`${mirror.url}/`],
+      });
+      expect(await differingFiles(first.dir, files)).toEqual([]);
+      expect(partsFrom(source)).toBe(0);
+      expect(partsFrom(mirror)).toBeGreaterThan(0);
+
+      // A mirror that has nothing, then one that serves a wrong byte: the source fills in,
+      // and the wrong part is read again from the source, not trusted.
+      source.reset();
+      const key = await partObjectKey(store, 'model-00001.safetensors', 2);
+      mirror.reset();
+      mirror.inject({ kind: 'flip-byte', offset: 10 }, { key, times: 100 });
+      const events: PullEvent[] = [];
+      const second = await pull({
+        source: `${source.url}/`,
+        ref: 'v1',
+        root: join(tmp.path, 'b'),
+        subdir: 'm',
+        mirrors: [`${cold.url}/`, `${mirror.url}/`],
+        onEvent: (e) => events.push(e),
+      });
+      expect(await differingFiles(second.dir, files)).toEqual([]);
+      expect(source.requests.map((r) => r.url)).toContain(`/${key}`);
+      expect(events).toContainEqual(
+        expect.objectContaining({
+          type: 'retry',
+          message: expect.stringMatching(/^mirror http.* failed/),
+        }),
+      );
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'retry', code: 'FERRY_INTEGRITY' }),
+      );
+    } finally {
+      await Promise.all([source.close(), mirror.close(), cold.close()]);
+    }
+  });
+
   it('stops the pull when the consumer leaves the event loop early', async () => {
     await writeModel(origin, { shards: [8 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

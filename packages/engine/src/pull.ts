@@ -308,6 +308,7 @@ async function runPull(
           stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
           hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
           storage: remote.manifest?.layout ?? 'paths',
+          mirrors: options.mirrors ?? [],
           signal,
           emit,
         });

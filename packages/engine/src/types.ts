@@ -74,6 +74,12 @@ export interface PullOptions {
    * instead of failing. @default true
    */
   fallback?: boolean;
+  /**
+   * Base URLs of HTTP caches or CDNs in front of the source, as the published prefix's URL
+   * through each: content-addressed parts are read from them first, in order, and from the
+   * source when they fail; every byte is verified either way. @default none
+   */
+  mirrors?: string[];
   /** Accept a source that holds no file (a typo'd prefix does too). @default false */
   allowEmpty?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */

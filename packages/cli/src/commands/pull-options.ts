@@ -1,7 +1,7 @@
 import type { PullOptions } from '@ferry/engine';
 import { parseSize } from '../byte-size.js';
 import type { CommandContext } from '../command.js';
-import { parseChoice, parseCount, parseSeconds } from '../command-args.js';
+import { parseChoice, parseCount, parseSeconds, usageError } from '../command-args.js';
 import { resolvePullTarget } from '../pull-target.js';
 import { shellQuote } from '../shell-quote.js';
 
@@ -18,6 +18,7 @@ export const PULL_FLAGS = {
   'hedge-after': { type: 'string' },
   offline: { type: 'boolean' },
   'allow-empty': { type: 'boolean' },
+  mirror: { type: 'string', multiple: true },
   'no-fallback': { type: 'boolean' },
 } as const;
 
@@ -44,7 +45,10 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
                         version id), or fail naming what is missing (also FERRY_OFFLINE=1)
   --no-fallback         when the source cannot be reached, fail instead of serving the
                         version this cache holds for the ref (with a warning)
-  --allow-empty         accept a source with no files (else exit 1: a typo'd prefix lists none)`;
+  --allow-empty         accept a source with no files (else exit 1: a typo'd prefix lists none)
+  --mirror <url>        read content through this HTTP cache or CDN first (the published
+                        prefix's URL through it), falling back to the source; repeatable,
+                        also FERRY_MIRRORS=url,url`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -65,6 +69,7 @@ export interface PullFlagValues {
   offline?: boolean;
   'no-fallback'?: boolean;
   'allow-empty'?: boolean;
+  mirror?: string[];
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -118,6 +123,20 @@ export async function pullOptionsFrom(
     ...(values.offline === true || ctx.io.env.FERRY_OFFLINE === '1' ? { offline: true } : {}),
     ...(values['no-fallback'] === true ? { fallback: false } : {}),
     ...(values['allow-empty'] === true ? { allowEmpty: true } : {}),
+    ...mirrorsFrom(values.mirror, ctx.io.env.FERRY_MIRRORS),
     signal: ctx.signal,
   };
+}
+
+/** `--mirror` values, else `FERRY_MIRRORS` (comma-separated); each must be an http(s) URL. */
+function mirrorsFrom(flags: string[] | undefined, env: string | undefined): { mirrors?: string[] } {
+  const mirrors = (flags ?? env?.split(',') ?? []).map((m) => m.trim()).filter((m) => m !== '');
+  for (const mirror of mirrors) {
+    if (!/^https?:\/\/[^/]/.test(mirror)) {
+      throw usageError('pull', `--mirror: ${JSON.stringify(mirror)} is not an http(s) URL`);
+    }
+  }
+  return mirrors.length === 0
+    ? {}
+    : { mirrors: mirrors.map((m) => (m.endsWith('/') ? m : `${m}/`)) };
 }
