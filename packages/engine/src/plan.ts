@@ -56,6 +56,11 @@ export interface FilePlan {
   action: FileAction;
   /** The file on disk was read and hashed to decide (no stat record vouched for it). */
   hashed?: boolean;
+  /**
+   * The file at the path was changed since ferry wrote it (its stat no longer matches the
+   * record) and the pull replaces it: the user should hear about it.
+   */
+  overwritesEdit?: boolean;
 }
 
 export interface PlanInput {
@@ -115,6 +120,7 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
     const finalPath = join(layout.root, relPath);
     const partSize = entry.parts?.size ?? input.partSize;
     let hashed = false;
+    let edited = false;
     const plan = (action: FileAction): FilePlan => ({
       entry,
       relPath,
@@ -122,6 +128,7 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       partSize,
       action,
       ...(hashed ? { hashed } : {}),
+      ...(edited && action.kind !== 'skip' ? { overwritesEdit: true } : {}),
     });
     const st = await statOrUndefined(finalPath);
     if (st && !st.isFile() && !st.isSymbolicLink()) {
@@ -131,6 +138,7 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       });
     }
     const record = records.get(relPath);
+    edited = st?.isFile() === true && record !== undefined && !statVouches(record, st);
 
     let reuse: { fromPath: string; digests: Digest[] } | undefined;
     if (st?.isFile() && st.size === entry.size) {

@@ -137,6 +137,25 @@ describe('pull from a published local prefix', () => {
     expect(await differingFiles(checking.dir, files)).toEqual([]);
   });
 
+  it('says so when it replaces a file someone changed since it wrote it', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await pull({ source: store, ref: 'v1', root: cache });
+    await writeFile(join(cache, 'm', 'config.json'), '{"edited": true}');
+    const warnings: string[] = [];
+    await pull({
+      source: store,
+      ref: 'v1',
+      root: cache,
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings.push(e.message);
+      },
+    });
+    expect(warnings).toEqual([
+      "m/config.json was changed since ferry wrote it; the version's copy replaces it",
+    ]);
+  });
+
   it('repairs a file changed on disk by fetching only its bad parts', async () => {
     const files = await writeModel(origin, { shards: [3 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });

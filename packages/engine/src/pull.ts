@@ -266,6 +266,13 @@ async function runPull(
     });
     const removals = plannedRemovals(previous, normalizedSubdir, plans);
     if (servedLocally) checkHeldWhole(plans, uri, options.ref);
+    const edits = plans.filter((p) => p.overwritesEdit === true).map((p) => p.relPath);
+    if (edits.length > 0 && !dryRun) {
+      emit({
+        type: 'warning',
+        message: `${edits.length === 1 ? `${edits[0]} was` : `${edits.length} files (${edits.slice(0, 3).join(', ')}${edits.length > 3 ? ', …' : ''}) were`} changed since ferry wrote ${edits.length === 1 ? 'it' : 'them'}; the version's ${edits.length === 1 ? 'copy replaces it' : 'copies replace them'}`,
+      });
+    }
     if (dryRun) emitPlannedFiles(plans, removals, emit);
     else if (opened.readOnly) checkNothingToWrite(plans, removals, layout.root);
     const summary = summarize(plans, removals.length);
