@@ -24,7 +24,8 @@ const HELP = `Usage: pnpm bench [-- flags]
   --large-size <bytes>  one-large-file dataset (default 512MiB; try 4GiB)
   --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
                         ${ENV_URI}=s3://bucket/prefix is set; env is read-only; the stall
-                        scenario starts its own fault-injecting HTTP origin whatever this says)
+                        scenario starts its own fault-injecting HTTP origin whatever this says,
+                        and fleet always uses nginx, with a second nginx as its HTTP cache)
   --peers <list>        peers to run, by name prefix: aws,rclone,s3cmd or none (default all installed)
   --ferry <mode>        cli (packages/cli/dist/bin.js), lib (engine sources) or auto (default)
   --concurrency <n>     ferry --concurrency and the ceiling's parallel ranges (default 16;

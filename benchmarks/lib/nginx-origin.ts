@@ -196,7 +196,8 @@ async function placeFile(from: string, to: string): Promise<void> {
   });
 }
 
-function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 right now (closed again, for a server started next). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -208,7 +209,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+/** Resolves once `child` (an nginx) accepts connections on `port`; throws if it exits. */
+export async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null) throw new Error(`nginx exited with code ${child.exitCode}`);
     const up = await new Promise<boolean>((resolve) => {
