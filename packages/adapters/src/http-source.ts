@@ -1,10 +1,10 @@
-import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
 import { checkedRead, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
+import { sourceAgents } from './proxy-agent.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { sendRequest } from './send-request.js';
@@ -53,8 +53,8 @@ export class HttpSource implements Source {
     this.uri = this.#base.href;
     this.#origin = this.#base.origin;
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
-    this.#agent =
-      this.#base.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    const agents = sourceAgents(this.#base, agentOptions);
+    this.#agent = this.#base.protocol === 'https:' ? agents.https : agents.http;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 

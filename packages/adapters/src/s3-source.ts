@@ -1,10 +1,10 @@
-import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
 import { checkedRead, httpBodyErrors } from './checked-body.js';
 import { networkError } from './network-error.js';
+import { sourceAgents } from './proxy-agent.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { type S3Agents, S3DirectGet } from './s3-direct-get.js';
@@ -117,7 +117,11 @@ export class S3Source implements Source {
     const timeout = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#timeoutMs = timeout;
     // One pool per source: the SDK client and the direct GETs share these sockets.
-    this.#agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+    const { http, https } = sourceAgents(
+      new URL(this.#endpoint.replace('<region>', 'us-east-1')),
+      agentOptions,
+    );
+    this.#agents = { http, https };
     const config: S3ClientConfig = {
       forcePathStyle: options.forcePathStyle ?? pathStyle() ?? endpoint !== undefined,
       followRegionRedirects: true,
