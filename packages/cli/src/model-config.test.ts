@@ -26,6 +26,15 @@ describe('parseModelConfig', () => {
     });
   });
 
+  it('reads include and exclude as arrays of globs', () => {
+    expect(
+      parseModelConfig(JSON.stringify({ include: ['*.safetensors'], exclude: ['onnx/**'] }), path),
+    ).toEqual({ path, include: ['*.safetensors'], exclude: ['onnx/**'] });
+    expect(() => parseModelConfig(JSON.stringify({ include: '*.bin' }), path)).toThrow(
+      `${path}: "include" must be an array of glob strings, not a string ("*.bin")`,
+    );
+  });
+
   it.each([
     ['{"download_files_from": "m",}', `${path}: is not valid JSON`, path],
     ['[1, 2]', `${path}: must hold a JSON object`, path],

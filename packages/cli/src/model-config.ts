@@ -12,6 +12,9 @@ export interface ModelConfig {
   downloadFilesFrom?: string;
   /** `download_files_to`: the cache root, absolute (relative values resolve against the file's folder). */
   downloadFilesTo?: string;
+  /** `include` / `exclude`: globs selecting the files to pull, as `--include` / `--exclude`. */
+  include?: string[];
+  exclude?: string[];
 }
 
 export interface LoadModelConfigOptions {
@@ -71,6 +74,18 @@ export function parseModelConfig(text: string, path: string): ModelConfig {
     values[key] = value;
   }
   const config: ModelConfig = { path };
+  for (const key of ['include', 'exclude'] as const) {
+    const value = record[key];
+    if (value === undefined) continue;
+    if (!Array.isArray(value) || !value.every((g): g is string => typeof g === 'string')) {
+      throw new FerryError(
+        'FERRY_BAD_CONFIG',
+        `${path}: "${key}" must be an array of glob strings, not ${describe(value)}`,
+        { key, hint: `Fix "${key}" in ${path}, e.g. ["*.safetensors", "tokenizer/**"].` },
+      );
+    }
+    config[key] = value;
+  }
   if (values.source !== undefined) {
     if (values.source.trim() === '') throw bad(path, '"source" is empty', 'source');
     config.source = values.source;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, partObjectKey, randomBytes, startFaultServer, type TempDir } from '#fixtures';
@@ -81,6 +81,32 @@ describe('ferry pull in-process', () => {
     expect(code).toBe(0);
     expect(fake.stdout() + fake.stderr()).toBe('');
     expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"layers": 2}');
+  });
+
+  it('pulls the files --include selects, and model.json can name the globs instead', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1']);
+    const pulled = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--include', '*.json']);
+    expect(pulled.code).toBe(0);
+    expect(await readdir(join(cache, 'm'))).toEqual(['config.json']);
+    const shown = await ferry(['status', 'cache']);
+    expect(shown.fake.stdout()).toContain("m holds the files selected by --include '*.json'\n");
+
+    await writeFile(
+      join(tmp.path, 'model.json'),
+      JSON.stringify({ download_files_from: 'm', download_files_to: 'cache', exclude: ['*.json'] }),
+    );
+    const configured = await ferry(['pull', '@v1', '--quiet'], {
+      FERRY_SOURCE: join(tmp.path, 'store'),
+    });
+    expect(configured.code).toBe(0);
+    expect(await readdir(join(cache, 'm'))).toEqual(['weights.bin']);
+    expect((await ferry(['verify', 'cache'])).code).toBe(0);
+  });
+
+  it('refuses a glob that climbs out of the folder, naming the flag', async () => {
+    const { code, fake } = await ferry(['pull', 'store/m', '--to', 'cache', '--exclude', '../x']);
+    expect(code).toBe(2);
+    expect(fake.stderr()).toContain('--exclude: "../x" is not a glob over paths in the folder');
   });
 
   it('stops on SIGINT with exit 130 and a resume hint; ferry resume finishes the pull', async () => {

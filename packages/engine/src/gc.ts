@@ -4,6 +4,7 @@ import { isFerryError } from '@ferry/manifest';
 import { cacheLayout } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
+import { heldEntries } from './path-filter.js';
 
 export interface GcResult {
   /** Partial files deleted (their transfers can no longer resume). */
@@ -73,7 +74,7 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     const wanted = new Set<string>();
     for (const tree of trees) {
       const manifest = await store.getManifest(tree.versionId);
-      for (const e of manifest?.entries ?? [])
+      for (const e of heldEntries(manifest?.entries ?? [], tree.filter))
         wanted.add(tree.dir === '' ? e.path : `${tree.dir}/${e.path}`);
     }
     for (const id of await store.listManifests()) {

@@ -13,9 +13,13 @@ import {
   type TempDir,
   writeModel,
 } from '#fixtures';
+import { gc } from './gc.js';
 import { publish } from './publish.js';
 import { pull, pullIter } from './pull.js';
+import { resume } from './resume.js';
+import { status } from './status.js';
 import type { PullEvent } from './types.js';
+import { verify } from './verify.js';
 
 const MiB = 1024 * 1024;
 const partSize = MiB;
@@ -591,5 +595,96 @@ describe('cancellation and resume', () => {
     await pull({ source: store, ref: 'v1', root: cache, signal });
     expect(added).toBeGreaterThan(0);
     expect(removed).toBe(added);
+  });
+});
+
+describe('pulling a subset by glob', () => {
+  it('pulls only the selected files, drops what a narrower selection leaves out, and keeps the selection for verify, status, gc and resume', async () => {
+    const files = await writeModel(origin, { shards: [2 * MiB, MiB], smallFiles: 3 });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const only = (match: (path: string) => boolean) =>
+      new Map([...files].filter(([path]) => match(path)));
+    const onDisk = async () =>
+      (await readdir(join(cache, 'm'), { recursive: true, withFileTypes: true }))
+        .filter((d) => d.isFile())
+        .map((d) => join(d.parentPath, d.name).slice(join(cache, 'm').length + 1))
+        .sort();
+
+    const weights = await pull({
+      source: store,
+      ref: 'v1',
+      root: cache,
+      include: ['*.safetensors'],
+    });
+    const shards = only((p) => p.endsWith('.safetensors'));
+    expect(await differingFiles(weights.dir, shards)).toEqual([]);
+    expect(await onDisk()).toEqual([...shards.keys()].sort());
+    expect(weights.fetchedBytes).toBe(3 * MiB);
+    expect(await verify({ root: cache })).toMatchObject({ files: 2, problems: [] });
+    expect((await status({ root: cache })).trees[0]).toMatchObject({
+      files: 2,
+      bytes: 3 * MiB,
+      filter: { include: ['*.safetensors'] },
+    });
+    expect((await gc({ root: cache })).removedRecords).toBe(0);
+    const warm = await pull({ source: store, ref: 'v1', root: cache, include: ['*.safetensors'] });
+    expect(warm.fetchedBytes).toBe(0);
+
+    // A different selection of the same version: the tokenizer arrives, the shards go.
+    const tokenizer = await pull({
+      source: store,
+      ref: 'v1',
+      root: cache,
+      include: ['tokenizer/**', '*.json'],
+      exclude: ['config.json'],
+    });
+    const selected = only((p) => p.endsWith('.json') && p !== 'config.json');
+    expect(await onDisk()).toEqual([...selected.keys()].sort());
+    expect(tokenizer.fetchedBytes).toBe([...selected.values()].reduce((n, b) => n + b.length, 0));
+
+    // An interrupted filtered pull resumes the same subset.
+    const server = await startFaultServer({ root: store });
+    try {
+      server.inject(
+        { kind: 'stall', afterBytes: 1000 },
+        { key: await partObjectKey(store, 'model-00001.safetensors') },
+      );
+      const controller = new AbortController();
+      const interrupted = pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        include: ['model-00001.safetensors'],
+        hedgeAfterMs: 0,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'progress' && e.transferredBytes >= MiB)
+            controller.abort(new Error('stop'));
+        },
+      });
+      await expect(interrupted).rejects.toMatchObject({ name: 'AbortError' });
+      const [resumed] = await resume({ root: cache });
+      expect(resumed?.fetchedBytes).toBeLessThan(2 * MiB);
+      expect(await onDisk()).toEqual(['model-00001.safetensors']);
+    } finally {
+      await server.close();
+    }
+
+    // Every file again when the selection is dropped.
+    await pull({ source: store, ref: 'v1', root: cache });
+    expect(await differingFiles(join(cache, 'm'), files)).toEqual([]);
+    expect((await status({ root: cache })).trees[0]?.filter).toBeUndefined();
+  });
+
+  it('says so when the globs select none of the files', async () => {
+    await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    await expect(
+      pull({ source: store, ref: 'v1', root: cache, include: ['*.gguf'] }),
+    ).rejects.toMatchObject({
+      code: 'FERRY_NOT_FOUND',
+      message: expect.stringMatching(/filters select none/),
+    });
   });
 });

@@ -19,6 +19,7 @@ import {
   type Manifest,
   type ManifestStore,
   normalizePath,
+  type PathFilter,
   type StatRecord,
   throwIfAborted,
   versionIdOf,
@@ -29,6 +30,7 @@ import { type CommittedFile, type TransferContext, transferFiles } from './file-
 import { type OpenedStore, openPullStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
+import { compileFilter, normalizeFilter } from './path-filter.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { realParents } from './real-dirs.js';
@@ -232,6 +234,26 @@ async function runPull(
         hint: 'Check the bucket and prefix (ferry refs <source> lists published versions); allowEmpty (--allow-empty) accepts an empty source.',
       });
     }
+    // The folder holds the files the filter selects; the manifest still describes them all.
+    const filter = normalizeFilter({
+      ...(options.include === undefined ? {} : { include: options.include }),
+      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
+    });
+    const selects = compileFilter(filter);
+    const wanted =
+      filter === undefined
+        ? remote
+        : { ...remote, entries: remote.entries.filter((e) => selects(e.path)) };
+    if (wanted.entries.length === 0 && remote.entries.length > 0 && options.allowEmpty !== true) {
+      throw new FerryError(
+        'FERRY_NOT_FOUND',
+        `the filters select none of the ${remote.entries.length} files of ${uri}`,
+        {
+          key: uri,
+          hint: 'Check --include / --exclude: a glob without "/" matches file names in any folder.',
+        },
+      );
+    }
     await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
     // At the version it already has (a warm start), the remote manifest is the previous one.
@@ -247,14 +269,14 @@ async function runPull(
     if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
       if (tree?.versionId !== remote.versionId) {
         getPool({
-          bytes: remote.entries.reduce((n, e) => n + e.size, 0),
-          files: remote.entries.length,
+          bytes: wanted.entries.reduce((n, e) => n + e.size, 0),
+          files: wanted.entries.length,
         });
       }
     }
     const plans = await planPull({
       previous,
-      remote,
+      remote: wanted,
       sourceUri: uri,
       layout,
       subdir: normalizedSubdir,
@@ -264,7 +286,7 @@ async function runPull(
       algorithm,
       pool: getPool,
     });
-    const removals = plannedRemovals(previous, normalizedSubdir, plans);
+    const removals = plannedRemovals(previous, tree?.filter, normalizedSubdir, plans);
     if (servedLocally) checkHeldWhole(plans, uri, options.ref);
     const edits = plans.filter((p) => p.overwritesEdit === true).map((p) => p.relPath);
     if (edits.length > 0 && !dryRun) {
@@ -294,6 +316,7 @@ async function runPull(
           ...(options.sourceOptions === undefined
             ? {}
             : { sourceOptions: persistable(options.sourceOptions) }),
+          ...(filter === undefined ? {} : { filter }),
           startedAt: new Date().toISOString(),
         });
         meter = new ProgressMeter(
@@ -346,6 +369,7 @@ async function runPull(
           source: uri,
           versionId,
           ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+          ...(filter === undefined ? {} : { filter }),
           updatedAt: new Date().toISOString(),
         },
         removed,
@@ -409,15 +433,19 @@ function persistable(options: SourceOptions): Record<string, string | number | b
 /** Paths the tree's previous version had and this one lacks. */
 function plannedRemovals(
   previous: Manifest | undefined,
+  previousFilter: PathFilter | undefined,
   subdir: string,
   plans: FilePlan[],
 ): string[] {
   if (!previous) return [];
   const wanted = new Set(plans.map((p) => p.relPath));
-  return previous.entries.map((e) => rootRelative(subdir, e.path)).filter((p) => !wanted.has(p));
+  const held = compileFilter(previousFilter);
+  return previous.entries
+    .filter((e) => held(e.path))
+    .map((e) => rootRelative(subdir, e.path))
+    .filter((p) => !wanted.has(p));
 }
 
-/** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
 /** Failures that mean the source is out of reach (after retries), not that it said no. */
 function unreachable(error: unknown): boolean {
   return isFerryError(error, 'FERRY_TRANSIENT') || isFerryError(error, 'FERRY_THROTTLED');
@@ -547,6 +575,7 @@ async function checkNoOverlap(
   }
 }
 
+/** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
 async function removeIfUnchanged(
   store: ManifestStore,
   root: string,

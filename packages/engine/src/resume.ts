@@ -49,6 +49,8 @@ export async function resume(options: ResumeOptions): Promise<PullResult[]> {
         root: options.root,
         subdir: p.dir,
         partSize: p.partSize,
+        ...(p.filter?.include === undefined ? {} : { include: p.filter.include }),
+        ...(p.filter?.exclude === undefined ? {} : { exclude: p.filter.exclude }),
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(options.workers === undefined ? {} : { workers: options.workers }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),

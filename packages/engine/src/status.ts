@@ -1,6 +1,7 @@
-import { partCount, type VersionId } from '@ferry/manifest';
+import { type PathFilter, partCount, type VersionId } from '@ferry/manifest';
 import { openExistingStore } from './open-store.js';
 import { readCuts } from './part-cuts.js';
+import { heldEntries } from './path-filter.js';
 
 export interface CacheStatus {
   root: string;
@@ -10,6 +11,9 @@ export interface CacheStatus {
     source: string;
     ref?: string;
     versionId: VersionId;
+    /** The globs the folder was pulled with, when it holds a subset of the version. */
+    filter?: PathFilter;
+    /** Files and bytes the folder holds (the filter's selection). */
     files: number;
     bytes: number;
     updatedAt: string;
@@ -44,13 +48,15 @@ export async function status(options: {
     const trees: CacheStatus['trees'] = [];
     for (const tree of await store.listTrees()) {
       const manifest = await store.getManifest(tree.versionId);
+      const held = heldEntries(manifest?.entries ?? [], tree.filter);
       trees.push({
         dir: tree.dir,
         source: tree.source,
         ...(tree.ref === undefined ? {} : { ref: tree.ref }),
         versionId: tree.versionId,
-        files: manifest?.entries.length ?? 0,
-        bytes: manifest?.entries.reduce((n, e) => n + e.size, 0) ?? 0,
+        files: held.length,
+        bytes: held.reduce((n, e) => n + e.size, 0),
+        ...(tree.filter === undefined ? {} : { filter: tree.filter }),
         updatedAt: tree.updatedAt,
       });
     }

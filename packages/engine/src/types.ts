@@ -80,6 +80,16 @@ export interface PullOptions {
    * source when they fail; every byte is verified either way. @default none
    */
   mirrors?: string[];
+  /**
+   * Globs selecting the files to pull (`*.safetensors`, `onnx/**`): a file is pulled when it
+   * matches one of them. A glob without `/` matches file names in any folder; `*` stays
+   * within a folder name, `**` crosses folders. The folder then holds that subset (and
+   * loses files the new selection drops); the manifest still describes the whole version.
+   * @default every file
+   */
+  include?: string[];
+  /** Globs of files not to pull; an exclude wins over an include. @default none */
+  exclude?: string[];
   /** Accept a source that holds no file (a typo'd prefix does too). @default false */
   allowEmpty?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */

@@ -6,6 +6,7 @@ import { rootRelative } from './cache-layout.js';
 import { hashLocalFile } from './local-hash.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
+import { heldEntries } from './path-filter.js';
 import { statVouches } from './stat-vouches.js';
 
 export interface VerifyOptions {
@@ -44,7 +45,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
       const manifest = await store.getManifest(tree.versionId);
       if (!manifest) continue;
       await Promise.all(
-        manifest.entries.map(async (entry) => {
+        heldEntries(manifest.entries, tree.filter).map(async (entry) => {
           throwIfAborted(options.signal);
           const relPath = rootRelative(tree.dir, entry.path);
           const path = join(options.root, relPath);

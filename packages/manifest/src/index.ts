@@ -31,6 +31,7 @@ export {
 export {
   ManifestStore,
   type PartJournal,
+  type PathFilter,
   type PendingPull,
   type StatRecord,
   type TreeState,

@@ -67,6 +67,8 @@ export interface PendingPull {
   partSize: number;
   /** Plain-data source options (endpoint, region…), never credentials. */
   sourceOptions?: Record<string, string | number | boolean>;
+  /** The globs the pull selected files by, so a resume pulls the same subset. */
+  filter?: PathFilter;
   startedAt: string;
 }
 
@@ -78,8 +80,19 @@ export interface TreeState {
   versionId: VersionId;
   /** The ref it was pulled as, if any. */
   ref?: string;
+  /**
+   * The part of the version the tree holds, when a pull selected files by glob: the
+   * manifest still describes the whole version.
+   */
+  filter?: PathFilter;
   /** ISO 8601 time of the last change. */
   updatedAt: string;
+}
+
+/** Globs that select a subset of a version's files (see the engine's `compileFilter`). */
+export interface PathFilter {
+  include?: string[];
+  exclude?: string[];
 }
 
 /** The state of one in-flight file transfer, kept so an interrupted one can resume. */
@@ -665,6 +678,7 @@ function treeValue(state: TreeState): TreeState {
     updatedAt: state.updatedAt,
   };
   if (state.ref !== undefined) value.ref = state.ref;
+  if (state.filter !== undefined) value.filter = state.filter;
   return value;
 }
 

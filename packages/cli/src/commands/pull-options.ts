@@ -2,6 +2,7 @@ import type { PullOptions } from '@ferry/engine';
 import { parseSize } from '../byte-size.js';
 import type { CommandContext } from '../command.js';
 import { parseChoice, parseCount, parseSeconds, usageError } from '../command-args.js';
+import type { ModelConfig } from '../model-config.js';
 import { resolvePullTarget } from '../pull-target.js';
 import { shellQuote } from '../shell-quote.js';
 
@@ -19,6 +20,8 @@ export const PULL_FLAGS = {
   offline: { type: 'boolean' },
   'allow-empty': { type: 'boolean' },
   mirror: { type: 'string', multiple: true },
+  include: { type: 'string', multiple: true },
+  exclude: { type: 'string', multiple: true },
   'no-fallback': { type: 'boolean' },
 } as const;
 
@@ -48,7 +51,12 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --allow-empty         accept a source with no files (else exit 1: a typo'd prefix lists none)
   --mirror <url>        read content through this HTTP cache or CDN first (the published
                         prefix's URL through it), falling back to the source; repeatable,
-                        also FERRY_MIRRORS=url,url`;
+                        also FERRY_MIRRORS=url,url
+  --include <glob>      pull only the files matching a glob (*.safetensors, onnx/**);
+                        repeatable; a glob without "/" matches names in any folder
+  --exclude <glob>      do not pull the files matching a glob (wins over --include);
+                        repeatable. The folder then holds that subset, and later
+                        verify, status and gc judge it by the same globs`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -70,6 +78,8 @@ export interface PullFlagValues {
   'no-fallback'?: boolean;
   'allow-empty'?: boolean;
   mirror?: string[];
+  include?: string[];
+  exclude?: string[];
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -124,6 +134,7 @@ export async function pullOptionsFrom(
     ...(values['no-fallback'] === true ? { fallback: false } : {}),
     ...(values['allow-empty'] === true ? { allowEmpty: true } : {}),
     ...mirrorsFrom(values.mirror, ctx.io.env.FERRY_MIRRORS),
+    ...filterFrom(values, target.config, command),
     signal: ctx.signal,
   };
 }
@@ -139,4 +150,38 @@ function mirrorsFrom(flags: string[] | undefined, env: string | undefined): { mi
   return mirrors.length === 0
     ? {}
     : { mirrors: mirrors.map((m) => (m.endsWith('/') ? m : `${m}/`)) };
+}
+
+/** `--include` / `--exclude`, each else model.json's key of the same name. */
+function filterFrom(
+  values: PullFlagValues,
+  config: ModelConfig | undefined,
+  command: string,
+): Pick<PullOptions, 'include' | 'exclude'> {
+  const pick = (key: 'include' | 'exclude'): { [k: string]: string[] } => {
+    const flag = values[key];
+    if (flag !== undefined) return { [key]: globs(flag, `--${key}`, command) };
+    const configured = config?.[key];
+    if (configured === undefined) return {};
+    return { [key]: globs(configured, `"${key}" in ${config?.path ?? 'model.json'}`, command) };
+  };
+  return { ...pick('include'), ...pick('exclude') };
+}
+
+/** Globs are matched against manifest paths: relative, `/`-separated, no `..`. */
+function globs(values: string[], flag: string, command: string): string[] {
+  for (const glob of values) {
+    if (
+      glob.trim() === '' ||
+      glob.startsWith('/') ||
+      glob.includes('\\') ||
+      glob.split('/').includes('..')
+    ) {
+      throw usageError(
+        command,
+        `${flag}: ${JSON.stringify(glob)} is not a glob over paths in the folder (like "*.safetensors" or "onnx/**")`,
+      );
+    }
+  }
+  return values;
 }

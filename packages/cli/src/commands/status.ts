@@ -57,6 +57,16 @@ export const statusCommand: Command = {
           ]),
         ]),
       );
+      for (const t of result.trees) {
+        if (t.filter === undefined) continue;
+        const globs = [
+          ...(t.filter.include ?? []).map((g) => `--include ${shellQuote(g)}`),
+          ...(t.filter.exclude ?? []).map((g) => `--exclude ${shellQuote(g)}`),
+        ];
+        out.write(
+          `  ${t.dir === '' ? '.' : t.dir} holds the files selected by ${globs.join(' ')}\n`,
+        );
+      }
     }
     if (result.interrupted.length > 0) {
       out.write(`interrupted pulls (\`ferry resume ${shellQuote(result.root)}\` finishes them):\n`);
