@@ -8,6 +8,7 @@ import { publishCommand } from './commands/publish.js';
 import { pullCommand } from './commands/pull.js';
 import { refsCommand } from './commands/refs.js';
 import { resumeCommand } from './commands/resume.js';
+import { rmCommand } from './commands/rm.js';
 import { statusCommand } from './commands/status.js';
 import { unpublishCommand } from './commands/unpublish.js';
 import { verifyCommand } from './commands/verify.js';
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   diffCommand,
   bakeCommand,
   gcCommand,
+  rmCommand,
   refsCommand,
   unpublishCommand,
 ];

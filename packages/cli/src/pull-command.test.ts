@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, partObjectKey, randomBytes, startFaultServer, type TempDir } from '#fixtures';
@@ -101,6 +101,31 @@ describe('ferry pull in-process', () => {
     expect(configured.code).toBe(0);
     expect(await readdir(join(cache, 'm'))).toEqual(['weights.bin']);
     expect((await ferry(['verify', 'cache'])).code).toBe(0);
+  });
+
+  it('ferry rm takes a folder out of the cache; a folder deleted by hand is reported once', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1']);
+    await ferry(['pull', 'store/m@v1', '--to', 'cache']);
+    const removed = await ferry(['rm', 'cache', 'm']);
+    expect(removed.code).toBe(0);
+    expect(removed.fake.stdout()).toMatch(/^removed m from .*cache: 2 files, 4\.00 MiB freed\n$/);
+    expect(await readdir(cache)).toEqual(['.ferry']);
+
+    await ferry(['pull', 'store/m@v1', '--to', 'cache']);
+    await rm(join(cache, 'm'), { recursive: true });
+    const checked = await ferry(['verify', 'cache']);
+    expect(checked.code).toBe(1);
+    expect(checked.fake.stdout()).toContain(
+      `folder-missing  m  the folder was deleted: \`ferry rm ${cache} m\``,
+    );
+    const shown = await ferry(['status', 'cache']);
+    expect(shown.fake.stdout()).toContain(`  m was deleted: \`ferry rm ${cache} m\` forgets it`);
+    expect((await ferry(['rm', join(cache, 'm')])).code).toBe(0);
+    expect((await ferry(['verify', 'cache'])).code).toBe(0);
+
+    const unknown = await ferry(['rm', 'cache', 'm']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.fake.stderr()).toContain('holds no folder "m"');
   });
 
   it('refuses a glob that climbs out of the folder, naming the flag', async () => {

@@ -1,4 +1,4 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
 import { cacheLayout } from './cache-layout.js';
@@ -15,6 +15,8 @@ export interface GcResult {
   removedManifests: number;
   /** Stat records and journals of files no recorded version has. */
   removedRecords: number;
+  /** Folders deleted by hand (gone from disk) whose records gc dropped. */
+  removedFolders: string[];
   /**
    * The store could not be opened (a full disk is the usual cause): every partial file was
    * removed to free space, as none can be resumed without it. Run gc again afterwards.
@@ -25,7 +27,7 @@ export interface GcResult {
 /**
  * Removes what no recorded version needs: partial files and journals of transfers no
  * interrupted pull will resume, manifests nothing refers to, stat records of paths no
- * tree has. Never touches the files of a tree.
+ * tree has, the records of folders deleted by hand. Never touches the files of a tree.
  */
 export async function gc(options: { root: string }): Promise<GcResult> {
   const layout = cacheLayout(options.root);
@@ -34,6 +36,7 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     freedBytes: 0,
     removedManifests: 0,
     removedRecords: 0,
+    removedFolders: [],
   };
   let opened: Awaited<ReturnType<typeof openExistingStore>>;
   try {
@@ -47,7 +50,15 @@ export async function gc(options: { root: string }): Promise<GcResult> {
   }
   const store = opened.store;
   try {
-    const trees = await store.listTrees();
+    const trees = [];
+    for (const tree of await store.listTrees()) {
+      if (tree.dir !== '' && (await folderGone(join(options.root, tree.dir)))) {
+        await store.deleteTree(tree.dir);
+        result.removedFolders.push(tree.dir);
+      } else {
+        trees.push(tree);
+      }
+    }
     const pending = await store.listPendingPulls();
     const refs = await store.listRefs();
     const pendingDirs = new Set(pending.map((p) => p.dir));
@@ -91,6 +102,14 @@ export async function gc(options: { root: string }): Promise<GcResult> {
   } finally {
     await opened.close();
   }
+}
+
+/** Only a folder that is not there at all: one that cannot be read is not evidence. */
+export async function folderGone(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => false,
+    (error: NodeJS.ErrnoException) => error.code === 'ENOENT',
+  );
 }
 
 /** Deletes the files of `.ferry/tmp` not in `keep`, counting them into `result`. */

@@ -19,6 +19,7 @@ export {
   type RemoteOptions,
   unpublish,
 } from './remote-admin.js';
+export { type RemoveFolderResult, removeFolder } from './remove-folder.js';
 export { type ResumeOptions, resume } from './resume.js';
 export { type CacheStatus, status } from './status.js';
 export type {

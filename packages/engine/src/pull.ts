@@ -1,4 +1,4 @@
-import { lstat, readdir, rm, statfs, unlink } from 'node:fs/promises';
+import { readdir, rm, statfs } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   openSource,
@@ -33,9 +33,8 @@ import { defaultWorkers, PartPool } from './part-pool.js';
 import { compileFilter, normalizeFilter } from './path-filter.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
-import { realParents } from './real-dirs.js';
 import { isVersionId, type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
-import { statVouches } from './stat-vouches.js';
+import { removeIfUnchanged } from './remove-folder.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
@@ -573,23 +572,6 @@ async function checkNoOverlap(
       },
     );
   }
-}
-
-/** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
-async function removeIfUnchanged(
-  store: ManifestStore,
-  root: string,
-  relPath: string,
-): Promise<boolean> {
-  const record = await store.getStat(relPath);
-  const path = join(root, relPath);
-  // Never through a link: a linked folder on the way may lead anywhere.
-  if (!(await realParents(root, relPath))) return false;
-  const st = await lstat(path).catch(() => undefined);
-  if (!st) return true;
-  if (!st.isFile() || !record || !statVouches(record, st)) return false;
-  await unlink(path);
-  return true;
 }
 
 /** Partial files no planned resume will read: left by transfers that cannot resume. */

@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { type PathFilter, partCount, type VersionId } from '@ferry/manifest';
+import { folderGone } from './gc.js';
 import { openExistingStore } from './open-store.js';
 import { readCuts } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
@@ -13,6 +15,8 @@ export interface CacheStatus {
     versionId: VersionId;
     /** The globs the folder was pulled with, when it holds a subset of the version. */
     filter?: PathFilter;
+    /** The folder was deleted by hand: `removeFolder` (`ferry rm`) or `gc` forgets it. */
+    missing?: true;
     /** Files and bytes the folder holds (the filter's selection). */
     files: number;
     bytes: number;
@@ -57,6 +61,9 @@ export async function status(options: {
         files: held.length,
         bytes: held.reduce((n, e) => n + e.size, 0),
         ...(tree.filter === undefined ? {} : { filter: tree.filter }),
+        ...(tree.dir !== '' && (await folderGone(join(options.root, tree.dir)))
+          ? { missing: true as const }
+          : {}),
         updatedAt: tree.updatedAt,
       });
     }

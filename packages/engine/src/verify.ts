@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
+import { folderGone } from './gc.js';
 import { hashLocalFile } from './local-hash.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
@@ -21,7 +22,7 @@ export interface VerifyOptions {
 
 export type VerifyEvent = { type: 'file-checked'; path: string; size: number; ok: boolean };
 
-export type VerifyProblemKind = 'missing' | 'size' | 'modified' | 'corrupt';
+export type VerifyProblemKind = 'missing' | 'folder-missing' | 'size' | 'modified' | 'corrupt';
 
 export interface VerifyReport {
   files: number;
@@ -44,6 +45,14 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     for (const tree of await store.listTrees()) {
       const manifest = await store.getManifest(tree.versionId);
       if (!manifest) continue;
+      if (tree.dir !== '' && (await folderGone(join(options.root, tree.dir)))) {
+        report.problems.push({
+          path: tree.dir,
+          problem: 'folder-missing',
+          detail: 'the folder was deleted: `ferry rm <root> <folder>` (or `ferry gc`) forgets it',
+        });
+        continue;
+      }
       await Promise.all(
         heldEntries(manifest.entries, tree.filter).map(async (entry) => {
           throwIfAborted(options.signal);

@@ -105,7 +105,11 @@ export const gcCommand: Command = {
       ctx.io.stdout.write(
         `gc ${root}: freed ${formatBytes(result.freedBytes)}; removed ${files(result.removedPartials).replace('file', 'partial file')}, ` +
           `${result.removedManifests} ${result.removedManifests === 1 ? 'manifest' : 'manifests'}, ` +
-          `${result.removedRecords} ${result.removedRecords === 1 ? 'record' : 'records'}\n`,
+          `${result.removedRecords} ${result.removedRecords === 1 ? 'record' : 'records'}` +
+          (result.removedFolders.length === 0
+            ? ''
+            : `; forgot ${result.removedFolders.length === 1 ? 'the folder' : 'the folders'} deleted by hand: ${result.removedFolders.join(', ')}`) +
+          '\n',
       );
     }
     return 0;

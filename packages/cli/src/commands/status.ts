@@ -58,6 +58,11 @@ export const statusCommand: Command = {
         ]),
       );
       for (const t of result.trees) {
+        if (t.missing === true) {
+          out.write(
+            `  ${t.dir} was deleted: \`ferry rm ${shellQuote(result.root)} ${shellQuote(t.dir)}\` forgets it, a pull restores it\n`,
+          );
+        }
         if (t.filter === undefined) continue;
         const globs = [
           ...(t.filter.include ?? []).map((g) => `--include ${shellQuote(g)}`),

@@ -5,6 +5,7 @@ import type { Command } from '../command.js';
 import { parseCommandArgs } from '../command-args.js';
 import { outputMode, progressView } from '../output-mode.js';
 import { files } from '../pull-summary.js';
+import { shellQuote } from '../shell-quote.js';
 import { formatTable } from '../table.js';
 import { CACHE_DIR_FLAGS, CACHE_DIR_HELP, cacheDir } from './cache-dir.js';
 import { COMMON_FLAGS_HELP } from './pull-options.js';
@@ -87,7 +88,13 @@ export const verifyCommand: Command = {
       if (report.problems.length > 0) {
         out.write(
           formatTable(
-            report.problems.map((p) => [p.problem, p.path, p.detail]),
+            report.problems.map((p) => [
+              p.problem,
+              p.path,
+              p.problem === 'folder-missing'
+                ? `the folder was deleted: \`${forget(root, p.path)}\` forgets it, a pull restores it`
+                : p.detail,
+            ]),
             '',
           ),
         );
@@ -104,8 +111,15 @@ export const verifyCommand: Command = {
       `${files(report.problems.length)} in ${root} ${report.problems.length === 1 ? 'is' : 'are'} not as pulled${first === undefined ? '' : ` (first: ${first.path}, ${first.problem})`}`,
       {
         key: first?.path,
-        hint: 'Pull the folder again to repair it: `ferry pull <source> --verify hash` re-checks and refetches what is wrong.',
+        hint:
+          first?.problem === 'folder-missing'
+            ? `Run \`${forget(root, first.path)}\` if it is gone for good, or pull it again.`
+            : 'Pull the folder again to repair it: `ferry pull <source> --verify hash` re-checks and refetches what is wrong.',
       },
     );
   },
 };
+
+function forget(root: string, dir: string): string {
+  return `ferry rm ${shellQuote(root)} ${shellQuote(dir)}`;
+}
