@@ -101,6 +101,17 @@ describe('ferry pull in-process', () => {
     expect(configured.code).toBe(0);
     expect(await readdir(join(cache, 'm'))).toEqual(['weights.bin']);
     expect((await ferry(['verify', 'cache'])).code).toBe(0);
+
+    await rm(join(tmp.path, 'model.json'));
+    const single = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--only', 'config.json']);
+    expect(single.code).toBe(0);
+    expect(await readdir(join(cache, 'm'))).toEqual(['config.json']);
+    expect((await ferry(['status', 'cache'])).fake.stdout()).toContain(
+      'm holds the files selected by --only config.json\n',
+    );
+    const bad = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--only', '../x']);
+    expect(bad.code).toBe(2);
+    expect(bad.fake.stderr()).toContain('--only: "../x" is not a path in the folder');
   });
 
   it('ferry rm takes a folder out of the cache; a folder deleted by hand is reported once', async () => {

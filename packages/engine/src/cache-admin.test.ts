@@ -229,6 +229,23 @@ describe('verify, gc, diff, bake', () => {
       ['model-00001.safetensors', [3]],
     ]);
     expect(d.transferBytes).toBe(MiB + 5);
+
+    const weights = await diffVersions({
+      source: store,
+      from: 'v1',
+      to: 'v2',
+      include: ['*.safetensors'],
+    });
+    expect(weights.added).toEqual([]);
+    expect(weights.transferBytes).toBe(MiB);
+    const rest = await diffVersions({
+      source: store,
+      from: 'v1',
+      to: 'v2',
+      exclude: ['*.safetensors'],
+    });
+    expect(rest.changed).toEqual([]);
+    expect(rest.transferBytes).toBe(5);
   });
 
   it('bake leaves a cache a later pull finds complete without reading files', async () => {

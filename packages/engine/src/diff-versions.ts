@@ -1,5 +1,6 @@
 import { openSource, type SourceOptions, withRetry } from '@ferry/adapters';
 import { diff, FerryError, type ManifestDiff, type VersionId } from '@ferry/manifest';
+import { heldEntries, normalizeFilter } from './path-filter.js';
 import { resolveRemote } from './remote-version.js';
 
 export interface DiffVersionsOptions {
@@ -9,6 +10,9 @@ export interface DiffVersionsOptions {
   from: string;
   /** Ref or version id of the newer version. */
   to: string;
+  /** Compare only the files these globs select, as a pull with them would (see `PullOptions`). */
+  include?: string[];
+  exclude?: string[];
   signal?: AbortSignal;
 }
 
@@ -36,7 +40,14 @@ export async function diffVersions(options: DiffVersionsOptions): Promise<Versio
         },
       );
     }
-    const d = diff(a.manifest, b.manifest);
+    const filter = normalizeFilter({
+      ...(options.include === undefined ? {} : { include: options.include }),
+      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
+    });
+    const d = diff(
+      { ...a.manifest, entries: [...heldEntries(a.manifest.entries, filter)] },
+      { ...b.manifest, entries: [...heldEntries(b.manifest.entries, filter)] },
+    );
     let transferBytes = d.added.reduce((n, e) => n + e.size, 0);
     for (const c of d.changed) {
       if (c.changedParts && c.to.parts) {

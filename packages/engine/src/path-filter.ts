@@ -23,25 +23,30 @@ function globRegExp(glob: string): RegExp {
 }
 
 /**
- * Whether a file of a version is selected: it matches one of `include` (or there is none)
- * and none of `exclude` — an exclude wins over an include. `undefined` selects everything.
+ * Whether a file of a version is selected: it is one of `only` or matches one of `include`
+ * (or there is neither), and matches none of `exclude` — an exclude wins. `undefined`
+ * selects everything.
  */
 export function compileFilter(filter: PathFilter | undefined): (path: string) => boolean {
   const include = (filter?.include ?? []).map(globRegExp);
+  const only = new Set(filter?.only);
   const exclude = (filter?.exclude ?? []).map(globRegExp);
-  if (include.length === 0 && exclude.length === 0) return () => true;
+  const selecting = include.length > 0 || only.size > 0;
+  if (!selecting && exclude.length === 0) return () => true;
   return (path) =>
-    (include.length === 0 || include.some((r) => r.test(path))) &&
+    (!selecting || only.has(path) || include.some((r) => r.test(path))) &&
     !exclude.some((r) => r.test(path));
 }
 
 /** The filter as stored with a tree, or `undefined` when it selects everything. */
 export function normalizeFilter(filter: PathFilter | undefined): PathFilter | undefined {
   const include = filter?.include?.filter((g) => g !== '') ?? [];
+  const only = filter?.only?.filter((p) => p !== '') ?? [];
   const exclude = filter?.exclude?.filter((g) => g !== '') ?? [];
-  if (include.length === 0 && exclude.length === 0) return undefined;
+  if (include.length === 0 && only.length === 0 && exclude.length === 0) return undefined;
   return {
     ...(include.length > 0 ? { include } : {}),
+    ...(only.length > 0 ? { only } : {}),
     ...(exclude.length > 0 ? { exclude } : {}),
   };
 }

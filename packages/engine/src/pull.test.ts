@@ -629,6 +629,7 @@ describe('pulling a subset by glob', () => {
     expect((await gc({ root: cache })).removedRecords).toBe(0);
     const warm = await pull({ source: store, ref: 'v1', root: cache, include: ['*.safetensors'] });
     expect(warm.fetchedBytes).toBe(0);
+    expect(warm.requests).toBeLessThanOrEqual(2);
 
     // A different selection of the same version: the tokenizer arrives, the shards go.
     const tokenizer = await pull({
@@ -675,6 +676,32 @@ describe('pulling a subset by glob', () => {
     await pull({ source: store, ref: 'v1', root: cache });
     expect(await differingFiles(join(cache, 'm'), files)).toEqual([]);
     expect((await status({ root: cache })).trees[0]?.filter).toBeUndefined();
+  });
+
+  it('pulls single files by exact path, and names the near miss of a path the version lacks', async () => {
+    const files = await writeModel(origin, { shards: [MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const one = await pull({
+      source: store,
+      ref: 'v1',
+      root: cache,
+      only: ['tokenizer/tokenizer.json'],
+    });
+    expect(one.fetchedFiles).toBe(1);
+    expect(await readdir(join(cache, 'm'), { recursive: true })).toEqual([
+      'tokenizer',
+      join('tokenizer', 'tokenizer.json'),
+    ]);
+    expect(await readFile(join(cache, 'm', 'tokenizer', 'tokenizer.json'))).toEqual(
+      files.get('tokenizer/tokenizer.json'),
+    );
+    await expect(
+      pull({ source: store, ref: 'v1', root: cache, only: ['tokenizer.json'] }),
+    ).rejects.toMatchObject({
+      code: 'FERRY_NOT_FOUND',
+      message: expect.stringMatching(/has no file tokenizer\.json$/),
+      hint: expect.stringContaining('Did you mean tokenizer/tokenizer.json?'),
+    });
   });
 
   it('says so when the globs select none of the files', async () => {

@@ -236,8 +236,23 @@ async function runPull(
     // The folder holds the files the filter selects; the manifest still describes them all.
     const filter = normalizeFilter({
       ...(options.include === undefined ? {} : { include: options.include }),
+      ...(options.only === undefined ? {} : { only: options.only }),
       ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
     });
+    const absent = filter?.only?.filter((p) => !remote.entries.some((e) => e.path === p)) ?? [];
+    if (absent.length > 0) {
+      const names = new Set(absent.map((p) => p.slice(p.lastIndexOf('/') + 1)));
+      const near = remote.entries
+        .map((e) => e.path)
+        .filter((p) => names.has(p.slice(p.lastIndexOf('/') + 1)));
+      throw new FerryError('FERRY_NOT_FOUND', `${uri} has no file ${absent.join(', ')}`, {
+        key: absent[0] as string,
+        hint:
+          near.length > 0
+            ? `Did you mean ${near.slice(0, 3).join(', ')}? Paths are relative to the folder.`
+            : 'Paths are relative to the folder and match exactly; --include takes globs.',
+      });
+    }
     const selects = compileFilter(filter);
     const wanted =
       filter === undefined

@@ -50,6 +50,7 @@ export async function resume(options: ResumeOptions): Promise<PullResult[]> {
         subdir: p.dir,
         partSize: p.partSize,
         ...(p.filter?.include === undefined ? {} : { include: p.filter.include }),
+        ...(p.filter?.only === undefined ? {} : { only: p.filter.only }),
         ...(p.filter?.exclude === undefined ? {} : { exclude: p.filter.exclude }),
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(options.workers === undefined ? {} : { workers: options.workers }),

@@ -88,6 +88,11 @@ export interface PullOptions {
    * @default every file
    */
   include?: string[];
+  /**
+   * Exact paths of files to pull (`config.json`, `onnx/model.onnx`), alongside any `include`:
+   * a path the version lacks is an error. @default none
+   */
+  only?: string[];
   /** Globs of files not to pull; an exclude wins over an include. @default none */
   exclude?: string[];
   /** Accept a source that holds no file (a typo'd prefix does too). @default false */

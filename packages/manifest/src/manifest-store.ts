@@ -92,6 +92,8 @@ export interface TreeState {
 /** Globs that select a subset of a version's files (see the engine's `compileFilter`). */
 export interface PathFilter {
   include?: string[];
+  /** Exact paths, selected as an include glob would be (`--only`). */
+  only?: string[];
   exclude?: string[];
 }
 

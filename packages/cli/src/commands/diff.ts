@@ -6,7 +6,7 @@ import { parseCommandArgs, usageError } from '../command-args.js';
 import { shortVersion } from '../pull-summary.js';
 import { splitSourceRef } from '../source-ref.js';
 import { formatTable } from '../table.js';
-import { COMMON_FLAGS_HELP } from './pull-options.js';
+import { COMMON_FLAGS_HELP, globs } from './pull-options.js';
 
 const HELP = `Usage: ferry diff <source>@<a> <b> [flags]
 
@@ -15,6 +15,9 @@ What changed between two published versions of a source: files added, removed, c
 <a> to <b> transfers. <a> and <b> are refs (v3, latest) or version ids (sha256:…).
 
 Flags:
+  --include <glob>      compare only the files matching a glob, as \`pull --include\` would
+                        pull them (repeatable)
+  --exclude <glob>      leave out the files matching a glob (repeatable; wins)
 ${COMMON_FLAGS_HELP}
 
 With --json: {"type":"done","result":{"source","from","to","transferBytes","added":[{"path","size"}],
@@ -57,7 +60,15 @@ export const diffCommand: Command = {
   summary: 'show what changed between two versions of a source',
   help: HELP,
   async run(args, ctx) {
-    const { values, positionals } = parseCommandArgs('diff', args, {}, 2);
+    const { values, positionals } = parseCommandArgs(
+      'diff',
+      args,
+      {
+        include: { type: 'string', multiple: true },
+        exclude: { type: 'string', multiple: true },
+      },
+      2,
+    );
     const [first, to] = positionals;
     const split = first === undefined ? undefined : splitSourceRef(first);
     if (split?.ref === undefined || split.source === '' || to === undefined) {
@@ -69,7 +80,18 @@ export const diffCommand: Command = {
     const source = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(split.source)
       ? split.source
       : resolve(ctx.io.cwd, split.source);
-    const d = await diffVersions({ source, from: split.ref, to, signal: ctx.signal });
+    const d = await diffVersions({
+      source,
+      from: split.ref,
+      to,
+      ...(values.include === undefined
+        ? {}
+        : { include: globs(values.include, '--include', 'diff') }),
+      ...(values.exclude === undefined
+        ? {}
+        : { exclude: globs(values.exclude, '--exclude', 'diff') }),
+      signal: ctx.signal,
+    });
     const json = diffJson(source, d);
     const out = ctx.io.stdout;
     if (values.json) {

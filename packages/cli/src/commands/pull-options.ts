@@ -1,4 +1,5 @@
 import type { PullOptions } from '@ferry/engine';
+import { normalizePath } from '@ferry/manifest';
 import { parseSize } from '../byte-size.js';
 import type { CommandContext } from '../command.js';
 import { parseChoice, parseCount, parseSeconds, usageError } from '../command-args.js';
@@ -22,6 +23,7 @@ export const PULL_FLAGS = {
   mirror: { type: 'string', multiple: true },
   include: { type: 'string', multiple: true },
   exclude: { type: 'string', multiple: true },
+  only: { type: 'string', multiple: true },
   'no-fallback': { type: 'boolean' },
 } as const;
 
@@ -56,7 +58,9 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
                         repeatable; a glob without "/" matches names in any folder
   --exclude <glob>      do not pull the files matching a glob (wins over --include);
                         repeatable. The folder then holds that subset, and later
-                        verify, status and gc judge it by the same globs`;
+                        verify, status and gc judge it by the same globs
+  --only <path>         pull this one file of the version (its path in the folder, exact);
+                        repeatable, combines with --include`;
 
 /** Flags every command takes, for the help texts. */
 export const COMMON_FLAGS_HELP = `  --json                one JSON object per line on stdout (events, then the result)
@@ -80,6 +84,7 @@ export interface PullFlagValues {
   mirror?: string[];
   include?: string[];
   exclude?: string[];
+  only?: string[];
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -157,7 +162,7 @@ function filterFrom(
   values: PullFlagValues,
   config: ModelConfig | undefined,
   command: string,
-): Pick<PullOptions, 'include' | 'exclude'> {
+): Pick<PullOptions, 'include' | 'exclude' | 'only'> {
   const pick = (key: 'include' | 'exclude'): { [k: string]: string[] } => {
     const flag = values[key];
     if (flag !== undefined) return { [key]: globs(flag, `--${key}`, command) };
@@ -165,11 +170,21 @@ function filterFrom(
     if (configured === undefined) return {};
     return { [key]: globs(configured, `"${key}" in ${config?.path ?? 'model.json'}`, command) };
   };
-  return { ...pick('include'), ...pick('exclude') };
+  const only = values.only?.map((path) => {
+    try {
+      return normalizePath(path);
+    } catch {
+      throw usageError(
+        command,
+        `--only: ${JSON.stringify(path)} is not a path in the folder (like "config.json" or "onnx/model.onnx")`,
+      );
+    }
+  });
+  return { ...pick('include'), ...pick('exclude'), ...(only === undefined ? {} : { only }) };
 }
 
 /** Globs are matched against manifest paths: relative, `/`-separated, no `..`. */
-function globs(values: string[], flag: string, command: string): string[] {
+export function globs(values: string[], flag: string, command: string): string[] {
   for (const glob of values) {
     if (
       glob.trim() === '' ||

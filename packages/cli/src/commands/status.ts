@@ -66,6 +66,7 @@ export const statusCommand: Command = {
         if (t.filter === undefined) continue;
         const globs = [
           ...(t.filter.include ?? []).map((g) => `--include ${shellQuote(g)}`),
+          ...(t.filter.only ?? []).map((p) => `--only ${shellQuote(p)}`),
           ...(t.filter.exclude ?? []).map((g) => `--exclude ${shellQuote(g)}`),
         ];
         out.write(
