@@ -48,6 +48,26 @@ function loadSdk(): Promise<S3Sdk> {
   return sdk;
 }
 
+const SDK_NODE_WARNING = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+
+/**
+ * A client, without the SDK's nine-line warning about the Node version on the host's stderr:
+ * ferry documents the versions it supports. The switch is set only while the client is
+ * built, and only when the host left it unset; `FERRY_DEBUG=1` (or setting the switch to
+ * `false`) lets the warning through.
+ */
+function newClient(s3: S3Sdk, config: S3ClientConfig): S3Client {
+  if (process.env[SDK_NODE_WARNING] !== undefined || (process.env.FERRY_DEBUG ?? '') !== '') {
+    return new s3.S3Client(config);
+  }
+  process.env[SDK_NODE_WARNING] = 'true';
+  try {
+    return new s3.S3Client(config);
+  } finally {
+    delete process.env[SDK_NODE_WARNING];
+  }
+}
+
 /** What a GetObject answered, whichever path sent it. */
 interface GetResult {
   body: Readable;
@@ -311,7 +331,7 @@ export class S3Source implements Source {
         return put.ETag === undefined ? {} : { etag: put.ETag };
       }
       const [{ Upload }, s3] = await Promise.all([import('@aws-sdk/lib-storage'), loadSdk()]);
-      this.#client ??= new s3.S3Client(this.#config);
+      this.#client ??= newClient(s3, this.#config);
       const upload = new Upload({
         client: this.#client,
         params: { Bucket: this.#bucket, Key: objectKey, Body: checked, ContentLength: size },
@@ -444,7 +464,7 @@ export class S3Source implements Source {
   async #resolveDirect(): Promise<S3DirectGet | undefined> {
     try {
       const s3 = await loadSdk();
-      this.#client ??= new s3.S3Client(this.#config);
+      this.#client ??= newClient(s3, this.#config);
       return await S3DirectGet.resolve(this.#client, this.#bucket, this.#agents);
     } catch (error) {
       // Not cached: a missing region or profile may be fixed for the next call.
@@ -482,7 +502,7 @@ export class S3Source implements Source {
     this.metrics.requests += 1;
     try {
       const s3 = await loadSdk();
-      this.#client ??= new s3.S3Client(this.#config);
+      this.#client ??= newClient(s3, this.#config);
       return await call(this.#client, s3);
     } catch (error) {
       throw this.#error(error, key, signal);
