@@ -217,9 +217,11 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
     expect(deep.stdout).toMatch(
       /^corrupt {2}models\/llama\/model-00001-of-00003\.safetensors {2}content hashes to sha256:/,
     );
-    expect(deep.stderr.split('\n')[0]).toBe(
+    // The last progress line (all hashed), then the error.
+    expect(deep.stderr.split('\n').slice(-4, -2)).toEqual([
+      expect.stringMatching(/^ferry: 8\.07 MiB \/ 8\.07 MiB \(100%\) /),
       `ferry: 1 file in ${cache} is not as pulled (first: models/llama/model-00001-of-00003.safetensors, corrupt)`,
-    );
+    ]);
     const json = await runFerry(['verify', cache, '--deep', '--json'], { env });
     expect(json.code).toBe(1);
     const lines = jsonLines(json.stdout);

@@ -12,13 +12,16 @@ export interface ProgressLinesOptions {
 
 /**
  * Progress for logs (stderr is not a terminal): one short line every few seconds,
- * `ferry: 1.2 GiB / 4.0 GiB (30%) 250 MiB/s ETA 11s`.
+ * `ferry: 1.2 GiB / 4.0 GiB (30%) 250 MiB/s ETA 11s`, and the last one at the end, however
+ * short the pull.
  */
 export class ProgressLines implements ProgressView {
   readonly #stream: CliStream;
   readonly #now: () => number;
   readonly #intervalMs: number;
   #last: number;
+  /** The latest snapshot not printed yet: `close` prints it, so a log shows where it ended. */
+  #unprinted: ProgressSnapshot | undefined;
 
   constructor(options: ProgressLinesOptions) {
     this.#stream = options.stream;
@@ -29,8 +32,12 @@ export class ProgressLines implements ProgressView {
 
   update(snapshot: ProgressSnapshot): void {
     const now = this.#now();
-    if (now - this.#last < this.#intervalMs) return;
+    if (now - this.#last < this.#intervalMs) {
+      this.#unprinted = snapshot;
+      return;
+    }
     this.#last = now;
+    this.#unprinted = undefined;
     this.#stream.write(`ferry: ${progressLine(snapshot)}\n`);
   }
 
@@ -38,7 +45,11 @@ export class ProgressLines implements ProgressView {
     this.#stream.write(`ferry: ${line}\n`);
   }
 
-  close(): void {}
+  close(): void {
+    if (this.#unprinted === undefined) return;
+    this.#stream.write(`ferry: ${progressLine(this.#unprinted)}\n`);
+    this.#unprinted = undefined;
+  }
 }
 
 /** `1.2 GiB / 4.0 GiB (30%) 250 MiB/s ETA 11s, 2 retries`. */

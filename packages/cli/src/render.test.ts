@@ -55,6 +55,18 @@ describe('progress lines (not a terminal)', () => {
         'ferry: 1.20 GiB / 4.00 GiB (30%) 250 MiB/s, 2 retries\n',
     );
   });
+
+  it('prints the last progress at the end, even of a pull shorter than the interval', () => {
+    const fake = fakeIo();
+    const lines = new ProgressLines({ stream: fake.io.stderr, now: fake.io.now, intervalMs: 5000 });
+    lines.update(snapshot({ doneBytes: GiB }));
+    fake.advance(800);
+    lines.update(snapshot({ doneBytes: 4 * GiB, etaSeconds: 0 }));
+    expect(fake.stderr()).toBe('');
+    lines.close();
+    lines.close();
+    expect(fake.stderr()).toBe('ferry: 4.00 GiB / 4.00 GiB (100%) 250 MiB/s ETA 0s\n');
+  });
 });
 
 describe('progress display (terminal)', () => {

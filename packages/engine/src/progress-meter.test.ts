@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ProgressMeter } from './progress-meter.js';
+import type { PullEvent } from './types.js';
+
+afterEach(() => vi.restoreAllMocks());
+
+/** A meter over a clock and a byte counter the test moves. */
+function meter(totalBytes: number) {
+  let now = 0;
+  let bytes = 0;
+  vi.spyOn(performance, 'now').mockImplementation(() => now);
+  const events: Array<Extract<PullEvent, { type: 'progress' }>> = [];
+  const m = new ProgressMeter(
+    totalBytes,
+    () => bytes,
+    () => new Map(),
+    new Set(),
+    (e) => {
+      if (e.type === 'progress') events.push(e);
+    },
+  );
+  return {
+    at(ms: number, transferred: number) {
+      now = ms;
+      bytes = transferred;
+      m.tick();
+      return events.at(-1);
+    },
+  };
+}
+
+describe('ProgressMeter', () => {
+  it('shows no ETA until bytes have flowed for two seconds, then one from the flowing rate', () => {
+    const MB = 1_000_000;
+    const m = meter(400 * MB);
+    // Workers start for 1.5 s: nothing moves.
+    expect(m.at(0, 0)?.etaSeconds).toBeUndefined();
+    expect(m.at(1_500, 0)?.etaSeconds).toBeUndefined();
+    expect(m.at(2_000, 50 * MB)?.etaSeconds).toBeUndefined();
+    expect(m.at(3_000, 150 * MB)?.etaSeconds).toBeUndefined();
+    // 200 MB in the 2.5 s since the idle baseline: 80 MB/s, 200 MB to go.
+    const settled = m.at(4_000, 200 * MB);
+    expect(settled?.rate).toBeCloseTo(80 * MB);
+    expect(settled?.etaSeconds).toBeCloseTo(2.5);
+    expect(m.at(5_000, 400 * MB)?.etaSeconds).toBe(0);
+  });
+});
