@@ -20,8 +20,9 @@ const SHOW_CURSOR = '\x1b[?25h';
 
 /**
  * A live display on a terminal: an overall bar with bytes, rate, ETA and a retry count,
- * and the files in flight, redrawn in place at most every `minRedrawMs`. Lines are cut to
- * the terminal width: a wrapped line would break the in-place redraw.
+ * and the files in flight, redrawn in place at most every `minRedrawMs`. Lines fit the
+ * terminal width (a wrapped line would break the in-place redraw) by dropping fields and
+ * shortening paths, never by cutting a number.
  */
 export class ProgressDisplay implements ProgressView {
   readonly #stream: CliStream;
@@ -64,11 +65,16 @@ export class ProgressDisplay implements ProgressView {
   /** Replaces what was drawn with `lines`. */
   #draw(lines: string[]): void {
     // Some pseudo-terminals report 0 columns: treat that as unknown.
-    const width = Math.max(20, (this.#stream.columns || 80) - 1);
-    const text = lines.map((l) => `${cut(l, width)}\n`).join('');
+    const text = lines.map((l) => `${l}\n`).join('');
     this.#stream.write(`${this.#cursorHidden ? '' : HIDE_CURSOR}${this.#erase()}${text}`);
     this.#cursorHidden = true;
     this.#drawn = lines.length;
+  }
+
+  /** Columns a line may use: one less than the terminal's, so the cursor never wraps. */
+  #width(): number {
+    // Some pseudo-terminals report 0 columns: treat that as unknown.
+    return Math.max(12, (this.#stream.columns || 80) - 1);
   }
 
   /** Moves to the first line drawn and clears to the end of the screen. */
@@ -77,27 +83,51 @@ export class ProgressDisplay implements ProgressView {
   }
 
   #lines(s: ProgressSnapshot): string[] {
-    const pct = percent(s.doneBytes, s.totalBytes);
-    const filled = Math.round((pct / 100) * BAR_WIDTH);
-    const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`;
-    const eta = s.etaSeconds === undefined ? '' : `  ETA ${formatEta(s.etaSeconds)}`;
-    const retries =
-      s.retries === 0 ? '' : `  ${s.retries} ${s.retries === 1 ? 'retry' : 'retries'}`;
-    const head = `${String(pct).padStart(3)}% ${bar} ${formatBytes(s.doneBytes)} / ${formatBytes(s.totalBytes)}  ${formatRate(s.rate)}${eta}${retries}`;
+    const width = this.#width();
     const shown = s.active.slice(0, this.#maxFiles);
-    const files = shown.map(
-      (f) =>
-        `  ${String(percent(f.doneBytes, f.totalBytes)).padStart(3)}% ${formatBytes(f.totalBytes).padStart(10)}  ${f.path}`,
-    );
+    const files = shown.map((f) => {
+      const pct = `  ${String(percent(f.doneBytes, f.totalBytes)).padStart(3)}%`;
+      const size = width >= 40 ? ` ${formatBytes(f.totalBytes).padStart(10)}` : '';
+      return `${pct}${size}  ${cutPath(f.path, width - [...pct].length - size.length - 2)}`;
+    });
     const more = s.active.length - shown.length;
+    const head = headLine(s, width);
     return more > 0 ? [head, ...files, `  … ${more} more`] : [head, ...files];
   }
 }
 
-/** Cuts a line to `width` characters, keeping its end (file names differ at the end). */
-function cut(line: string, width: number): string {
-  const chars = [...line];
-  if (chars.length <= width) return line;
-  const tail = chars.slice(chars.length - (width - 13)).join('');
-  return `${chars.slice(0, 12).join('')}…${tail}`;
+/**
+ * The overall line, fitted to `width` without cutting a number: the bar narrows, then goes,
+ * then the retries, the ETA, the rate and the total are dropped, in that order.
+ */
+function headLine(s: ProgressSnapshot, width: number): string {
+  const pct = percent(s.doneBytes, s.totalBytes);
+  const fields = [
+    `${String(pct).padStart(3)}%`,
+    `${formatBytes(s.doneBytes)} / ${formatBytes(s.totalBytes)}`,
+    formatRate(s.rate),
+    s.etaSeconds === undefined ? '' : `ETA ${formatEta(s.etaSeconds)}`,
+    s.retries === 0 ? '' : `${s.retries} ${s.retries === 1 ? 'retry' : 'retries'}`,
+  ];
+  const [percentText = '', ...rest] = fields;
+  for (let keep = rest.length; keep >= 0; keep--) {
+    const kept = rest.slice(0, keep).filter((f) => f !== '');
+    if (keep === 0) kept.push(formatBytes(s.doneBytes));
+    const tail = kept.join('  ');
+    const room = width - [...percentText].length - tail.length - 2;
+    if (room >= 8) {
+      const barWidth = Math.min(BAR_WIDTH, room);
+      const filled = Math.round((pct / 100) * barWidth);
+      return `${percentText} ${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)} ${tail}`;
+    }
+    if (room >= -1) return `${percentText} ${tail}`;
+  }
+  return percentText;
+}
+
+/** A path cut to `width` characters from the left: file names differ at the end. */
+function cutPath(path: string, width: number): string {
+  const chars = [...path];
+  if (chars.length <= width) return path;
+  return `…${chars.slice(chars.length - Math.max(1, width - 1)).join('')}`;
 }

@@ -106,6 +106,29 @@ describe('progress display (terminal)', () => {
     expect(fake.stderr().length).toBeGreaterThan(drawn);
   });
 
+  it.each([
+    [
+      60,
+      ' 30% ████░░░░░░░░░░ 1.20 GiB / 4.00 GiB  250 MiB/s  ETA 11s',
+      '   30%   1000 MiB  model-00001-of-00004.safetensors',
+    ],
+    [44, ' 30% 1.20 GiB / 4.00 GiB  250 MiB/s', '   30%   1000 MiB  …01-of-00004.safetensors'],
+    [20, ' 30% 1.20 GiB', '   30%  …afetensors'],
+  ])(
+    'fits a %i-column terminal by dropping fields, never cutting a number',
+    (columns, head, file) => {
+      const fake = fakeIo({ tty: true, columns });
+      const display = new ProgressDisplay({ stream: fake.io.stderr, now: fake.io.now });
+      display.update(snapshot({ active }));
+      const lines = fake
+        .stderr()
+        .replace(new RegExp(`${ESC}\\[[0-9;?]*[a-zA-Z]`, 'g'), '')
+        .split('\n');
+      expect(lines[0]).toBe(head);
+      expect(lines[1]).toBe(file);
+    },
+  );
+
   it('cuts lines to the terminal width so a redraw never wraps', () => {
     const fake = fakeIo({ tty: true, columns: 40 });
     const display = new ProgressDisplay({ stream: fake.io.stderr, now: fake.io.now });
