@@ -139,6 +139,18 @@ describe('ferry pull in-process', () => {
     expect(unknown.fake.stderr()).toContain('holds no folder "m"');
   });
 
+  it('caps the rate with --bwlimit (a size per second) and names a bad one', async () => {
+    await ferry(['publish', 'model', 'store/m', '--ref', 'v1']);
+    const started = Date.now();
+    const capped = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--bwlimit', '4MiB/s']);
+    expect(capped.code).toBe(0);
+    // 4 MiB of weights and a config at 4 MiB/s: about a second, never much less.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const bad = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--bwlimit', 'fast']);
+    expect(bad.code).toBe(2);
+    expect(bad.fake.stderr()).toContain('--bwlimit: "fast" is not a size');
+  });
+
   it('refuses a glob that climbs out of the folder, naming the flag', async () => {
     const { code, fake } = await ferry(['pull', 'store/m', '--to', 'cache', '--exclude', '../x']);
     expect(code).toBe(2);

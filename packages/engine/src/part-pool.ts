@@ -8,6 +8,7 @@ import type {
   PartWorkerData,
   RetryNotice,
 } from './part-task.js';
+import { RatePacer } from './rate-pacer.js';
 import { deserializeError } from './serialized-error.js';
 
 /**
@@ -45,6 +46,8 @@ export interface PartPoolOptions {
   workers: number;
   /** Tasks in flight at once across all workers. */
   concurrency: number;
+  /** Bytes per second all workers together may receive. @default no cap */
+  bytesPerSecond?: number;
   /** A worker retried a read; `part` is the part index the task was run with, when given. */
   onRetry?: (notice: RetryNotice & { part?: number }) => void;
 }
@@ -78,7 +81,13 @@ export class PartPool {
     this.#onRetry = options.onRetry;
     // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
     const fromSource = import.meta.url.endsWith('.ts');
-    const workerData: PartWorkerData = { progress, control };
+    const workerData: PartWorkerData = {
+      progress,
+      control,
+      ...(options.bytesPerSecond === undefined
+        ? {}
+        : { pace: { shared: RatePacer.shared(), bytesPerSecond: options.bytesPerSecond } }),
+    };
     const piscinaOptions = {
       filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
       minThreads: workers,

@@ -108,4 +108,6 @@ export interface PartWorkerData {
   progress: SharedArrayBuffer;
   /** Int32 [0]: set to 1 to make every running task stop at its next chunk. */
   control: SharedArrayBuffer;
+  /** The bandwidth cap every worker books its received bytes against (`RatePacer`). */
+  pace?: { shared: SharedArrayBuffer; bytesPerSecond: number };
 }

@@ -30,11 +30,14 @@ import type {
   PartWorkerData,
   RetryNotice,
 } from './part-task.js';
+import { RatePacer } from './rate-pacer.js';
 import { serializeError } from './serialized-error.js';
 
 const data = workerData as PartWorkerData;
 const progress = new Int32Array(data.progress);
 const control = new Int32Array(data.control);
+const pacer =
+  data.pace === undefined ? undefined : new RatePacer(data.pace.shared, data.pace.bytesPerSecond);
 const sources = new Map<string, Source>();
 
 /** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
@@ -321,12 +324,11 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
                 });
               },
             },
-            md5 === undefined
-              ? (chunk) => writer.add(chunk)
-              : (chunk) => {
-                  md5.update(chunk);
-                  return writer.add(chunk);
-                },
+            (chunk) => {
+              md5?.update(chunk);
+              writer.add(chunk);
+              return pacer?.take(chunk.length);
+            },
             {
               ...(task.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: task.stallTimeoutMs }),
               // A mirror gets one quick retry: the origin is the fallback, not a long wait.

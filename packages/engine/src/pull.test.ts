@@ -715,3 +715,38 @@ describe('pulling a subset by glob', () => {
     });
   });
 });
+
+describe('bandwidth limit', () => {
+  it('holds the whole pull to the limit across workers and requests', async () => {
+    const files = await writeModel(origin, { shards: [6 * MiB, 6 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const server = await startFaultServer({ root: store });
+    try {
+      const limit = 4 * MiB;
+      const started = performance.now();
+      const result = await pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        workers: 2,
+        bandwidthLimit: limit,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      expect(await differingFiles(result.dir, files)).toEqual([]);
+      // 12 MiB at 4 MiB/s: 3 s of booked time, plus start-up; never faster than the cap.
+      const rate = result.fetchedBytes / seconds;
+      expect(rate).toBeLessThanOrEqual(limit * 1.05);
+      expect(rate).toBeGreaterThanOrEqual(limit * 0.8);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a limit too small to mean anything', async () => {
+    await expect(pull({ source: store, root: cache, bandwidthLimit: 10 })).rejects.toMatchObject({
+      code: 'FERRY_USAGE',
+      message: expect.stringContaining('bandwidthLimit'),
+    });
+  });
+});

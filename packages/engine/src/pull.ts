@@ -154,6 +154,13 @@ async function runPull(
       `concurrency must be a positive whole number, not ${concurrency}`,
     );
   }
+  const limit = options.bandwidthLimit;
+  if (limit !== undefined && (!Number.isFinite(limit) || limit < 1024)) {
+    throw new FerryError(
+      'FERRY_USAGE',
+      `bandwidthLimit must be at least 1024 bytes per second, not ${limit}`,
+    );
+  }
 
   let pool: PartPool | undefined;
   const stopPool = () => pool?.stop();
@@ -163,6 +170,7 @@ async function runPull(
     pool ??= new PartPool({
       workers: options.workers ?? defaultWorkers(work, concurrency),
       concurrency,
+      ...(options.bandwidthLimit === undefined ? {} : { bytesPerSecond: options.bandwidthLimit }),
       onRetry: (notice) =>
         emit({
           type: 'retry',

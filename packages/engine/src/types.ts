@@ -95,6 +95,11 @@ export interface PullOptions {
   only?: string[];
   /** Globs of files not to pull; an exclude wins over an include. @default none */
   exclude?: string[];
+  /**
+   * Bytes per second the whole pull may receive, across every request and worker (a shared
+   * token bucket with no idle credit). @default no limit
+   */
+  bandwidthLimit?: number;
   /** Accept a source that holds no file (a typo'd prefix does too). @default false */
   allowEmpty?: boolean;
   /** Plan only: report what would be transferred, change nothing. @default false */

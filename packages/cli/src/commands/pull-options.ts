@@ -24,6 +24,7 @@ export const PULL_FLAGS = {
   include: { type: 'string', multiple: true },
   exclude: { type: 'string', multiple: true },
   only: { type: 'string', multiple: true },
+  bwlimit: { type: 'string' },
   'no-fallback': { type: 'boolean' },
 } as const;
 
@@ -59,6 +60,8 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --exclude <glob>      do not pull the files matching a glob (wins over --include);
                         repeatable. The folder then holds that subset, and later
                         verify, status and gc judge it by the same globs
+  --bwlimit <rate>      cap the pull's download rate, all requests together: 50MiB, 10MB/s
+                        (also FERRY_BWLIMIT)
   --only <path>         pull this one file of the version (its path in the folder, exact);
                         repeatable, combines with --include`;
 
@@ -85,6 +88,7 @@ export interface PullFlagValues {
   include?: string[];
   exclude?: string[];
   only?: string[];
+  bwlimit?: string;
 }
 
 /** The engine options for `pull` or `bake`, and the resume hint for an interrupt. */
@@ -109,6 +113,14 @@ export async function pullOptionsFrom(
     values['hedge-after'] === undefined
       ? undefined
       : parseSeconds(values['hedge-after'], '--hedge-after', true);
+  const bwlimit = values.bwlimit ?? ctx.io.env.FERRY_BWLIMIT;
+  const bandwidthLimit =
+    bwlimit === undefined || bwlimit === ''
+      ? undefined
+      : parseSize(
+          bwlimit.replace(/\/s$/i, ''),
+          values.bwlimit === undefined ? 'FERRY_BWLIMIT' : '--bwlimit',
+        );
   const verify =
     values.verify === undefined
       ? undefined
@@ -131,6 +143,7 @@ export async function pullOptionsFrom(
     ...(target.subdir === undefined ? {} : { subdir: target.subdir }),
     ...(partSize === undefined ? {} : { partSize }),
     ...(concurrency === undefined ? {} : { concurrency }),
+    ...(bandwidthLimit === undefined ? {} : { bandwidthLimit }),
     ...(verify === undefined ? {} : { verify }),
     ...(values.durable === true || ctx.io.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
