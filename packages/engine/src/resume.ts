@@ -11,6 +11,8 @@ export interface ResumeOptions {
   concurrency?: number;
   /** @default min(4, cores) */
   workers?: number;
+  /** Bytes per second each resumed pull may receive (see `PullOptions.bandwidthLimit`). */
+  bandwidthLimit?: number;
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
 }
@@ -54,6 +56,7 @@ export async function resume(options: ResumeOptions): Promise<PullResult[]> {
         ...(p.filter?.exclude === undefined ? {} : { exclude: p.filter.exclude }),
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(options.workers === undefined ? {} : { workers: options.workers }),
+        ...(options.bandwidthLimit === undefined ? {} : { bandwidthLimit: options.bandwidthLimit }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
       }),

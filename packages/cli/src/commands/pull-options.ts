@@ -113,14 +113,7 @@ export async function pullOptionsFrom(
     values['hedge-after'] === undefined
       ? undefined
       : parseSeconds(values['hedge-after'], '--hedge-after', true);
-  const bwlimit = values.bwlimit ?? ctx.io.env.FERRY_BWLIMIT;
-  const bandwidthLimit =
-    bwlimit === undefined || bwlimit === ''
-      ? undefined
-      : parseSize(
-          bwlimit.replace(/\/s$/i, ''),
-          values.bwlimit === undefined ? 'FERRY_BWLIMIT' : '--bwlimit',
-        );
+  const bandwidthLimit = bandwidthFrom(values.bwlimit, ctx.io.env.FERRY_BWLIMIT);
   const verify =
     values.verify === undefined
       ? undefined
@@ -155,6 +148,16 @@ export async function pullOptionsFrom(
     ...filterFrom(values, target.config, command),
     signal: ctx.signal,
   };
+}
+
+/** `--bwlimit`, else `FERRY_BWLIMIT`: a size per second (`50MiB`, `10MB/s`). */
+export function bandwidthFrom(
+  flag: string | undefined,
+  env: string | undefined,
+): number | undefined {
+  const text = flag ?? env;
+  if (text === undefined || text === '') return undefined;
+  return parseSize(text.replace(/\/s$/i, ''), flag === undefined ? 'FERRY_BWLIMIT' : '--bwlimit');
 }
 
 /** `--mirror` values, else `FERRY_MIRRORS` (comma-separated); each must be an http(s) URL. */

@@ -5,7 +5,7 @@ import { outputMode } from '../output-mode.js';
 import { PullReporter } from '../pull-reporter.js';
 import { shellQuote } from '../shell-quote.js';
 import { CACHE_DIR_FLAGS, CACHE_DIR_HELP, cacheDir } from './cache-dir.js';
-import { COMMON_FLAGS_HELP } from './pull-options.js';
+import { bandwidthFrom, COMMON_FLAGS_HELP } from './pull-options.js';
 
 const HELP = `Usage: ferry resume [<dir>] [flags]
 
@@ -17,6 +17,8 @@ ${CACHE_DIR_HELP}
 Flags:
   --config <file>       model.json whose download_files_to names the cache
   --concurrency <n>     ranged requests in flight (default 16)
+  --bwlimit <rate>      cap the download rate, all requests together: 50MiB, 10MB/s
+                        (also FERRY_BWLIMIT)
 ${COMMON_FLAGS_HELP}
 
 With --json, the pulls' events and a last line {"type":"resumed","root":…,"results":[…]}.
@@ -33,13 +35,14 @@ export const resumeCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       'resume',
       args,
-      { ...CACHE_DIR_FLAGS, concurrency: { type: 'string' } },
+      { ...CACHE_DIR_FLAGS, concurrency: { type: 'string' }, bwlimit: { type: 'string' } },
       1,
     );
     const concurrency =
       values.concurrency === undefined
         ? undefined
         : parseCount(values.concurrency, '--concurrency', 1024);
+    const bandwidthLimit = bandwidthFrom(values.bwlimit, ctx.io.env.FERRY_BWLIMIT);
     const root = await cacheDir(positionals[0], values.config, ctx.io);
     ctx.setResumeHint(
       `run \`ferry resume ${shellQuote(root)}\` again to continue; finished parts are kept.`,
@@ -52,6 +55,7 @@ export const resumeCommand: Command = {
       results = await resume({
         root,
         ...(concurrency === undefined ? {} : { concurrency }),
+        ...(bandwidthLimit === undefined ? {} : { bandwidthLimit }),
         signal: ctx.signal,
         onEvent: reporter.event,
       });
