@@ -101,6 +101,10 @@ describe('ferry pull in-process', () => {
     expect(configured.code).toBe(0);
     expect(await readdir(join(cache, 'm'))).toEqual(['weights.bin']);
     expect((await ferry(['verify', 'cache'])).code).toBe(0);
+    const narrowed = await ferry(['verify', 'cache', '--deep', '--include', '*.bin']);
+    expect(narrowed.fake.stdout()).toMatch(
+      /^re-hashed 1 file \(4\.00 MiB\) in .*: all as pulled\n$/,
+    );
 
     await rm(join(tmp.path, 'model.json'));
     const single = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--only', 'config.json']);

@@ -621,6 +621,17 @@ describe('pulling a subset by glob', () => {
     expect(await onDisk()).toEqual([...shards.keys()].sort());
     expect(weights.fetchedBytes).toBe(3 * MiB);
     expect(await verify({ root: cache })).toMatchObject({ files: 2, problems: [] });
+    // Narrowed further: a damaged file outside the globs is not looked at.
+    await writeFile(join(cache, 'm', 'model-00002.safetensors'), 'damaged');
+    expect(await verify({ root: cache, deep: true, exclude: ['model-00002.*'] })).toMatchObject({
+      files: 1,
+      bytes: 2 * MiB,
+      problems: [],
+    });
+    expect((await verify({ root: cache, include: ['*-00002.*'] })).problems).toMatchObject([
+      { path: 'm/model-00002.safetensors', problem: 'size' },
+    ]);
+    await pull({ source: store, ref: 'v1', root: cache, include: ['*.safetensors'] });
     expect((await status({ root: cache })).trees[0]).toMatchObject({
       files: 2,
       bytes: 3 * MiB,

@@ -7,7 +7,7 @@ import { folderGone } from './gc.js';
 import { hashLocalFile } from './local-hash.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
-import { heldEntries } from './path-filter.js';
+import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
 import { statVouches } from './stat-vouches.js';
 
 export interface VerifyOptions {
@@ -16,6 +16,12 @@ export interface VerifyOptions {
   deep?: boolean;
   /** @default min(4, cores) */
   workers?: number;
+  /**
+   * Check only the files these globs select (paths within each folder, as `PullOptions`
+   * reads them), among those the folder holds. @default every file
+   */
+  include?: string[];
+  exclude?: string[];
   signal?: AbortSignal;
   onEvent?: (event: VerifyEvent) => void;
 }
@@ -41,6 +47,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   const store = opened.store;
   let pool: PartPool | undefined;
   const report: VerifyReport = { files: 0, bytes: 0, problems: [] };
+  const asked = compileFilter(
+    normalizeFilter({
+      ...(options.include === undefined ? {} : { include: options.include }),
+      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
+    }),
+  );
   try {
     for (const tree of await store.listTrees()) {
       const manifest = await store.getManifest(tree.versionId);
@@ -54,43 +66,50 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
         continue;
       }
       await Promise.all(
-        heldEntries(manifest.entries, tree.filter).map(async (entry) => {
-          throwIfAborted(options.signal);
-          const relPath = rootRelative(tree.dir, entry.path);
-          const path = join(options.root, relPath);
-          const st = await lstat(path).catch(() => undefined);
-          report.files++;
-          report.bytes += entry.size;
-          const problem = (kind: VerifyProblemKind, detail: string) => {
-            report.problems.push({ path: relPath, problem: kind, detail });
-            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: false });
-          };
-          if (!st?.isFile()) return problem('missing', `${path} is missing`);
-          if (st.size !== entry.size)
-            return problem('size', `${st.size} bytes, expected ${entry.size}`);
-          if (options.deep) {
-            pool ??= new PartPool({
-              workers: options.workers ?? availableParallelism(),
-              concurrency: 1,
-            });
-            const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
-            const algorithm = entry.digest
-              ? parseDigest(entry.digest).algorithm
-              : DEFAULT_ALGORITHM;
-            const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
-            if (digest !== entry.digest)
-              return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
-          } else {
-            const record = await store.getStat(relPath);
-            if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
-              return problem(
-                'modified',
-                'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
-              );
+        heldEntries(manifest.entries, tree.filter)
+          .filter((entry) => asked(entry.path))
+          .map(async (entry) => {
+            throwIfAborted(options.signal);
+            const relPath = rootRelative(tree.dir, entry.path);
+            const path = join(options.root, relPath);
+            const st = await lstat(path).catch(() => undefined);
+            report.files++;
+            report.bytes += entry.size;
+            const problem = (kind: VerifyProblemKind, detail: string) => {
+              report.problems.push({ path: relPath, problem: kind, detail });
+              options.onEvent?.({
+                type: 'file-checked',
+                path: relPath,
+                size: entry.size,
+                ok: false,
+              });
+            };
+            if (!st?.isFile()) return problem('missing', `${path} is missing`);
+            if (st.size !== entry.size)
+              return problem('size', `${st.size} bytes, expected ${entry.size}`);
+            if (options.deep) {
+              pool ??= new PartPool({
+                workers: options.workers ?? availableParallelism(),
+                concurrency: 1,
+              });
+              const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
+              const algorithm = entry.digest
+                ? parseDigest(entry.digest).algorithm
+                : DEFAULT_ALGORITHM;
+              const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
+              if (digest !== entry.digest)
+                return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
+            } else {
+              const record = await store.getStat(relPath);
+              if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
+                return problem(
+                  'modified',
+                  'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
+                );
+              }
             }
-          }
-          options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
-        }),
+            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
+          }),
       );
     }
     report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -8,7 +8,7 @@ import { files } from '../pull-summary.js';
 import { shellQuote } from '../shell-quote.js';
 import { formatTable } from '../table.js';
 import { CACHE_DIR_FLAGS, CACHE_DIR_HELP, cacheDir } from './cache-dir.js';
-import { COMMON_FLAGS_HELP } from './pull-options.js';
+import { COMMON_FLAGS_HELP, globs } from './pull-options.js';
 
 const HELP = `Usage: ferry verify [<dir>] [--deep] [flags]
 
@@ -22,6 +22,9 @@ ${CACHE_DIR_HELP}
 Flags:
   --deep                re-hash every file (parallel, at disk speed) instead of comparing
                         size and mtime with what ferry recorded
+  --include <glob>      check only the files matching a glob (their path in the folder, as
+                        \`pull --include\` reads it; repeatable)
+  --exclude <glob>      leave out the files matching a glob (repeatable; wins)
   --config <file>       model.json whose download_files_to names the cache
 ${COMMON_FLAGS_HELP}
 
@@ -40,7 +43,12 @@ export const verifyCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       'verify',
       args,
-      { ...CACHE_DIR_FLAGS, deep: { type: 'boolean' } },
+      {
+        ...CACHE_DIR_FLAGS,
+        deep: { type: 'boolean' },
+        include: { type: 'string', multiple: true },
+        exclude: { type: 'string', multiple: true },
+      },
       1,
     );
     const root = await cacheDir(positionals[0], values.config, ctx.io);
@@ -60,6 +68,12 @@ export const verifyCommand: Command = {
       report = await verify({
         root,
         deep: values.deep === true,
+        ...(values.include === undefined
+          ? {}
+          : { include: globs(values.include, '--include', 'verify') }),
+        ...(values.exclude === undefined
+          ? {}
+          : { exclude: globs(values.exclude, '--exclude', 'verify') }),
         signal: ctx.signal,
         onEvent: (event) => {
           if (mode === 'json') {
