@@ -150,6 +150,33 @@ describe('publish', () => {
     expect(await differingFiles(again.dir, files)).toEqual([]);
   });
 
+  it('publishes paths that differ only by case, with a warning naming them', async () => {
+    const origin = join(tmp.path, 'origin');
+    await mkdir(origin, { recursive: true });
+    await writeFile(join(origin, 'Model.bin'), 'upper');
+    await writeFile(join(origin, 'model.bin'), 'lower');
+    const warnings: string[] = [];
+    await publish({
+      dir: origin,
+      dest: join(tmp.path, 'store'),
+      ref: 'v1',
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings.push(e.message);
+      },
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /"(Model|model)\.bin" and "(Model|model)\.bin" differ only by case: this version cannot be pulled onto a case-insensitive file system/,
+      ),
+    ]);
+    const pulled = await pull({
+      source: join(tmp.path, 'store'),
+      ref: 'v1',
+      root: join(tmp.path, 'c'),
+    });
+    expect(await readFile(join(pulled.dir, 'model.bin'), 'utf8')).toBe('lower');
+  });
+
   it('names a folder that does not exist', async () => {
     await expect(
       publish({ dir: join(tmp.path, 'nope'), dest: join(tmp.path, 'store'), ref: 'v1' }),

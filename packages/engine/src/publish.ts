@@ -9,6 +9,7 @@ import {
   withRetry,
 } from '@ferry/adapters';
 import {
+  checkCaseCollisions,
   createManifest,
   DEFAULT_ALGORITHM,
   DEFAULT_PART_SIZE,
@@ -53,7 +54,9 @@ export type PublishEvent =
   | { type: 'hashed'; files: number; bytes: number }
   | { type: 'upload-start'; path: string; size: number }
   | { type: 'upload-done'; path: string; size: number }
-  | { type: 'skipped'; path: string; size: number };
+  | { type: 'skipped'; path: string; size: number }
+  /** Published anyway, but worth knowing (two paths that differ only by case). */
+  | { type: 'warning'; message: string };
 
 export interface PublishResult {
   versionId: VersionId;
@@ -97,6 +100,16 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       });
     }
     const files = await walkFiles(resolve(options.dir));
+    try {
+      checkCaseCollisions(files.map((f) => f.path));
+    } catch (error) {
+      // Linux and S3 tell the two apart; a pull onto macOS or Windows could not.
+      if (!isFerryError(error, 'FERRY_BAD_PATH')) throw error;
+      options.onEvent?.({
+        type: 'warning',
+        message: `${error.message}: this version cannot be pulled onto a case-insensitive file system (macOS, Windows)`,
+      });
+    }
     const pool = new PartPool({
       workers: options.workers ?? availableParallelism(),
       concurrency: 1,

@@ -97,6 +97,10 @@ export const publishCommand: Command = {
           active.delete(event.path);
           doneBytes += event.size;
           break;
+        case 'warning':
+          // Even --quiet: the version has a property the publisher should know of.
+          ctx.io.stderr.write(`ferry: warning: ${event.message}\n`);
+          return;
       }
       const seconds = (ctx.io.now() - started) / 1000;
       const rate = seconds > 0 ? doneBytes / seconds : 0;
