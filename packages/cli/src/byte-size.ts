@@ -41,7 +41,6 @@ export function parseSize(text: string, flag: string): number {
   return bytes;
 }
 
-/** `1.2 GiB`, `512 B`: three significant digits at most, binary units. */
 /** `250 MiB/s`. */
 export function formatRate(bytesPerSecond: number): string {
   return `${formatBytes(bytesPerSecond)}/s`;

@@ -40,10 +40,7 @@ export async function diffVersions(options: DiffVersionsOptions): Promise<Versio
         },
       );
     }
-    const filter = normalizeFilter({
-      ...(options.include === undefined ? {} : { include: options.include }),
-      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
-    });
+    const filter = normalizeFilter(options);
     const d = diff(
       { ...a.manifest, entries: [...heldEntries(a.manifest.entries, filter)] },
       { ...b.manifest, entries: [...heldEntries(b.manifest.entries, filter)] },

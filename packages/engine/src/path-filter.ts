@@ -39,7 +39,9 @@ export function compileFilter(filter: PathFilter | undefined): (path: string) =>
 }
 
 /** The filter as stored with a tree, or `undefined` when it selects everything. */
-export function normalizeFilter(filter: PathFilter | undefined): PathFilter | undefined {
+export function normalizeFilter(
+  filter: { [K in keyof PathFilter]?: PathFilter[K] | undefined } | undefined,
+): PathFilter | undefined {
   const include = filter?.include?.filter((g) => g !== '') ?? [];
   const only = filter?.only?.filter((p) => p !== '') ?? [];
   const exclude = filter?.exclude?.filter((g) => g !== '') ?? [];

@@ -242,12 +242,10 @@ async function runPull(
       });
     }
     // The folder holds the files the filter selects; the manifest still describes them all.
-    const filter = normalizeFilter({
-      ...(options.include === undefined ? {} : { include: options.include }),
-      ...(options.only === undefined ? {} : { only: options.only }),
-      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
-    });
-    const absent = filter?.only?.filter((p) => !remote.entries.some((e) => e.path === p)) ?? [];
+    const filter = normalizeFilter(options);
+    const paths =
+      filter?.only === undefined ? undefined : new Set(remote.entries.map((e) => e.path));
+    const absent = filter?.only?.filter((p) => !paths?.has(p)) ?? [];
     if (absent.length > 0) {
       const names = new Set(absent.map((p) => p.slice(p.lastIndexOf('/') + 1)));
       const near = remote.entries

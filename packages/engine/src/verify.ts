@@ -47,12 +47,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   const store = opened.store;
   let pool: PartPool | undefined;
   const report: VerifyReport = { files: 0, bytes: 0, problems: [] };
-  const asked = compileFilter(
-    normalizeFilter({
-      ...(options.include === undefined ? {} : { include: options.include }),
-      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
-    }),
-  );
+  const asked = compileFilter(normalizeFilter(options));
   try {
     for (const tree of await store.listTrees()) {
       const manifest = await store.getManifest(tree.versionId);
