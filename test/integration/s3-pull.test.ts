@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
 import { type PullEvent, publish, pull } from '@ferry/engine';
@@ -140,7 +140,9 @@ describe('pull from s3rver', () => {
     expect(String((error as Error).message)).toMatch(
       /MD5 [0-9a-f]{32} differs from ETag .*and 1 more/,
     );
-    expect((await readdir(join(cache, 'raw'))).sort()).toEqual(['good.bin']);
+    // The folder appears only with a whole version; the good file waits for a resume.
+    await expect(lstat(join(cache, 'raw'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(await buildingDir(cache))).sort()).toEqual(['good.bin']);
   });
 
   it('a missing bucket is named as such, not as a missing ref', async () => {
@@ -254,7 +256,8 @@ describe('faults', () => {
       const failure = pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
       await expect(failure).rejects.toSatisfy((e) => isFerryError(e, 'FERRY_INTEGRITY'));
       await expect(failure).rejects.toThrow(/model-00001\.safetensors/);
-      const present = await readdir(join(cache, 'm'));
+      await expect(lstat(join(cache, 'm'))).rejects.toMatchObject({ code: 'ENOENT' });
+      const present = await readdir(await buildingDir(cache));
       expect(present).not.toContain('model-00001.safetensors');
       expect(present).toContain('config.json');
     } finally {
@@ -282,3 +285,10 @@ describe('faults', () => {
     expect((await readdir(cache)).filter((n) => n !== '.ferry')).toEqual([]);
   });
 });
+
+/** The one version folder a failed first pull left half-built (`.ferry/trees/<id>`). */
+async function buildingDir(cache: string): Promise<string> {
+  const [only, ...more] = await readdir(join(cache, '.ferry', 'trees'));
+  if (only === undefined || more.length > 0) throw new Error('expected one version folder');
+  return join(cache, '.ferry', 'trees', only);
+}

@@ -1,15 +1,16 @@
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
-import { cacheLayout } from './cache-layout.js';
+import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
+import { sweepVersionDirs, versionDirOf } from './version-dirs.js';
 
 export interface GcResult {
   /** Partial files deleted (their transfers can no longer resume). */
   removedPartials: number;
-  /** Bytes freed on disk by deleting partial files. */
+  /** Bytes freed on disk by deleting partial files and version folders. */
   freedBytes: number;
   /** Stored manifests no tree, ref or interrupted pull refers to. */
   removedManifests: number;
@@ -17,6 +18,11 @@ export interface GcResult {
   removedRecords: number;
   /** Folders deleted by hand (gone from disk) whose records gc dropped. */
   removedFolders: string[];
+  /**
+   * Version folders (`.ferry/trees/<id>`) no folder shows or showed just before, and no
+   * interrupted pull builds: deleted with their files.
+   */
+  removedVersions: number;
   /**
    * The store could not be opened (a full disk is the usual cause): every partial file was
    * removed to free space, as none can be resumed without it. Run gc again afterwards.
@@ -27,7 +33,8 @@ export interface GcResult {
 /**
  * Removes what no recorded version needs: partial files and journals of transfers no
  * interrupted pull will resume, manifests nothing refers to, stat records of paths no
- * tree has, the records of folders deleted by hand. Never touches the files of a tree.
+ * tree has, the records of folders deleted by hand, and version folders no folder shows or
+ * showed just before. Never touches the files of a version a folder shows.
  */
 export async function gc(options: { root: string }): Promise<GcResult> {
   const layout = cacheLayout(options.root);
@@ -37,6 +44,7 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     removedManifests: 0,
     removedRecords: 0,
     removedFolders: [],
+    removedVersions: 0,
   };
   let opened: Awaited<ReturnType<typeof openExistingStore>>;
   try {
@@ -61,9 +69,18 @@ export async function gc(options: { root: string }): Promise<GcResult> {
     }
     const pending = await store.listPendingPulls();
     const refs = await store.listRefs();
-    const pendingDirs = new Set(pending.map((p) => p.dir));
+    // Where interrupted pulls write: a resume needs their journals, partials and records.
+    const pendingDirs = new Set(
+      pending.flatMap((p) => (p.versionDir === undefined ? [p.dir] : [p.dir, p.versionDir])),
+    );
     const inPendingTree = (relPath: string) =>
       [...pendingDirs].some((dir) => dir === '' || relPath.startsWith(`${dir}/`));
+    // The version each folder showed before its last switch keeps its records whole.
+    const previousDirs = trees.flatMap((t) =>
+      t.previous === undefined ? [] : [t.previous.versionDir],
+    );
+    const inPreviousVersion = (relPath: string) =>
+      previousDirs.some((dir) => relPath.startsWith(`${dir}/`));
 
     const keepPartials = new Set<string>();
     for (const journal of await store.listJournals()) {
@@ -81,12 +98,14 @@ export async function gc(options: { root: string }): Promise<GcResult> {
       ...trees.map((t) => t.versionId),
       ...refs.map((r) => r.versionId),
       ...pending.flatMap((p) => (p.versionId === undefined ? [] : [p.versionId])),
+      ...trees.flatMap((t) => (t.previous === undefined ? [] : [t.previous.versionId])),
     ]);
     const wanted = new Set<string>();
     for (const tree of trees) {
       const manifest = await store.getManifest(tree.versionId);
+      const dir = versionDirOf(tree.dir, tree);
       for (const e of heldEntries(manifest?.entries ?? [], tree.filter))
-        wanted.add(tree.dir === '' ? e.path : `${tree.dir}/${e.path}`);
+        wanted.add(rootRelative(dir, e.path));
     }
     for (const id of await store.listManifests()) {
       if (keepManifests.has(id)) continue;
@@ -94,10 +113,14 @@ export async function gc(options: { root: string }): Promise<GcResult> {
       result.removedManifests++;
     }
     const stale = [...(await store.getStats('')).keys()].filter(
-      (p) => !wanted.has(p) && !inPendingTree(p),
+      (p) => !wanted.has(p) && !inPendingTree(p) && !inPreviousVersion(p),
     );
     if (stale.length > 0) await store.deleteStats(stale);
     result.removedRecords += stale.length;
+    // Version folders nothing shows, showed last or is building, with their records.
+    const swept = await sweepVersionDirs(layout, store);
+    result.removedVersions = swept.removed.length;
+    result.freedBytes += swept.freedBytes;
     return result;
   } finally {
     await opened.close();

@@ -33,6 +33,11 @@ export type FileAction =
       known: { digest: Digest; parts?: PartList };
       record: StatRecord;
       fresh: boolean;
+      /**
+       * The right file is the current version's, at this path (absolute): it is hard-linked
+       * into the version being built (`fresh` then, as its record goes under the new path).
+       */
+      linkFrom?: string;
     }
   /**
    * Fetch it; `reuse` names a local file whose parts with the same digest are copied
@@ -67,7 +72,13 @@ export interface PlanInput {
   remote: RemoteVersion;
   sourceUri: string;
   layout: CacheLayout;
+  /** Root-relative folder the version's files go to (the stat index keys them under it). */
   subdir: string;
+  /**
+   * Root-relative folder of the version the tree shows now, when the pull builds the new one
+   * beside it (`subdir`): its files are linked or reused from there, never changed.
+   */
+  base?: string;
   store: ManifestStore;
   verify: VerifyMode;
   partSize: number;
@@ -101,9 +112,11 @@ const PLAN_CONCURRENCY = 64;
  * `hash`): then the file is hashed once, in parallel, and the result decides.
  */
 export async function planPull(input: PlanInput): Promise<FilePlan[]> {
-  const { remote, layout, subdir, store, previous } = input;
+  const { remote, layout, subdir, base, store, previous } = input;
   const previousByPath = new Map<string, Entry>(previous?.entries.map((e) => [e.path, e]) ?? []);
   const records = await store.getStats(subdir === '' ? '' : `${subdir}/`);
+  const baseRecords =
+    base === undefined ? undefined : await store.getStats(base === '' ? '' : `${base}/`);
   const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
   let byDigest: Map<Digest, { relPath: string; record: StatRecord }> | undefined;
   const recordsByDigest = async () => {
@@ -130,14 +143,22 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       ...(hashed ? { hashed } : {}),
       ...(edited && action.kind !== 'skip' ? { overwritesEdit: true } : {}),
     });
-    const st = await statOrUndefined(finalPath);
+    // The file to judge: the one at the path, or else the current version's beside it.
+    let localPath = finalPath;
+    let st = await statOrUndefined(finalPath);
+    let record = records.get(relPath);
+    if (st === undefined && base !== undefined) {
+      const baseRel = rootRelative(base, entry.path);
+      localPath = join(layout.root, baseRel);
+      st = await statOrUndefined(localPath);
+      record = baseRecords?.get(baseRel);
+    }
     if (st && !st.isFile() && !st.isSymbolicLink()) {
-      throw new FerryError('FERRY_IO', `${finalPath} is in the way: it is not a regular file`, {
-        key: finalPath,
+      throw new FerryError('FERRY_IO', `${localPath} is in the way: it is not a regular file`, {
+        key: localPath,
         hint: 'Move it away, then pull again.',
       });
     }
-    const record = records.get(relPath);
     edited = st?.isFile() === true && record !== undefined && !statVouches(record, st);
 
     let reuse: { fromPath: string; digests: Digest[] } | undefined;
@@ -145,7 +166,7 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
       const local = await judgeLocal(
         input,
         entry,
-        finalPath,
+        localPath,
         st,
         record,
         previousByPath.get(entry.path),
@@ -159,19 +180,21 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
           digest: local.known.digest,
           ...(local.known.parts ? { parts: local.known.parts } : {}),
         };
+        const linked = localPath !== finalPath;
         return plan({
           kind: 'skip',
           known: local.known,
           record: local.record ?? fresh,
-          fresh: local.record === undefined,
+          fresh: linked || local.record === undefined,
+          ...(linked ? { linkFrom: localPath } : {}),
         });
       }
       if (local.known.parts?.size === partSize) {
-        reuse = { fromPath: finalPath, digests: local.known.parts.digests };
+        reuse = { fromPath: localPath, digests: local.known.parts.digests };
       }
     } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
       // An older version of the file, still as ferry left it: its unchanged parts are reused.
-      reuse = { fromPath: finalPath, digests: record.parts.digests };
+      reuse = { fromPath: localPath, digests: record.parts.digests };
     }
     // Only a manifest's part digests say which local parts are still right.
     if (entry.parts === undefined) reuse = undefined;

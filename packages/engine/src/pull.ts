@@ -1,5 +1,6 @@
-import { readdir, rm, statfs } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { constants } from 'node:fs';
+import { copyFile, link, lstat, readdir, rm, statfs } from 'node:fs/promises';
+import { basename, join, sep } from 'node:path';
 import {
   openSource,
   parseSourceUri,
@@ -21,6 +22,7 @@ import {
   normalizePath,
   type PathFilter,
   type StatRecord,
+  type TreeState,
   throwIfAborted,
   versionIdOf,
 } from '@ferry/manifest';
@@ -33,9 +35,19 @@ import { defaultWorkers, PartPool } from './part-pool.js';
 import { compileFilter, normalizeFilter } from './path-filter.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
+import { ensureRealDirs } from './real-dirs.js';
 import { isVersionId, type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
+import { statVouches } from './stat-vouches.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
+import {
+  folderState,
+  newVersionDir,
+  sweepVersionDirs,
+  switchFolder,
+  versionDirOf,
+} from './version-dirs.js';
+import { walkFiles } from './walk-files.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
 const DEFAULT_CONCURRENCY = 16;
@@ -283,6 +295,7 @@ async function runPull(
         : tree.versionId === remote.versionId && remote.manifest !== undefined
           ? remote.manifest
           : await store.getManifest(tree.versionId);
+    const place = await choosePlace(store, layout.root, normalizedSubdir, tree, previous, remote);
     // A new version of a published prefix almost surely has work: workers boot (loading
     // their modules takes a few hundred ms) while the plan is made. A warm start, at the
     // version it already has, never starts them.
@@ -299,16 +312,27 @@ async function runPull(
       remote: wanted,
       sourceUri: uri,
       layout,
-      subdir: normalizedSubdir,
+      subdir: place.dir,
+      ...(place.base === undefined ? {} : { base: place.base }),
       store,
       verify: options.verify ?? 'stat',
       partSize,
       algorithm,
       pool: getPool,
     });
-    const removals = plannedRemovals(previous, tree?.filter, normalizedSubdir, plans);
+    const dropped = droppedPaths(previous, tree?.filter, plans);
+    // Building a version beside the shown one: what it drops is simply not carried over.
+    const carried =
+      place.base === undefined
+        ? { removals: [], keep: [] }
+        : await carryOver(store, layout.root, place.base, dropped, plans);
+    const removals = (place.base === undefined ? dropped : carried.removals).map((path) =>
+      rootRelative(normalizedSubdir, path),
+    );
     if (servedLocally) checkHeldWhole(plans, uri, options.ref);
-    const edits = plans.filter((p) => p.overwritesEdit === true).map((p) => p.relPath);
+    const edits = plans
+      .filter((p) => p.overwritesEdit === true)
+      .map((p) => rootRelative(normalizedSubdir, p.entry.path));
     if (edits.length > 0 && !dryRun) {
       emit({
         type: 'warning',
@@ -316,7 +340,9 @@ async function runPull(
       });
     }
     if (dryRun) emitPlannedFiles(plans, removals, emit);
-    else if (opened.readOnly) checkNothingToWrite(plans, removals, layout.root);
+    else if (opened.readOnly) {
+      checkNothingToWrite(plans, removals, place.relink, layout.root);
+    }
     const summary = summarize(plans, removals.length);
     emit({ type: 'plan', plan: summary });
     throwIfAborted(signal);
@@ -326,8 +352,8 @@ async function runPull(
     if (!dryRun && !opened.readOnly) {
       await removeOrphanPartials(layout.tmpDir, plans);
       await checkFreeSpace(layout.root, plans, summary.resumedBytes);
-      // A warm start ends here: nothing to move, so no worker thread is ever started.
-      if (plans.some((p) => p.action.kind !== 'skip')) {
+      const moves = plans.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
+      if (moves || carried.keep.length > 0) {
         await store.setPendingPull(normalizedSubdir, {
           source: uri,
           ...(remote.ref === undefined ? {} : { ref: remote.ref }),
@@ -337,8 +363,13 @@ async function runPull(
             ? {}
             : { sourceOptions: persistable(options.sourceOptions) }),
           ...(filter === undefined ? {} : { filter }),
+          ...(place.dir === normalizedSubdir ? {} : { versionDir: place.dir }),
           startedAt: new Date().toISOString(),
         });
+        await linkUnchanged(store, layout.root, plans, carried.keep, place);
+      }
+      // A warm start ends here: nothing to move, so no worker thread is ever started.
+      if (plans.some((p) => p.action.kind !== 'skip')) {
         meter = new ProgressMeter(
           summary.fetch.bytes,
           () => pool?.fetchedBytes() ?? 0,
@@ -363,11 +394,17 @@ async function runPull(
           emit,
         });
       }
-      for (const relPath of removals) {
-        if (await removeIfUnchanged(store, layout.root, relPath)) {
-          removed.push(relPath);
-          emit({ type: 'removed', path: relPath });
+      if (place.base === undefined) {
+        for (const path of dropped) {
+          if (await removeIfUnchanged(store, layout.root, rootRelative(place.dir, path))) {
+            removed.push(path);
+          }
         }
+      } else {
+        removed.push(...carried.removals);
+      }
+      for (const path of removed) {
+        emit({ type: 'removed', path: rootRelative(normalizedSubdir, path) });
       }
     }
 
@@ -383,6 +420,10 @@ async function runPull(
       // A manifest is named by its content: one the store holds is there already.
       if (tree?.versionId !== versionId) await store.putManifest(manifest);
       if (remote.ref !== undefined) await store.setRef(uri, remote.ref, versionId);
+      const shownBefore =
+        place.switching && tree !== undefined && place.shown !== undefined
+          ? { versionId: tree.versionId, versionDir: place.shown }
+          : tree?.previous;
       await store.commitTree(
         normalizedSubdir,
         {
@@ -390,10 +431,19 @@ async function runPull(
           versionId,
           ...(remote.ref === undefined ? {} : { ref: remote.ref }),
           ...(filter === undefined ? {} : { filter }),
+          ...(place.dir === normalizedSubdir ? {} : { versionDir: place.dir }),
+          ...(shownBefore === undefined || shownBefore.versionDir === place.dir
+            ? {}
+            : { previous: shownBefore }),
           updatedAt: new Date().toISOString(),
         },
-        removed,
+        // Records of files removed in place; a version left behind keeps its own.
+        place.base === undefined ? removed.map((path) => rootRelative(place.dir, path)) : [],
       );
+      if (place.dir !== normalizedSubdir && !opened.readOnly) {
+        await switchFolder(layout, store, normalizedSubdir, place.dir, place.shown);
+        if (place.switching) await sweepVersionDirs(layout, store);
+      }
     }
     const fetchedBytes = committed.reduce((n, f) => n + f.fetchedBytes, 0);
     const result: PullResult = {
@@ -405,7 +455,7 @@ async function runPull(
       reusedBytes: committed.reduce((n, f) => n + f.reusedBytes, 0),
       fetchedFiles: committed.filter((f) => f.fetchedBytes > 0).length,
       skippedFiles: plans.filter((p) => p.action.kind === 'skip').length,
-      removed,
+      removed: removed.map((path) => rootRelative(normalizedSubdir, path)),
       requests: source.metrics.requests + (pool?.requests ?? 0),
       durationMs: Math.round(performance.now() - started),
       dryRun,
@@ -450,20 +500,200 @@ function persistable(options: SourceOptions): Record<string, string | number | b
   return kept;
 }
 
-/** Paths the tree's previous version had and this one lacks. */
-function plannedRemovals(
+/** Paths (in the folder) of files the tree's version held that this pull's plan lacks. */
+function droppedPaths(
   previous: Manifest | undefined,
   previousFilter: PathFilter | undefined,
-  subdir: string,
   plans: FilePlan[],
 ): string[] {
   if (!previous) return [];
-  const wanted = new Set(plans.map((p) => p.relPath));
+  const wanted = new Set(plans.map((p) => p.entry.path));
   const held = compileFilter(previousFilter);
-  return previous.entries
-    .filter((e) => held(e.path))
-    .map((e) => rootRelative(subdir, e.path))
-    .filter((p) => !wanted.has(p));
+  return previous.entries.filter((e) => held(e.path) && !wanted.has(e.path)).map((e) => e.path);
+}
+
+/** Where a pull puts the version's files (see version-dirs.ts). */
+interface Place {
+  /** Root-relative folder the files go to: the tree's own, or a version folder. */
+  dir: string;
+  /** The version folder shown now, when `dir` is a new one built beside it. */
+  base?: string;
+  /** The folder will show another version than it does now. */
+  switching: boolean;
+  /** Where the version shown now stays once switched away from (kept as the previous one). */
+  shown?: string;
+  /** The folder's link must be made or mended, even if no file changes. */
+  relink: boolean;
+}
+
+/**
+ * Decides where the files go. A folder at the root of the cache holds them itself (the root
+ * cannot become a link); so does a folder someone filled before any pull (hashed in place
+ * once, then switched like any other at the next version). A new version goes to a folder of
+ * its own beside the one shown, except the version shown just before (a rollback: its folder
+ * is still there). The same version, or a different subset of it, is mended in place.
+ */
+async function choosePlace(
+  store: ManifestStore,
+  root: string,
+  subdir: string,
+  tree: TreeState | undefined,
+  previous: Manifest | undefined,
+  remote: RemoteVersion,
+): Promise<Place> {
+  if (subdir === '') return { dir: '', switching: false, relink: false };
+  const current = tree === undefined ? undefined : versionDirOf(subdir, tree);
+  const state = await folderState(root, subdir, tree?.versionDir);
+  const pending = (await store.listPendingPulls()).find((p) => p.dir === subdir);
+  const resumable =
+    pending?.versionDir !== undefined &&
+    (remote.versionId === undefined || pending.versionId === remote.versionId)
+      ? pending.versionDir
+      : undefined;
+  if (tree === undefined || current === undefined) {
+    if (state === 'folder') return { dir: subdir, switching: false, relink: false };
+    return { dir: resumable ?? newVersionDir(), switching: true, relink: true };
+  }
+  const shown = current === subdir ? newVersionDir() : current;
+  if (!changesVersion(tree, previous, remote)) {
+    // A folder pulled before versions were kept side by side stays as it is until then.
+    return { dir: current, switching: false, relink: current !== subdir && state !== 'current' };
+  }
+  if (tree.previous !== undefined && tree.previous.versionId === remote.versionId) {
+    return { dir: tree.previous.versionDir, switching: true, shown, relink: true };
+  }
+  return {
+    dir: resumable ?? newVersionDir(),
+    base: current,
+    switching: true,
+    shown,
+    relink: true,
+  };
+}
+
+/** Whether the source's version differs from the tree's (for a plain listing: any file). */
+function changesVersion(
+  tree: TreeState,
+  previous: Manifest | undefined,
+  remote: RemoteVersion,
+): boolean {
+  if (remote.versionId !== undefined) return remote.versionId !== tree.versionId;
+  if (previous === undefined || previous.entries.length !== remote.entries.length) return true;
+  const held = new Map(previous.entries.map((e) => [e.path, e]));
+  return remote.entries.some((e) => {
+    const h = held.get(e.path);
+    return h === undefined || h.size !== e.size || h.etag !== e.etag;
+  });
+}
+
+/**
+ * What of the version shown goes into the one built beside it, besides the files of the
+ * plan: files someone put in the folder or changed since ferry wrote them (`keep`: their
+ * bytes are not ferry's to drop), and files of the old version the new one lacks, as ferry
+ * left them (`removals`: left behind). Links in the folder are not followed nor carried.
+ */
+async function carryOver(
+  store: ManifestStore,
+  root: string,
+  base: string,
+  dropped: string[],
+  plans: FilePlan[],
+): Promise<{ removals: string[]; keep: string[] }> {
+  const planned = new Set(plans.map((p) => p.entry.path));
+  const wasVersion = new Set(dropped);
+  const records = await store.getStats(`${base}/`);
+  const removals: string[] = [];
+  const keep: string[] = [];
+  const gone = await lstat(join(root, base)).then(
+    (st) => !st.isDirectory(),
+    () => true,
+  );
+  for (const file of gone ? [] : await walkFiles(join(root, base), { links: 'skip' })) {
+    if (planned.has(file.path)) continue;
+    const record = records.get(rootRelative(base, file.path));
+    if (wasVersion.has(file.path) && record !== undefined && statVouches(record, file)) {
+      removals.push(file.path);
+    } else {
+      keep.push(file.path);
+    }
+  }
+  // A file of the old version already gone from the folder is gone from the new one too.
+  for (const path of dropped) {
+    if (!removals.includes(path) && !keep.includes(path)) removals.push(path);
+  }
+  return { removals, keep };
+}
+
+/**
+ * Hard-links the files a new version shares with the one shown (and the files carried
+ * over) into its folder: no byte copied, and their stat records hold for the new path too
+ * (a link is the same inode). Where the file system has no hard links, a shared file is
+ * copied instead, and verified on the way like any copy.
+ */
+async function linkUnchanged(
+  store: ManifestStore,
+  root: string,
+  plans: FilePlan[],
+  keep: string[],
+  place: Place,
+): Promise<void> {
+  const dirs = new Set<string>();
+  const records: Array<[string, StatRecord]> = [];
+  const linkInto = async (from: string, relPath: string): Promise<boolean> => {
+    await ensureRealDirs(root, parentDir(relPath), dirs);
+    const to = join(root, relPath);
+    try {
+      await link(from, to);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        const [a, b] = await Promise.all([lstat(from), lstat(to)]);
+        return a.ino === b.ino && a.dev === b.dev;
+      }
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EMLINK' || code === 'EXDEV') {
+        return false;
+      }
+      throw error;
+    }
+  };
+  for (const p of plans) {
+    if (p.action.kind !== 'skip' || p.action.linkFrom === undefined) continue;
+    if (await linkInto(p.action.linkFrom, p.relPath)) {
+      records.push([p.relPath, p.action.record]);
+      p.action.fresh = false;
+    } else {
+      const fromRelPath = relativeToRoot(root, p.action.linkFrom);
+      p.action = {
+        kind: 'copy',
+        fromPath: p.action.linkFrom,
+        fromRelPath,
+        record: p.action.record,
+      };
+    }
+  }
+  if (place.base !== undefined) {
+    for (const path of keep) {
+      const from = join(root, rootRelative(place.base, path));
+      if (!(await linkInto(from, rootRelative(place.dir, path)))) {
+        await copyFile(from, join(root, rootRelative(place.dir, path)), constants.COPYFILE_FICLONE);
+      }
+    }
+  }
+  // Written now, not at the commit: a resume finds them vouched for, not to be hashed.
+  if (records.length > 0) await store.putStats(records);
+}
+
+function parentDir(relPath: string): string {
+  const cut = relPath.lastIndexOf('/');
+  return cut === -1 ? '' : relPath.slice(0, cut);
+}
+
+function relativeToRoot(root: string, path: string): string {
+  return path
+    .slice(root.length + 1)
+    .split(sep)
+    .join('/');
 }
 
 /** Failures that mean the source is out of reach (after retries), not that it said no. */
@@ -496,12 +726,20 @@ function checkHeldWhole(plans: FilePlan[], uri: string, ref: string | undefined)
 }
 
 /** On a root that cannot be written, a pull may only confirm what is there. */
-function checkNothingToWrite(plans: FilePlan[], removals: string[], root: string): void {
+function checkNothingToWrite(
+  plans: FilePlan[],
+  removals: string[],
+  relink: boolean,
+  root: string,
+): void {
   const changes = plans.filter((p) => p.action.kind !== 'skip').length + removals.length;
-  if (changes === 0) return;
+  const links = plans.some((p) => p.action.kind === 'skip' && p.action.linkFrom !== undefined);
+  if (changes === 0 && !links && !relink) return;
   throw new FerryError(
     'FERRY_READ_ONLY',
-    `${root} is read-only, and this pull would change ${changes} ${changes === 1 ? 'file' : 'files'} there`,
+    changes === 0
+      ? `${root} is read-only, and this pull would have to switch a folder to the version it asks for`
+      : `${root} is read-only, and this pull would change ${changes} ${changes === 1 ? 'file' : 'files'} there`,
     {
       key: root,
       hint: 'Pull into a writable root (--to; an emptyDir or volume in a container), or bake the version into the image.',

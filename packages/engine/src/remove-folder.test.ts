@@ -84,14 +84,18 @@ describe('a folder deleted by hand', () => {
     const cleaned = await gc({ root: cache });
     expect(cleaned.removedFolders).toEqual(['a/llama']);
     expect(cleaned.removedRecords).toBeGreaterThan(3);
+    // Its version's files went with it: only qwen's version folder is left.
+    expect(cleaned.removedVersions).toBe(1);
+    expect(await readdir(join(cache, '.ferry', 'trees'))).toHaveLength(1);
     expect(await verify({ root: cache })).toMatchObject({ problems: [] });
     expect((await status({ root: cache })).trees.map((t) => t.dir)).toEqual(['qwen']);
 
+    // Deleting the folder by hand deletes the link to its version: ferry rm frees the files.
     await rm(join(cache, 'qwen'), { recursive: true });
-    expect(await removeFolder({ root: cache, dir: 'qwen' })).toMatchObject({
-      removedFiles: 0,
-      kept: [],
-    });
+    const removed = await removeFolder({ root: cache, dir: 'qwen' });
+    expect(removed).toMatchObject({ kept: [] });
+    expect(removed.removedFiles).toBeGreaterThan(0);
     expect(await statPaths()).toEqual([]);
+    expect(await readdir(join(cache, '.ferry', 'trees'))).toEqual([]);
   });
 });

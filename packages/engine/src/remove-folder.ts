@@ -1,12 +1,14 @@
-import { lstat, rm, rmdir, unlink } from 'node:fs/promises';
+import { lstat, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, type ManifestStore, normalizePath } from '@ferry/manifest';
-import { rootRelative } from './cache-layout.js';
+import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
 import { realParents } from './real-dirs.js';
 import { statVouches } from './stat-vouches.js';
+import { folderState, sweepVersionDirs, versionDirOf } from './version-dirs.js';
+import { walkFiles } from './walk-files.js';
 
 export interface RemoveFolderResult {
   /** The folder, relative to the root. */
@@ -63,11 +65,13 @@ export async function removeFolder(options: {
     if (pending !== undefined) await store.deletePendingPull(dir);
 
     const manifest = tree === undefined ? undefined : await store.getManifest(tree.versionId);
+    const storedIn = versionDirOf(dir, tree);
     const folders = new Set<string>();
     for (const entry of heldEntries(manifest?.entries ?? [], tree?.filter)) {
       const relPath = rootRelative(dir, entry.path);
-      const size = (await lstat(join(options.root, relPath)).catch(() => undefined))?.size;
-      if (await removeIfUnchanged(store, options.root, relPath)) {
+      const storedAt = rootRelative(storedIn, entry.path);
+      const size = (await lstat(join(options.root, storedAt)).catch(() => undefined))?.size;
+      if (await removeIfUnchanged(store, options.root, storedAt)) {
         if (size !== undefined) {
           result.removedFiles++;
           result.freedBytes += size;
@@ -81,7 +85,12 @@ export async function removeFolder(options: {
       }
     }
     await store.deleteStats((await store.getStats(dir === '' ? '' : `${dir}/`)).keys());
+    if (tree?.versionDir !== undefined) {
+      await dropVersions(options.root, store, dir, tree.versionDir);
+    }
     if (tree !== undefined) await store.deleteTree(dir);
+    // The version folders left (the one shown before, one an interrupted pull was building).
+    await sweepVersionDirs(cacheLayout(options.root), store);
     // Deepest first; a folder still holding someone's files stays.
     for (const folder of [...folders].sort((a, b) => b.length - a.length)) {
       if (inside(folder) || folder === dir) {
@@ -92,6 +101,32 @@ export async function removeFolder(options: {
   } finally {
     await opened.close();
   }
+}
+
+/**
+ * Takes the link away, and the version folder with it once empty; a version folder still
+ * holding someone's files takes the link's place, so they stay where they were seen.
+ */
+async function dropVersions(
+  root: string,
+  store: ManifestStore,
+  dir: string,
+  versionDir: string,
+): Promise<void> {
+  const folder = join(root, dir);
+  const stored = join(root, versionDir);
+  // Never through a link on the way: the folder's name may lead anywhere then.
+  const state = (await realParents(root, dir))
+    ? await folderState(root, dir, versionDir).catch(() => 'foreign' as const)
+    : 'foreign';
+  const left = await walkFiles(stored, { links: 'skip' }).catch(() => []);
+  if (state === 'current' || state === 'link') await unlink(folder);
+  if (left.length > 0 && (state === 'current' || state === 'absent')) {
+    await rename(stored, folder);
+  } else {
+    await rm(stored, { recursive: true, force: true });
+  }
+  await store.deleteStats((await store.getStats(`${versionDir}/`)).keys());
 }
 
 function normalizeDir(dir: string): string {

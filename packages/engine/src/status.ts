@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type PathFilter, partCount, type VersionId } from '@ferry/manifest';
+import { rootRelative } from './cache-layout.js';
 import { folderGone } from './gc.js';
 import { openExistingStore } from './open-store.js';
 import { readCuts } from './part-cuts.js';
@@ -67,6 +68,14 @@ export async function status(options: {
         updatedAt: tree.updatedAt,
       });
     }
+    // A version being built beside the one shown: its files named as the folder will show them.
+    const building = (await store.listPendingPulls()).flatMap((p) =>
+      p.versionDir === undefined ? [] : [{ from: `${p.versionDir}/`, to: rootRelative(p.dir, '') }],
+    );
+    const shownPath = (relPath: string) => {
+      const b = building.find((x) => relPath.startsWith(x.from));
+      return b === undefined ? relPath : b.to + relPath.slice(b.from.length);
+    };
     const partials: CacheStatus['partials'] = [];
     for (const j of await store.listJournals()) {
       const parts = partCount(j.size, j.partSize);
@@ -78,7 +87,7 @@ export async function status(options: {
         if (j.done[Number(i)] === undefined) doneBytes += Math.min(bytes, partLength(Number(i)));
       }
       partials.push({
-        path: j.path,
+        path: shownPath(j.path),
         source: j.source,
         size: j.size,
         doneBytes,

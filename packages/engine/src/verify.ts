@@ -9,6 +9,7 @@ import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
 import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
 import { statVouches } from './stat-vouches.js';
+import { showsVersion, versionDirOf } from './version-dirs.js';
 
 export interface VerifyOptions {
   root: string;
@@ -60,13 +61,22 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
         });
         continue;
       }
+      if (tree.versionDir !== undefined && !(await showsVersion(options.root, tree.dir, tree))) {
+        report.problems.push({
+          path: tree.dir,
+          problem: 'modified',
+          detail: `the folder does not lead to the version ferry pulled (${tree.versionDir}); \`ferry pull\` mends it`,
+        });
+      }
       await Promise.all(
         heldEntries(manifest.entries, tree.filter)
           .filter((entry) => asked(entry.path))
           .map(async (entry) => {
             throwIfAborted(options.signal);
+            // Reported by the folder users read; looked up where the version's files are.
             const relPath = rootRelative(tree.dir, entry.path);
-            const path = join(options.root, relPath);
+            const storedAt = rootRelative(versionDirOf(tree.dir, tree), entry.path);
+            const path = join(options.root, storedAt);
             const st = await lstat(path).catch(() => undefined);
             report.files++;
             report.bytes += entry.size;
@@ -95,7 +105,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
               if (digest !== entry.digest)
                 return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
             } else {
-              const record = await store.getStat(relPath);
+              const record = await store.getStat(storedAt);
               if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
                 return problem(
                   'modified',

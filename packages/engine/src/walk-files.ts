@@ -13,10 +13,13 @@ export interface LocalFile {
 
 /**
  * Regular files under `dir`, sorted by path, skipping ferry's own `.ferry/` folder.
- * Symbolic links are refused rather than followed: publishing must not reach outside
- * the folder the user named.
+ * Symbolic links are never followed: refused by default (publishing must not reach outside
+ * the folder the user named), or passed over with `links: 'skip'`.
  */
-export async function walkFiles(dir: string): Promise<LocalFile[]> {
+export async function walkFiles(
+  dir: string,
+  options: { links?: 'refuse' | 'skip' } = {},
+): Promise<LocalFile[]> {
   const files: LocalFile[] = [];
   const visit = async (absDir: string, relDir: string): Promise<void> => {
     let entries: Dirent[];
@@ -40,6 +43,7 @@ export async function walkFiles(dir: string): Promise<LocalFile[]> {
         if (relDir === '' && isReservedPath(entry.name)) return;
         if (entry.isDirectory()) return visit(abs, rel);
         if (entry.isSymbolicLink()) {
+          if (options.links === 'skip') return;
           throw new FerryError(
             'FERRY_BAD_PATH',
             `${abs} is a symbolic link; ferry publishes regular files only`,

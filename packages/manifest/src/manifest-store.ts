@@ -69,6 +69,11 @@ export interface PendingPull {
   sourceOptions?: Record<string, string | number | boolean>;
   /** The globs the pull selected files by, so a resume pulls the same subset. */
   filter?: PathFilter;
+  /**
+   * Root-relative folder the pull builds the version in, beside the one the tree shows
+   * (`.ferry/trees/<id>`), so a resume goes on filling the same one.
+   */
+  versionDir?: string;
   startedAt: string;
 }
 
@@ -85,6 +90,16 @@ export interface TreeState {
    * manifest still describes the whole version.
    */
   filter?: PathFilter;
+  /**
+   * Root-relative folder that holds the version's files (`.ferry/trees/<id>`); the tree's
+   * folder is a symbolic link to it, switched in one rename when a new version is complete.
+   * Absent for a tree whose files sit in the folder itself (the cache's root folder, and
+   * trees pulled before versions were kept side by side): the stat index keys its files by
+   * this folder, or by the tree's own.
+   */
+  versionDir?: string;
+  /** The version the folder showed before the last switch, kept for readers still in it. */
+  previous?: { versionId: VersionId; versionDir: string };
   /** ISO 8601 time of the last change. */
   updatedAt: string;
 }
@@ -681,6 +696,13 @@ function treeValue(state: TreeState): TreeState {
   };
   if (state.ref !== undefined) value.ref = state.ref;
   if (state.filter !== undefined) value.filter = state.filter;
+  if (state.versionDir !== undefined) value.versionDir = checkField(state.versionDir, 'versionDir');
+  if (state.previous !== undefined) {
+    value.previous = {
+      versionId: checkVersionId(state.previous.versionId),
+      versionDir: checkField(state.previous.versionDir, 'previous versionDir'),
+    };
+  }
   return value;
 }
 

@@ -106,6 +106,9 @@ export const gcCommand: Command = {
         `gc ${root}: freed ${formatBytes(result.freedBytes)}; removed ${files(result.removedPartials).replace('file', 'partial file')}, ` +
           `${result.removedManifests} ${result.removedManifests === 1 ? 'manifest' : 'manifests'}, ` +
           `${result.removedRecords} ${result.removedRecords === 1 ? 'record' : 'records'}` +
+          (result.removedVersions === 0
+            ? ''
+            : `, ${result.removedVersions} ${result.removedVersions === 1 ? 'version folder' : 'version folders'} nothing shows`) +
           (result.removedFolders.length === 0
             ? ''
             : `; forgot ${result.removedFolders.length === 1 ? 'the folder' : 'the folders'} deleted by hand: ${result.removedFolders.join(', ')}`) +
