@@ -1,9 +1,15 @@
+// The types the public options and results mention, so a caller that installs only the
+// engine can name them without depending on the packages they come from.
+export type { Source, SourceOptions } from '@ferry/adapters';
 export {
   AbortError,
   FerryError,
   type FerryErrorCode,
   type FerryErrorDetails,
   isFerryError,
+  type ManifestDiff,
+  type PathFilter,
+  type VersionId,
 } from '@ferry/manifest';
 export { bake } from './bake.js';
 export { type DiffVersionsOptions, diffVersions, type VersionDiff } from './diff-versions.js';
