@@ -12,6 +12,7 @@ import {
   type PartList,
   parseDigest,
   partCount,
+  partRange,
   type StatRecord,
 } from '@ferry/manifest';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
@@ -92,12 +93,6 @@ export interface FileState {
 
 /** Files being transferred, for progress display. */
 export type ActiveFiles = Set<FileState>;
-
-function partRange(file: FileState, index: number): { start: number; end: number } {
-  const { size } = file.plan.entry;
-  const start = index * file.plan.partSize;
-  return { start, end: Math.min(size, start + file.plan.partSize) };
-}
 
 function initialMode(plan: FilePlan, index: number): PartMode {
   if (plan.action.kind !== 'fetch') return 'copy';
@@ -290,7 +285,7 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
 async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   const { file, index } = job;
   const { plan } = file;
-  const { start, end } = partRange(file, index);
+  const { start, end } = partRange(file.plan.entry.size, file.plan.partSize, index);
   const expected = plan.entry.parts?.digests[index];
   const base = {
     start,

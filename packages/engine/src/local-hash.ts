@@ -4,6 +4,7 @@ import {
   type DigestAlgorithm,
   type PartList,
   partCount,
+  partRange,
 } from '@ferry/manifest';
 import type { PartPool } from './part-pool.js';
 
@@ -22,8 +23,7 @@ export async function hashLocalFile(
         .run({
           kind: 'hash',
           path,
-          start: i * partSize,
-          end: Math.min(size, (i + 1) * partSize),
+          ...partRange(size, partSize, i),
           algorithm,
         })
         .then((r) => r.digest),

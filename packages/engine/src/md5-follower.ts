@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { partRange } from '@ferry/manifest';
 
 /** Bytes read back per step: small enough that the main thread is never busy for long. */
 const READ_SIZE = 1 << 20;
@@ -51,8 +52,8 @@ export class Md5Follower {
     try {
       const buffer = Buffer.allocUnsafe(READ_SIZE);
       while (this.#done[this.#next] === true) {
-        const end = Math.min(this.#size, (this.#next + 1) * this.#partSize);
-        for (let at = this.#next * this.#partSize; at < end; ) {
+        const { start, end } = partRange(this.#size, this.#partSize, this.#next);
+        for (let at = start; at < end; ) {
           const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_SIZE, end - at), at);
           if (bytesRead === 0) throw new Error(`${this.#path} ended at byte ${at}, before ${end}`);
           this.#hash.update(buffer.subarray(0, bytesRead));

@@ -10,6 +10,7 @@ import {
   type ManifestStore,
   type PartJournal,
   type PartList,
+  partLength,
   type StatRecord,
 } from '@ferry/manifest';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
@@ -334,21 +335,20 @@ export function summarize(plans: FilePlan[], removeCount: number): PlanSummary {
 /** Bytes of a fetch that come from disk rather than the source, as planned. */
 export function localBytes(p: FilePlan): { reused: number; resumed: number } {
   if (p.action.kind !== 'fetch') return { reused: 0, resumed: 0 };
-  const partLength = (i: number) =>
-    Math.max(0, Math.min(p.entry.size, (i + 1) * p.partSize) - i * p.partSize);
+  const length = (i: number) => partLength(p.entry.size, p.partSize, i);
   let reused = 0;
   let resumed = 0;
   const expected = p.entry.parts?.digests;
   if (p.action.reuse && expected) {
     p.action.reuse.digests.forEach((d, i) => {
-      if (expected[i] === d) reused += partLength(i);
+      if (expected[i] === d) reused += length(i);
     });
   }
   if (p.action.resume) {
     const { done, partial } = p.action.resume;
-    for (const i of Object.keys(done)) resumed += partLength(Number(i));
+    for (const i of Object.keys(done)) resumed += length(Number(i));
     for (const [i, bytes] of Object.entries(partial)) {
-      if (done[Number(i)] === undefined) resumed += Math.min(bytes, partLength(Number(i)));
+      if (done[Number(i)] === undefined) resumed += Math.min(bytes, length(Number(i)));
     }
   }
   return { reused, resumed };

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type PathFilter, partCount, type VersionId } from '@ferry/manifest';
+import { type PathFilter, partCount, partLength, type VersionId } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
 import { folderGone } from './gc.js';
 import { openExistingStore } from './open-store.js';
@@ -80,11 +80,11 @@ export async function status(options: {
     for (const j of await store.listJournals()) {
       const parts = partCount(j.size, j.partSize);
       const done = Object.keys(j.done).map(Number);
-      const partLength = (i: number) => Math.max(0, Math.min(j.partSize, j.size - i * j.partSize));
-      let doneBytes = done.reduce((n, i) => n + partLength(i), 0);
+      const length = (i: number) => partLength(j.size, j.partSize, i);
+      let doneBytes = done.reduce((n, i) => n + length(i), 0);
       // Parts cut short keep what their cuts sidecar recorded.
       for (const [i, bytes] of Object.entries(await readCuts(j.tmpPath))) {
-        if (j.done[Number(i)] === undefined) doneBytes += Math.min(bytes, partLength(Number(i)));
+        if (j.done[Number(i)] === undefined) doneBytes += Math.min(bytes, length(Number(i)));
       }
       partials.push({
         path: shownPath(j.path),

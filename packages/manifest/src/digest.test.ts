@@ -12,6 +12,8 @@ import {
   hashFile,
   parseDigest,
   partCount,
+  partLength,
+  partRange,
 } from './digest.js';
 import { AbortError, FerryError } from './errors.js';
 import type { DigestAlgorithm } from './types.js';
@@ -88,6 +90,19 @@ describe('parseDigest', () => {
     const err = thrown(() => parseDigest(d));
     expect(err.code).toBe('FERRY_MANIFEST_INVALID');
     expect(err.message).toContain(JSON.stringify(d));
+  });
+});
+
+describe('partRange and partLength', () => {
+  it('cuts a file into whole parts and a short last one; a part past the end is empty', () => {
+    expect([0, 1, 2].map((i) => partRange(25, 10, i))).toEqual([
+      { start: 0, end: 10 },
+      { start: 10, end: 20 },
+      { start: 20, end: 25 },
+    ]);
+    expect(partRange(25, 10, 3)).toEqual({ start: 25, end: 25 });
+    expect([0, 1, 2, 3].map((i) => partLength(25, 10, i))).toEqual([10, 10, 5, 0]);
+    expect(partLength(0, 10, 0)).toBe(0);
   });
 });
 

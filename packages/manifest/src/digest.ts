@@ -65,6 +65,25 @@ export function partCount(size: number, partSize: number): number {
   return Math.ceil(size / partSize);
 }
 
+/**
+ * The byte range `[start, end)` of part `index` of a file of `size` bytes cut every
+ * `partSize` bytes; the last part is short, a part past the end is empty.
+ */
+export function partRange(
+  size: number,
+  partSize: number,
+  index: number,
+): { start: number; end: number } {
+  const start = Math.min(size, index * partSize);
+  return { start, end: Math.min(size, start + partSize) };
+}
+
+/** The length of part `index` (see `partRange`). */
+export function partLength(size: number, partSize: number, index: number): number {
+  const { start, end } = partRange(size, partSize, index);
+  return end - start;
+}
+
 /** Hashes the bytes of one part as they stream in. */
 export interface PartHasher {
   /** Adds bytes; the hasher does not keep a reference to `chunk`. */

@@ -10,6 +10,8 @@ export {
   type PartHasher,
   parseDigest,
   partCount,
+  partLength,
+  partRange,
 } from './digest.js';
 export {
   AbortError,

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { diffVersions, type VersionDiff } from '@ferry/engine';
+import { partLength } from '@ferry/manifest';
 import { formatBytes } from '../byte-size.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../command-args.js';
@@ -52,7 +53,7 @@ export function diffJson(source: string, d: VersionDiff) {
 function changedBytes(c: VersionDiff['changed'][number]): number {
   const parts = c.to.parts;
   if (c.changedParts === undefined || parts === undefined) return c.to.size;
-  return c.changedParts.reduce((n, i) => n + Math.min(parts.size, c.to.size - i * parts.size), 0);
+  return c.changedParts.reduce((n, i) => n + partLength(c.to.size, parts.size, i), 0);
 }
 
 export const diffCommand: Command = {
