@@ -6,7 +6,11 @@ export interface SourceRef {
 }
 
 const REF = /^[A-Za-z0-9._-]+$/;
-const VERSION_ID = /^(?:sha256|blake3):[0-9a-f]+$/;
+/**
+ * What looks like a version id, whole or shortened: split off so that the pull judges it
+ * (`isVersionId`) and says what is wrong with a short one.
+ */
+const VERSION_ID_LIKE = /^(?:sha256|blake3):[0-9a-f]+$/;
 
 /**
  * Splits `<source>@<ref>` at the last `@`, only when what follows it is a ref
@@ -19,7 +23,7 @@ export function splitSourceRef(text: string): SourceRef {
   const at = text.lastIndexOf('@');
   if (at === -1) return { source: text };
   const ref = text.slice(at + 1);
-  if (!REF.test(ref) && !VERSION_ID.test(ref)) return { source: text };
+  if (!REF.test(ref) && !VERSION_ID_LIKE.test(ref)) return { source: text };
   const source = text.slice(0, at);
   if (insideUrlHost(text, at)) return { source: text };
   return { source, ref };

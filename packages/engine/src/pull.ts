@@ -17,6 +17,7 @@ import {
   FerryError,
   formatBytes,
   isFerryError,
+  isVersionId,
   type Manifest,
   type ManifestStore,
   normalizePath,
@@ -36,7 +37,7 @@ import { compileFilter, normalizeFilter } from './path-filter.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { ensureRealDirs } from './real-dirs.js';
-import { isVersionId, type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
+import { type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
 import { statVouches } from './stat-vouches.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';

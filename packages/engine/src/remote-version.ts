@@ -5,6 +5,7 @@ import {
   FerryError,
   isFerryError,
   isReservedPath,
+  isVersionId,
   MAX_FILE_SIZE,
   type Manifest,
   type ManifestStore,
@@ -59,10 +60,6 @@ export interface RemoteVersion {
 const DEFAULT_REF = 'latest';
 
 /** Whether `ref` names a version by its id (`sha256:<hex>`) rather than a ref name. */
-export function isVersionId(ref: string | undefined): ref is VersionId {
-  return ref !== undefined && /^(sha256|blake3):[0-9a-f]{64}$/.test(ref);
-}
-
 /**
  * The version the cache itself holds for `ref` of `uri`, without asking the source: a
  * version id whose manifest the store keeps, the version a ref name pointed at when it was

@@ -25,6 +25,7 @@ export { formatBytes } from './format-bytes.js';
 export {
   createManifest,
   encodeManifest,
+  isVersionId,
   MAX_FILE_SIZE,
   parseManifest,
   validateRef,

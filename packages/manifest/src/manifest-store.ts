@@ -6,7 +6,13 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
 import { parseDigest } from './digest.js';
 import { FerryError } from './errors.js';
-import { encodeManifest, parseManifest, validateRef, versionIdOf } from './manifest.js';
+import {
+  encodeManifest,
+  isVersionId,
+  parseManifest,
+  validateRef,
+  versionIdOf,
+} from './manifest.js';
 import { normalizePath } from './paths.js';
 import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from './types.js';
 
@@ -211,14 +217,9 @@ function checkField(value: string, what: string): string {
 }
 
 function checkVersionId(id: string): VersionId {
-  let algorithm: string | undefined;
-  try {
-    algorithm = parseDigest(id).algorithm;
-  } catch {
-    algorithm = undefined;
-  }
-  if (algorithm !== 'sha256')
+  if (!isVersionId(id)) {
     throw usage(`invalid version id ${JSON.stringify(id)}: expected sha256:<64 hex>`);
+  }
   return id;
 }
 

@@ -5,6 +5,7 @@ import { FerryError } from './errors.js';
 import {
   createManifest,
   encodeManifest,
+  isVersionId,
   parseManifest,
   validateRef,
   versionIdOf,
@@ -264,5 +265,27 @@ describe('validateRef', () => {
     const err = thrown(() => validateRef(r));
     expect(err.code).toBe('FERRY_BAD_REF');
     expect(err.message).toContain(JSON.stringify(r).slice(0, 20));
+  });
+
+  it('says a shortened version id is not whole, and how to find the whole one', () => {
+    const err = thrown(() => validateRef('sha256:a87b91ae35cb'));
+    expect(err).toMatchObject({ code: 'FERRY_BAD_REF', key: 'sha256:a87b91ae35cb' });
+    expect(err.message).toBe('"sha256:a87b91ae35cb" is not a whole version id');
+    expect(err.hint).toContain('64 hex digits');
+  });
+});
+
+describe('isVersionId', () => {
+  it('is what versionIdOf makes, and nothing else', () => {
+    expect(isVersionId(versionIdOf(createManifest([])))).toBe(true);
+    for (const s of [
+      'sha256:abc',
+      `blake3:${'0'.repeat(64)}`,
+      `sha256:${'A'.repeat(64)}`,
+      'v1',
+      7,
+    ]) {
+      expect(isVersionId(s), String(s)).toBe(false);
+    }
   });
 });

@@ -281,6 +281,13 @@ export function parseManifest(text: string | Uint8Array, origin?: string): Manif
  *
  * @throws FerryError `FERRY_MANIFEST_INVALID` when `m` is not a valid manifest.
  */
+const VERSION_ID = /^sha256:[0-9a-f]{64}$/;
+
+/** Whether `s` is a version id as `versionIdOf` makes them: `sha256:` and 64 lowercase hex. */
+export function isVersionId(s: unknown): s is VersionId {
+  return typeof s === 'string' && VERSION_ID.test(s);
+}
+
 export function versionIdOf(m: Manifest): VersionId {
   return `sha256:${createHash('sha256').update(encodeManifest(m), 'utf8').digest('hex')}`;
 }
@@ -292,6 +299,13 @@ export function versionIdOf(m: Manifest): VersionId {
  * @throws FerryError `FERRY_BAD_REF` naming the ref and the rule.
  */
 export function validateRef(name: string): Ref {
+  if (typeof name === 'string' && /^(sha256|blake3):/.test(name)) {
+    // Shortened as ferry prints it: the whole id is what names a version.
+    throw new FerryError('FERRY_BAD_REF', `${show(name)} is not a whole version id`, {
+      key: name,
+      hint: 'A version id is sha256: and 64 hex digits; `ferry refs <source>` and `ferry status --json` print them whole.',
+    });
+  }
   if (typeof name !== 'string' || !REF.test(name) || name === '.' || name === '..') {
     throw new FerryError(
       'FERRY_BAD_REF',
