@@ -14,6 +14,10 @@ describe('describeError', () => {
       expect(describeError(new FerryError(code, 'x')).exitCode).toBe(2);
     }
     expect(describeError(new FerryError('FERRY_NOT_FOUND', 'x')).exitCode).toBe(1);
+    expect(describeError(new AbortError('stop'))).toMatchObject({
+      code: 'FERRY_ABORTED',
+      exitCode: 130,
+    });
   });
 
   it('keeps a multi-line message to one line', () => {

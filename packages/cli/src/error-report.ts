@@ -11,11 +11,10 @@ const USAGE_CODES = new Set([
   'FERRY_BAD_REF',
 ]);
 
-/** True for the rejection of an aborted operation, whoever raised it. */
+/** True for the rejection of an aborted operation, ferry's or the platform's. */
 export function isAbort(error: unknown): boolean {
   return (
-    error instanceof Error &&
-    (error.name === 'AbortError' || (error as { code?: unknown }).code === 'FERRY_ABORTED')
+    isFerryError(error, 'FERRY_ABORTED') || (error instanceof Error && error.name === 'AbortError')
   );
 }
 
@@ -34,7 +33,11 @@ export function describeError(error: unknown): ErrorReport {
       code: error.code,
       message: oneLine(error.message),
       ...(error.hint === undefined ? {} : { hint: oneLine(error.hint) }),
-      exitCode: USAGE_CODES.has(error.code) ? EXIT.usage : EXIT.failed,
+      exitCode: USAGE_CODES.has(error.code)
+        ? EXIT.usage
+        : error.code === 'FERRY_ABORTED'
+          ? EXIT.interrupted
+          : EXIT.failed,
     };
   }
   const errno = error as NodeJS.ErrnoException;

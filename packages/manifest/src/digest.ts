@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { AbortError, FerryError, throwIfAborted } from './errors.js';
+import { FerryError, throwIfAborted } from './errors.js';
 import type { Digest, DigestAlgorithm, PartList } from './types.js';
 
 /** Part size of new digests: 16 MiB, the unit of ranged transfers and of resumption. */
@@ -231,7 +231,7 @@ export async function hashFile(path: string, options: HashFileOptions = {}): Pro
       }
     }
   } catch (err) {
-    if (err instanceof AbortError || err instanceof FerryError) throw err;
+    if (err instanceof FerryError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     throw new FerryError('FERRY_IO', `cannot read ${path}: ${reason}`, { cause: err, key: path });
   }

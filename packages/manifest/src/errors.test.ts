@@ -19,16 +19,19 @@ describe('FerryError', () => {
     expect(isFerryError(cause)).toBe(false);
   });
 
-  it('throws an AbortError carrying the signal reason', () => {
+  it('throws an AbortError carrying the signal reason: a FerryError of code FERRY_ABORTED', () => {
     const controller = new AbortController();
-    throwIfAborted(controller.signal);
+    expect(() => throwIfAborted(controller.signal)).not.toThrow();
     controller.abort('stop');
-    expect(() => throwIfAborted(controller.signal)).toThrow(AbortError);
+    let thrown: unknown;
     try {
       throwIfAborted(controller.signal);
     } catch (err) {
-      expect((err as AbortError).cause).toBe('stop');
-      expect((err as AbortError).name).toBe('AbortError');
+      thrown = err;
     }
+    expect(thrown).toBeInstanceOf(AbortError);
+    expect(thrown).toMatchObject({ name: 'AbortError', code: 'FERRY_ABORTED', cause: 'stop' });
+    expect(isFerryError(thrown, 'FERRY_ABORTED')).toBe(true);
+    expect((thrown as AbortError).retryable).toBe(false);
   });
 });

@@ -53,7 +53,7 @@ export interface FerryErrorDetails {
 
 /** The one error class ferry throws; branch on `code`, never on `message`. */
 export class FerryError extends Error {
-  override readonly name = 'FerryError';
+  override readonly name: string = 'FerryError';
   readonly code: FerryErrorCode;
   readonly hint: string | undefined;
   readonly statusCode: number | undefined;
@@ -84,15 +84,15 @@ export function isFerryError(error: unknown, code?: FerryErrorCode): error is Fe
 }
 
 /**
- * The rejection for an aborted operation, shaped like the platform's: `name` is
- * `AbortError` and `cause` is `signal.reason`, so `err.name === 'AbortError'` checks work.
+ * The rejection for an aborted operation: a FerryError of code `FERRY_ABORTED`, shaped like
+ * the platform's (`name` is `AbortError`, `cause` is `signal.reason`), so both
+ * `isFerryError(err, 'FERRY_ABORTED')` and `err.name === 'AbortError'` checks work.
  */
-export class AbortError extends Error {
+export class AbortError extends FerryError {
   override readonly name = 'AbortError';
-  readonly code = 'FERRY_ABORTED';
 
   constructor(reason?: unknown) {
-    super('The operation was aborted', { cause: reason });
+    super('FERRY_ABORTED', 'The operation was aborted', { cause: reason });
   }
 }
 
