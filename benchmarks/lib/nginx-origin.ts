@@ -38,7 +38,8 @@ export async function startNginx(workDir: string): Promise<NginxServer> {
   const port = await freePort();
   const log = join(dir, 'access.log');
   const tmp = join(dir, 'tmp');
-  // Two workers and sendfile: the fast origin of NOTES.md (~2.5 GB/s with parallel ranges).
+  // Two workers and sendfile: an origin faster than any client here (see the README's
+  // "Latest results" for what it serves).
   // `user root`: the workers must read the runner's 0700 temp directories.
   const conf = `user root;
 worker_processes 2;

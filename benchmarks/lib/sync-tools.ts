@@ -33,7 +33,7 @@ export interface PeerInfo {
 }
 
 // Without these the tools would pick up the runner's AWS setup (a CA bundle rclone 1.60
-// chokes on, see NOTES.md, or a profile pointing elsewhere).
+// chokes on, or a profile pointing elsewhere).
 /** The runner's environment without its AWS_* and RCLONE_* variables. */
 export function baseEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Pinned so a run is repeatable; NOTES.md has these as known to install and run here.
+// Pinned so a run is repeatable: these builds install from the npm registry and pass here.
 const VERSIONS = ['22.23.5', '24.22.3'];
 const WORKSPACE = fileURLToPath(new URL('../..', import.meta.url));
 const VITEST = join(WORKSPACE, 'node_modules', 'vitest', 'vitest.mjs');

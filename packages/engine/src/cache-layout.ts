@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
-/** Where ferry keeps things under a cache root (see DESIGN.md "Cache layout"). */
+/** Where ferry keeps things under a cache root (the engine README, "How a pull works"). */
 export interface CacheLayout {
   root: string;
   /** `<root>/.ferry` */

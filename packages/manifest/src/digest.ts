@@ -8,9 +8,8 @@ export const DEFAULT_PART_SIZE: number = 16 * 1024 * 1024;
 
 /**
  * Algorithm of new digests. SHA-256 through node:crypto uses the CPU's SHA extensions and
- * measured about 2.4× faster than hash-wasm's BLAKE3 on one core and 2–4× faster on two
- * worker threads on the 2-vCPU build machines (README "Hash benchmark";
- * `pnpm bench --scenario hash`).
+ * outruns hash-wasm's BLAKE3 on the machines ferry is built on; `pnpm bench -- --scenario
+ * hash` measures both (README "Hash benchmark").
  */
 export const DEFAULT_ALGORITHM: DigestAlgorithm = 'sha256';
 
