@@ -1,8 +1,9 @@
 // s3rver in a process of its own (it is CPU-bound and needs --openssl-legacy-provider for
-// paginated listings: without it a truncated listing is a 500 InternalError), with counters of what it served so every tool's
-// requests and bytes are measured by the same meter. Started with an IPC channel: prints
-// {"port":N} on stdout, answers a 'counters' message with {requests, bytes}; exits when
-// the channel closes, so it never outlives the runner.
+// paginated listings: without it a truncated listing is a 500 InternalError), with
+// counters of what it served so every tool's requests and bytes are measured by the same
+// meter. Started with an IPC channel: prints {"port":N} on stdout, answers a 'counters'
+// message with {requests, bytes}; exits when the channel closes, so it never outlives the
+// runner.
 import S3rver from 's3rver';
 
 const [directory, bucket] = process.argv.slice(2);
