@@ -12,5 +12,12 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Worker threads run the built part worker; the setup refuses a stale build.
+    globalSetup: ['./test/built-worker.setup.ts'],
+    env: {
+      FERRY_PART_WORKER: fileURLToPath(
+        new URL('./packages/engine/dist/part-worker.js', import.meta.url),
+      ),
+    },
   },
 });

@@ -60,6 +60,15 @@ export type PoolTask = SlotTask<PartTask>;
  * its own sockets) and runs several tasks at once; byte progress flows back through shared
  * counters, so progress costs no messages, and retries come back with each task's outcome.
  */
+/**
+ * The worker script: the built one beside this module. Tests, which run this module from its
+ * TypeScript source, name the built worker in `FERRY_PART_WORKER` (the vitest config does):
+ * compiling the worker's TypeScript in every thread of every pool cost them most of their time.
+ */
+function workerFile(): string {
+  return process.env.FERRY_PART_WORKER ?? new URL('./part-worker.js', import.meta.url).href;
+}
+
 export class PartPool {
   /** Loaded on first use, so a warm start never pays for piscina's import. */
   readonly #piscina: Promise<Piscina>;
@@ -79,8 +88,6 @@ export class PartPool {
     this.#control = new Int32Array(control);
     this.#freeSlots = Array.from({ length: options.concurrency }, (_, i) => i);
     this.#onRetry = options.onRetry;
-    // Tests run the TypeScript sources: the worker then needs tsx and the source condition.
-    const fromSource = import.meta.url.endsWith('.ts');
     const workerData: PartWorkerData = {
       progress,
       control,
@@ -89,14 +96,16 @@ export class PartPool {
         : { pace: { shared: RatePacer.shared(), bytesPerSecond: options.bytesPerSecond } }),
     };
     const piscinaOptions = {
-      filename: new URL(fromSource ? './part-worker.ts' : './part-worker.js', import.meta.url).href,
+      filename: workerFile(),
       minThreads: workers,
       maxThreads: workers,
       concurrentTasksPerWorker: Math.max(1, Math.ceil(options.concurrency / workers)),
       // Tasks are I/O bound and overlap; blocking Atomics.wait between them would stall the rest.
       atomics: 'disabled',
       idleTimeout: 30_000,
-      execArgv: fromSource ? ['--import', 'tsx', '--conditions', 'ferry-source'] : [],
+      // Not the host's flags: a test runner's `--conditions` would send the built worker to
+      // the TypeScript sources.
+      execArgv: [] as string[],
       workerData,
     } as const;
     this.#piscina = import('piscina').then(({ Piscina }) => new Piscina(piscinaOptions));
