@@ -34,6 +34,7 @@ import { type OpenedStore, openPullStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import { compileFilter, normalizeFilter } from './path-filter.js';
+import { decidePlace, type Place } from './place.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { ensureRealDirs } from './real-dirs.js';
@@ -41,13 +42,7 @@ import { type RemoteVersion, resolveLocal, resolveRemote } from './remote-versio
 import { removeIfUnchanged } from './remove-folder.js';
 import { statVouches } from './stat-vouches.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
-import {
-  folderState,
-  newVersionDir,
-  sweepVersionDirs,
-  switchFolder,
-  versionDirOf,
-} from './version-dirs.js';
+import { folderState, sweepVersionDirs, switchFolder } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
@@ -513,26 +508,9 @@ function droppedPaths(
   return previous.entries.filter((e) => held(e.path) && !wanted.has(e.path)).map((e) => e.path);
 }
 
-/** Where a pull puts the version's files (see version-dirs.ts). */
-interface Place {
-  /** Root-relative folder the files go to: the tree's own, or a version folder. */
-  dir: string;
-  /** The version folder shown now, when `dir` is a new one built beside it. */
-  base?: string;
-  /** The folder will show another version than it does now. */
-  switching: boolean;
-  /** Where the version shown now stays once switched away from (kept as the previous one). */
-  shown?: string;
-  /** The folder's link must be made or mended, even if no file changes. */
-  relink: boolean;
-}
-
 /**
- * Decides where the files go. A folder at the root of the cache holds them itself (the root
- * cannot become a link); so does a folder someone filled before any pull (hashed in place
- * once, then switched like any other at the next version). A new version goes to a folder of
- * its own beside the one shown, except the version shown just before (a rollback: its folder
- * is still there). The same version, or a different subset of it, is mended in place.
+ * Gathers what `decidePlace` needs: what is at the folder, and the version folder an
+ * interrupted pull of it was building.
  */
 async function choosePlace(
   store: ManifestStore,
@@ -542,48 +520,15 @@ async function choosePlace(
   previous: Manifest | undefined,
   remote: RemoteVersion,
 ): Promise<Place> {
-  if (subdir === '') return { dir: '', switching: false, relink: false };
-  const current = tree === undefined ? undefined : versionDirOf(subdir, tree);
-  const state = await folderState(root, subdir, tree?.versionDir);
+  if (subdir === '') return decidePlace({ subdir, tree, previous, remote, folder: 'folder' });
   const pending = (await store.listPendingPulls()).find((p) => p.dir === subdir);
-  const resumable =
-    pending?.versionDir !== undefined &&
-    (remote.versionId === undefined || pending.versionId === remote.versionId)
-      ? pending.versionDir
-      : undefined;
-  if (tree === undefined || current === undefined) {
-    if (state === 'folder') return { dir: subdir, switching: false, relink: false };
-    return { dir: resumable ?? newVersionDir(), switching: true, relink: true };
-  }
-  const shown = current === subdir ? newVersionDir() : current;
-  if (!changesVersion(tree, previous, remote)) {
-    // A folder pulled before versions were kept side by side stays as it is until then.
-    return { dir: current, switching: false, relink: current !== subdir && state !== 'current' };
-  }
-  if (tree.previous !== undefined && tree.previous.versionId === remote.versionId) {
-    return { dir: tree.previous.versionDir, switching: true, shown, relink: true };
-  }
-  return {
-    dir: resumable ?? newVersionDir(),
-    base: current,
-    switching: true,
-    shown,
-    relink: true,
-  };
-}
-
-/** Whether the source's version differs from the tree's (for a plain listing: any file). */
-function changesVersion(
-  tree: TreeState,
-  previous: Manifest | undefined,
-  remote: RemoteVersion,
-): boolean {
-  if (remote.versionId !== undefined) return remote.versionId !== tree.versionId;
-  if (previous === undefined || previous.entries.length !== remote.entries.length) return true;
-  const held = new Map(previous.entries.map((e) => [e.path, e]));
-  return remote.entries.some((e) => {
-    const h = held.get(e.path);
-    return h === undefined || h.size !== e.size || h.etag !== e.etag;
+  return decidePlace({
+    subdir,
+    tree,
+    previous,
+    remote,
+    folder: await folderState(root, subdir, tree?.versionDir),
+    ...(pending === undefined ? {} : { pending }),
   });
 }
 
