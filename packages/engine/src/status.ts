@@ -18,6 +18,8 @@ export interface CacheStatus {
     filter?: PathFilter;
     /** The folder was deleted by hand: `removeFolder` (`ferry rm`) or `gc` forgets it. */
     missing?: true;
+    /** The version the folder showed before its last switch, still on disk (instant rollback). */
+    previous?: VersionId;
     /** Files and bytes the folder holds (the filter's selection). */
     files: number;
     bytes: number;
@@ -62,6 +64,7 @@ export async function status(options: {
         files: held.length,
         bytes: held.reduce((n, e) => n + e.size, 0),
         ...(tree.filter === undefined ? {} : { filter: tree.filter }),
+        ...(tree.previous === undefined ? {} : { previous: tree.previous.versionId }),
         ...(tree.dir !== '' && (await folderGone(join(options.root, tree.dir)))
           ? { missing: true as const }
           : {}),

@@ -118,9 +118,11 @@ describe('versions side by side', () => {
     await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
     const first = await shown();
     await pull({ source: store, ref: 'v2', root: cache, subdir: 'm' });
+    const v2Id = (await status({ root: cache })).trees[0]?.versionId;
     const back = await pull({ source: store, ref: 'v1', root: cache, subdir: 'm' });
     expect(back).toMatchObject({ fetchedBytes: 0, reusedBytes: 0 });
     expect(await shown()).toBe(first);
+    expect((await status({ root: cache })).trees[0]?.previous).toBe(v2Id);
     const again = await pull({ source: store, ref: 'v2', root: cache, subdir: 'm', offline: true });
     expect(again.fetchedBytes).toBe(0);
     expect(await differingFiles(join(cache, 'm'), v2)).toEqual([]);

@@ -63,6 +63,11 @@ export const statusCommand: Command = {
             `  ${t.dir} was deleted: \`ferry rm ${shellQuote(result.root)} ${shellQuote(t.dir)}\` forgets it, a pull restores it\n`,
           );
         }
+        if (t.previous !== undefined) {
+          out.write(
+            `  ${t.dir === '' ? '.' : t.dir} also keeps the version it showed before, ${shortVersion(t.previous)}: pulling it again switches back at once\n`,
+          );
+        }
         if (t.filter === undefined) continue;
         const globs = [
           ...(t.filter.include ?? []).map((g) => `--include ${shellQuote(g)}`),
