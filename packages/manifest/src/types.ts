@@ -53,6 +53,15 @@ export interface Manifest {
    * folder that has it; every non-empty entry then lists its parts.
    */
   layout?: 'parts';
+  /**
+   * Where the part objects of a `parts` layout live, relative to the prefix the manifest is
+   * published at: `./` (the prefix itself) or `../` repeated (a folder or bucket root above
+   * it), whose `.ferry/store/parts/<algorithm>/<hex>` holds them, shared by every prefix
+   * published to that store. A puller resolves it against the URI it read the manifest
+   * from, so the same manifest works over `s3://`, `https://` and a local path. Absent: the
+   * prefix's own `.ferry/parts/` (prefixes published before stores).
+   */
+  store?: string;
   /** ISO 8601 creation time; part of the version id when present. */
   created?: string;
   /** Free-form string metadata; part of the version id. */
