@@ -289,7 +289,7 @@ export class LocalSource implements Source {
     const real = await realpath(path).catch((error: unknown) => {
       throw fsError(error, key, path);
     });
-    if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, path, real);
+    if (!isInside(root, real)) throw outsideRoot(key, path, real);
     return real;
   }
 
@@ -297,7 +297,7 @@ export class LocalSource implements Source {
     for (let current = dir; ; current = dirname(current)) {
       const real = await realpath(current).catch(() => undefined);
       if (real !== undefined) {
-        if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, current, real);
+        if (!isInside(root, real)) throw outsideRoot(key, current, real);
         return;
       }
       if (current === root || dirname(current) === current) return;
@@ -333,7 +333,7 @@ export class LocalSource implements Source {
       if (entry.isSymbolicLink()) {
         const real = await realpath(path).catch(() => undefined);
         if (real === undefined) continue; // dangling link: nothing to read
-        if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, path, real);
+        if (!isInside(root, real)) throw outsideRoot(key, path, real);
         const target = await stat(real).catch(() => undefined);
         if (target === undefined) continue;
         path = real;
@@ -371,6 +371,11 @@ function objectInfo(key: string, info: BigIntStats): ObjectInfo {
     etag: localEtag(info),
     lastModified: new Date(Number(info.mtimeMs)),
   };
+}
+
+/** Whether the real path `real` is `root` or below it (the file system root included). */
+function isInside(root: string, real: string): boolean {
+  return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
 function outsideRoot(key: string, path: string, real: string): FerryError {
