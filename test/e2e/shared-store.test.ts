@@ -145,7 +145,7 @@ describe('ferry publish to a store shared by models', () => {
         '--ref',
         'v1',
         '--store',
-        tmp.path + '/other',
+        join(tmp.path, 'other'),
       ],
       { env },
     );
