@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { openSource, type SourceOptions } from '@ferry/adapters';
 import { gcRemote, listRefs, publish, pull, unpublish } from '@ferry/engine';
@@ -212,4 +215,113 @@ describe('a bucket as the store of its models (s3rver)', () => {
       ['v2', 'store'],
     ]);
   });
+
+  it('where an IAM policy keeps a team out of the bucket root, the prefix keeps its own parts, with a warning', async () => {
+    const bucket = await newBucket();
+    const { a } = await twoModels();
+    // In front of s3rver, what a policy scoped to team-a/ does: objects and listings under
+    // it only, 403 AccessDenied anywhere else.
+    const proxy = await denyingProxy(s3.endpoint, (_method, path) => {
+      const url = new URL(path, 'http://x');
+      if (url.pathname === `/${bucket}/` && url.searchParams.has('list-type')) {
+        return !(url.searchParams.get('prefix') ?? '').startsWith('team-a/');
+      }
+      return !url.pathname.startsWith(`/${bucket}/team-a/`);
+    });
+    try {
+      const scoped = { ...options, endpoint: proxy.url };
+      const warnings: string[] = [];
+      const result = await publish({
+        dir: join(tmp.path, 'a'),
+        dest: `s3://${bucket}/team-a/llama`,
+        ref: 'v1',
+        partSize,
+        sourceOptions: scoped,
+        onEvent: (e) => {
+          if (e.type === 'warning') warnings.push(e.message);
+        },
+      });
+      expect(warnings).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^cannot write the store s3://${bucket} \\(Access denied.*the parts stay under s3://${bucket}/team-a/llama`,
+          ),
+        ),
+      ]);
+      expect(result.store).toBe(`s3://${bucket}/team-a/llama`);
+      expect(await keys(`s3://${bucket}`, '.ferry/')).toEqual([]);
+      const pulled = await pull({
+        source: `s3://${bucket}/team-a/llama`,
+        ref: 'v1',
+        root: join(tmp.path, 'cache'),
+        sourceOptions: scoped,
+      });
+      expect(await differingFiles(pulled.dir, a)).toEqual([]);
+      // The team's gc reads what it may: its prefix, not the bucket root.
+      expect(
+        await gcRemote({
+          source: `s3://${bucket}/team-a/llama`,
+          graceMs: 0,
+          sourceOptions: scoped,
+        }),
+      ).toMatchObject({ stores: [`s3://${bucket}/team-a/llama`], removedParts: 0 });
+      // Naming a store one may not write is an error, not a quiet change of plan.
+      await expect(
+        publish({
+          dir: join(tmp.path, 'a'),
+          dest: `s3://${bucket}/team-a/llama`,
+          store: `s3://${bucket}`,
+          ref: 'v2',
+          partSize,
+          sourceOptions: scoped,
+        }),
+      ).rejects.toMatchObject({ code: 'FERRY_ACCESS_DENIED' });
+    } finally {
+      await proxy.close();
+    }
+  });
 });
+
+/**
+ * An HTTP proxy to `endpoint` that answers 403 AccessDenied, as S3 does under a policy,
+ * to every request `denied` picks (method, path with query), and forwards the others.
+ */
+async function denyingProxy(
+  endpoint: string,
+  denied: (method: string, path: string) => boolean,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const target = new URL(endpoint);
+  const server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    if (denied(req.method ?? 'GET', path)) {
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml', 'x-amz-request-id': 'denied' });
+      res.end(
+        req.method === 'HEAD'
+          ? undefined
+          : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
+      );
+      return;
+    }
+    const upstream = request(
+      { host: target.hostname, port: target.port, method: req.method, path, headers: req.headers },
+      (response) => {
+        res.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}

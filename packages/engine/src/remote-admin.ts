@@ -394,7 +394,10 @@ async function storesOf(
       .then(
         () => true,
         (error: unknown) => {
+          // A folder this caller may not read (a policy scoped to a prefix) is left alone:
+          // collecting less is always safe.
           if (isFerryError(error, 'FERRY_NOT_FOUND')) return false;
+          if (isFerryError(error, 'FERRY_ACCESS_DENIED')) return false;
           throw error;
         },
       );
