@@ -97,7 +97,7 @@ export interface PublishResult {
   ref: string;
   files: number;
   bytes: number;
-  /** Files with at least one part uploaded. */
+  /** Files with at least one part uploaded (or copied into the store). */
   uploadedFiles: number;
   /** Bytes of the parts uploaded: only content the store did not hold. */
   uploadedBytes: number;

@@ -48,9 +48,10 @@ export interface Manifest {
   /**
    * Where the version's content lives at the store. Absent: each file at its own path
    * (prefixes published before content addressing; a later publish may overwrite them).
-   * `parts`: every part of every file as its own immutable object,
-   * `.ferry/parts/<algorithm>/<hex>`, named by its digest and shared by every version and
-   * folder that has it; every non-empty entry then lists its parts.
+   * `parts`: every part of every file as its own immutable object named by its digest,
+   * shared by every version (and, in a store, every prefix) that has it: in the store named
+   * by `store`, else under the prefix's own `.ferry/parts/<algorithm>/<hex>`; every
+   * non-empty entry then lists its parts.
    */
   layout?: 'parts';
   /**
