@@ -179,6 +179,8 @@ describe('a store shared by models', () => {
       removedManifests: 1,
     });
     expect(await storeParts()).toHaveLength(before.length - 3);
+    // The drop record has done its work once the grace period is over.
+    expect(await filesUnder(join(store, 'llama-a', '.ferry', 'dropped'))).toEqual([]);
     expect(await gcRemote({ source: store })).toMatchObject({
       removedParts: 0,
       removedManifests: 0,
