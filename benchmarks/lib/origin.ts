@@ -12,7 +12,10 @@ export type ScenarioOriginName = 'http-faults';
 /** What the origin itself counted: the same meter for every tool. */
 export interface OriginCounters {
   requests: number;
+  /** Bytes sent (responses, headers included). */
   bytes: number;
+  /** Bytes received (requests and uploads, headers included), where the meter counts them. */
+  bytesIn?: number;
 }
 
 /** How S3 tools (aws, rclone, s3cmd) reach the origin; absent when it cannot list. */

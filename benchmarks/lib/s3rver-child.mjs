@@ -2,7 +2,8 @@
 // paginated listings: without it a truncated listing is a 500 InternalError), with
 // counters of what it served so every tool's requests and bytes are measured by the same
 // meter. Started with an IPC channel: prints {"port":N} on stdout, answers a 'counters'
-// message with {requests, bytes}; exits when the channel closes, so it never outlives the
+// message with {requests, bytes, bytesIn} (sent, and received: uploads); exits when the
+// channel closes, so it never outlives the
 // runner.
 import S3rver from 's3rver';
 
@@ -25,6 +26,7 @@ let requests = 0;
 // Bytes written to sockets that have closed, plus the live sockets' counts when asked:
 // headers included, which is a few hundred bytes a request next to MiB-sized bodies.
 let closedBytes = 0;
+let closedBytesIn = 0;
 const live = new Set();
 server.httpServer.on('request', () => {
   requests++;
@@ -34,14 +36,19 @@ server.httpServer.on('connection', (socket) => {
   socket.on('close', () => {
     live.delete(socket);
     closedBytes += socket.bytesWritten;
+    closedBytesIn += socket.bytesRead;
   });
 });
 
 process.on('message', (message) => {
   if (message !== 'counters') return;
   let bytes = closedBytes;
-  for (const socket of live) bytes += socket.bytesWritten;
-  process.send?.({ requests, bytes });
+  let bytesIn = closedBytesIn;
+  for (const socket of live) {
+    bytes += socket.bytesWritten;
+    bytesIn += socket.bytesRead;
+  }
+  process.send?.({ requests, bytes, bytesIn });
 });
 process.on('disconnect', () => {
   server.close().finally(() => process.exit(0));

@@ -148,6 +148,10 @@ export class HttpSource implements Source {
     throw this.#readOnly(key);
   }
 
+  async copy(_from: string, to: string, _options?: SignalOptions): Promise<void> {
+    throw this.#readOnly(to);
+  }
+
   async close(): Promise<void> {
     this.#agent.destroy();
   }

@@ -73,6 +73,14 @@ describe('local source', () => {
     await dir.remove();
   });
 
+  it('at the file system root, reads and writes any path (a store above the destination)', async () => {
+    const source = new LocalSource('/');
+    const key = join(root.path, 'from-slash', 'x.txt').slice(1);
+    await source.writeText(key, 'x');
+    expect(await source.readText(key)).toBe('x');
+    expect((await source.stat(join(root.path, 'real', 'f.txt').slice(1))).size).toBe(6);
+  });
+
   it('refuses to write through a symlinked directory that leads outside the root', async () => {
     const dir = await makeTempDir('write-escape');
     await symlink(outside.path, join(dir.path, 'out'));

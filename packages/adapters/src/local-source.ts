@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { BigIntStats, Dirent } from 'node:fs';
-import { mkdir, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { type BigIntStats, constants, type Dirent } from 'node:fs';
+import { copyFile, mkdir, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -179,21 +179,7 @@ export class LocalSource implements Source {
     const { signal, size } = options;
     throwIfAborted(signal);
     const normal = checkKey(key);
-    // Publishing to a new folder is normal: the destination root is created on first write.
-    await mkdir(this.#root, { recursive: true }).catch((error: unknown) => {
-      throw fsError(error, normal, this.#root);
-    });
-    const root = await this.#resolveRoot();
-    const target = join(root, ...normal.split('/'));
-    const parent = dirname(target);
-    // Refuse before mkdir creates anything through a symlinked directory that leads out.
-    await this.#existingAncestorInside(root, parent, normal);
-    await mkdir(parent, { recursive: true }).catch((error: unknown) => {
-      throw fsError(error, normal, parent);
-    });
-    // The parent may be a symlink resolving elsewhere; never write through it.
-    const parentKey = normal.includes('/') ? normal.slice(0, normal.lastIndexOf('/')) : '';
-    const realParent = await this.#inside(root, parentKey, normal);
+    const realParent = await this.#targetFolder(normal);
     const temp = join(realParent, `${TEMP_PREFIX}${randomUUID()}`);
     const handle = await open(temp, 'wx').catch((error: unknown) => {
       throw fsError(error, normal, temp);
@@ -233,7 +219,53 @@ export class LocalSource implements Source {
     return { etag: (await this.stat(normal)).etag };
   }
 
+  async copy(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const source = checkKey(from);
+    const normal = checkKey(to);
+    const file = await this.#inside(await this.#resolveRoot(), source, source);
+    const realParent = await this.#targetFolder(normal);
+    const temp = join(realParent, `${TEMP_PREFIX}${randomUUID()}`);
+    try {
+      // A reflink where the file system has them, else a copy; either way a new file whose
+      // modification time is now, as `write` gives.
+      await copyFile(file, temp, constants.COPYFILE_FICLONE);
+      const handle = await open(temp, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      this.metrics.requests += 1;
+      await rename(temp, join(realParent, normal.slice(normal.lastIndexOf('/') + 1)));
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw isFerryError(error) ? error : fsError(error, source, file);
+    }
+  }
+
   async close(): Promise<void> {}
+
+  /**
+   * The real folder `key` goes in, created as needed (the root too: publishing to a new
+   * folder is normal), never through a symlink that leads outside the root.
+   */
+  async #targetFolder(normal: string): Promise<string> {
+    await mkdir(this.#root, { recursive: true }).catch((error: unknown) => {
+      throw fsError(error, normal, this.#root);
+    });
+    const root = await this.#resolveRoot();
+    const target = join(root, ...normal.split('/'));
+    const parent = dirname(target);
+    // Refuse before mkdir creates anything through a symlinked directory that leads out.
+    await this.#existingAncestorInside(root, parent, normal);
+    await mkdir(parent, { recursive: true }).catch((error: unknown) => {
+      throw fsError(error, normal, parent);
+    });
+    // The parent may be a symlink resolving elsewhere; never write through it.
+    const parentKey = normal.includes('/') ? normal.slice(0, normal.lastIndexOf('/')) : '';
+    return this.#inside(root, parentKey, normal);
+  }
 
   #resolveRoot(): Promise<string> {
     this.#realRoot ??= realpath(this.#root).catch((error: unknown) => {
@@ -257,7 +289,7 @@ export class LocalSource implements Source {
     const real = await realpath(path).catch((error: unknown) => {
       throw fsError(error, key, path);
     });
-    if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, path, real);
+    if (!isInside(root, real)) throw outsideRoot(key, path, real);
     return real;
   }
 
@@ -265,7 +297,7 @@ export class LocalSource implements Source {
     for (let current = dir; ; current = dirname(current)) {
       const real = await realpath(current).catch(() => undefined);
       if (real !== undefined) {
-        if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, current, real);
+        if (!isInside(root, real)) throw outsideRoot(key, current, real);
         return;
       }
       if (current === root || dirname(current) === current) return;
@@ -301,7 +333,7 @@ export class LocalSource implements Source {
       if (entry.isSymbolicLink()) {
         const real = await realpath(path).catch(() => undefined);
         if (real === undefined) continue; // dangling link: nothing to read
-        if (real !== root && !real.startsWith(root + sep)) throw outsideRoot(key, path, real);
+        if (!isInside(root, real)) throw outsideRoot(key, path, real);
         const target = await stat(real).catch(() => undefined);
         if (target === undefined) continue;
         path = real;
@@ -339,6 +371,11 @@ function objectInfo(key: string, info: BigIntStats): ObjectInfo {
     etag: localEtag(info),
     lastModified: new Date(Number(info.mtimeMs)),
   };
+}
+
+/** Whether the real path `real` is `root` or below it (the file system root included). */
+function isInside(root: string, real: string): boolean {
+  return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
 function outsideRoot(key: string, path: string, real: string): FerryError {

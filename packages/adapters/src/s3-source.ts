@@ -225,6 +225,23 @@ export class S3Source implements Source {
     );
   }
 
+  async copy(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+    const source = checkKey(from);
+    const normal = checkKey(to);
+    // The copy source is `<bucket>/<key>`, URL-encoded (S3 and s3rver decode it).
+    const escaped = (this.#root + source).split('/').map(encodeURIComponent).join('/');
+    await this.#send(source, options.signal, (client, s3) =>
+      client.send(
+        new s3.CopyObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#root + normal,
+          CopySource: `${encodeURIComponent(this.#bucket)}/${escaped}`,
+        }),
+        { abortSignal: options.signal },
+      ),
+    );
+  }
+
   async openRange(key: string, options: ReadOptions = {}): Promise<OpenedRange> {
     const { signal, ifMatch } = options;
     const normal = checkKey(key);

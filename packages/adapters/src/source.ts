@@ -107,6 +107,13 @@ export interface Source {
   /** Removes one object; a missing one is no error (S3 semantics). Needs `capabilities.write`. */
   delete(key: string, options?: SignalOptions): Promise<void>;
   /**
+   * Copies the object at `from` to `to`, both under this source's root, inside the store:
+   * no byte goes through this process on S3 (CopyObject, objects up to 5 GB). `to` appears
+   * whole or not at all and is as new as a write (its modification time is now).
+   * `FERRY_NOT_FOUND` when `from` is absent. Needs `capabilities.write`.
+   */
+  copy(from: string, to: string, options?: SignalOptions): Promise<void>;
+  /**
    * Options that open this same source in another thread with what this one already
    * resolved (for S3: its address and current credentials, so a worker thread never loads
    * the SDK), and until when they hold (ms since the epoch) when they expire. They carry

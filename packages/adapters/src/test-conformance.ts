@@ -260,5 +260,27 @@ export function describeSourceConformance(
       await source.delete('gone/soon.txt');
       await source.delete('never/was.txt');
     });
+
+    it('copies an object inside the store where it can write: same bytes, a new object', async () => {
+      if (!source.capabilities.write) {
+        await expect(source.copy('a/b.txt', 'copied/b.txt')).rejects.toEqual(
+          code('FERRY_UNSUPPORTED'),
+        );
+        return;
+      }
+      const before = Date.now() - 2000;
+      await source.copy('big.bin', 'copied/big.bin');
+      expect((await collect(await source.read('copied/big.bin'))).equals(big)).toBe(true);
+      const copied = await source.stat('copied/big.bin');
+      expect(copied.size).toBe(big.length);
+      // A copy is as new as a write: what keeps fresh objects from a remote gc relies on it.
+      expect(copied.lastModified?.getTime()).toBeGreaterThan(before);
+      await source.copy(UNICODE_KEY, 'copied/ünï ☃.txt');
+      expect((await source.readText('copied/ünï ☃.txt')).toString()).toBe('unicode body ✓\n');
+      await expect(source.copy('never/was.bin', 'copied/never.bin')).rejects.toEqual(
+        code('FERRY_NOT_FOUND'),
+      );
+      await expect(source.stat('copied/never.bin')).rejects.toEqual(code('FERRY_NOT_FOUND'));
+    });
   });
 }

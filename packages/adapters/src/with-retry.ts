@@ -190,6 +190,12 @@ class RetryingSource implements Source {
     return this.#policy.run(key, options.signal, (signal) => this.#source.delete(key, { signal }));
   }
 
+  copy(from: string, to: string, options: SignalOptions = {}): Promise<void> {
+    return this.#policy.run(to, options.signal, (signal) =>
+      this.#source.copy(from, to, { signal }),
+    );
+  }
+
   /** Present when the wrapped source has it. */
   get handoff(): (() => Promise<Handoff>) | undefined {
     const source = this.#source;

@@ -16,6 +16,7 @@ import {
   type StatRecord,
 } from '@ferry/manifest';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
+import type { ContentPlace } from './content-store.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { Md5Follower } from './md5-follower.js';
 import { CUT_BYTES, createCuts, cutsPathFor } from './part-cuts.js';
@@ -47,6 +48,8 @@ export interface TransferContext {
   hedgeAfterMs: number;
   /** Where the version's content is: each file at its path, or each part under its digest. */
   storage: 'paths' | 'parts';
+  /** For `parts`: where the part objects are. @default the source's own `.ferry/parts/` */
+  parts?: ContentPlace;
   /** See `PullOptions.mirrors`. */
   mirrors: string[];
   signal: AbortSignal;
@@ -353,7 +356,8 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           // A part object holds exactly the part: read from its own first byte.
           ...(ctx.storage === 'parts' && expected !== undefined
             ? {
-                key: partKey(expected),
+                uri: ctx.parts?.uri ?? ctx.sourceUri,
+                key: (ctx.parts?.key ?? partKey)(expected),
                 keyOffset: start,
                 // A part that hashed wrong is read from the source itself the next time.
                 ...(ctx.mirrors.length > 0 && attempt === 1 ? { mirrors: ctx.mirrors } : {}),

@@ -28,6 +28,7 @@ import {
   versionIdOf,
 } from '@ferry/manifest';
 import { cacheLayout, rootRelative } from './cache-layout.js';
+import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';
 import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
 import { type OpenedStore, openPullStore } from './open-store.js';
@@ -384,8 +385,7 @@ async function runPull(
           durable: options.durable ?? false,
           stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
           hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
-          storage: remote.manifest?.layout ?? 'paths',
-          mirrors: options.mirrors ?? [],
+          ...contentOf(uri, remote.manifest, options.mirrors ?? [], emit),
           signal,
           emit,
         });

@@ -25,6 +25,13 @@ export const MANIFESTS_PREFIX = `${META_PREFIX}manifests/`;
 export const refKey = (name: string) => `${REFS_PREFIX}${name}`;
 export const manifestKey = (id: VersionId) => `${MANIFESTS_PREFIX}${id}.json`;
 /**
+ * When a ref last stopped pointing at a version (`unpublish`, or a publish moving the ref):
+ * the record's own age. Its content is kept for the grace period after that, like a young
+ * manifest's, so a publish that reused it while the ref still held it never loses it.
+ */
+export const DROPPED_PREFIX = `${META_PREFIX}dropped/`;
+export const droppedKey = (id: VersionId) => `${DROPPED_PREFIX}${id}`;
+/**
  * How long stored content nothing refers to is kept by `gc --remote`: a publish running
  * meanwhile may be about to refer to it. A publish reuses an unreferenced part only while
  * it is younger than half of this, so a publish must finish within that half (12 h).

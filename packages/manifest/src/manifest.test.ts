@@ -242,6 +242,31 @@ describe('parseManifest', () => {
     expect(err.key).toBe('s3://bucket/.ferry/manifests/x.json');
   });
 
+  it('keeps where a parts layout stores its content, and refuses any other place', () => {
+    const parted = {
+      version: 1,
+      layout: 'parts',
+      entries: [{ path: 'a', size: 1, digest: D1, parts: { size: 16, digests: [D2] } }],
+    };
+    for (const store of ['./', '../', '../../']) {
+      const manifest = parseManifest(JSON.stringify({ ...parted, store }));
+      expect(manifest.store).toBe(store);
+      expect(encodeManifest(manifest)).toContain(`"store":"${store}"`);
+    }
+    // Where the content is belongs to the version: another store is another version id.
+    expect(versionIdOf(createManifest(parted.entries, { layout: 'parts', store: '../' }))).not.toBe(
+      versionIdOf(createManifest(parted.entries, { layout: 'parts' })),
+    );
+    for (const store of ['', '.', '..', '../x/', 'x/', '/', './../', '../'.repeat(33), 1]) {
+      expect(thrown(() => parseManifest(JSON.stringify({ ...parted, store }))).message).toContain(
+        'store must be "./" or "../" repeated',
+      );
+    }
+    expect(
+      thrown(() => parseManifest(JSON.stringify({ ...good, store: '../' }))).message,
+    ).toContain('store goes with layout "parts"');
+  });
+
   it('refuses more entries than any model has before looking at them', () => {
     const text = JSON.stringify({ version: 1, entries: new Array(1_000_001).fill(0) });
     const err = thrown(() => parseManifest(text));

@@ -4,7 +4,7 @@ import { FerryError } from './errors.js';
 import { compareUtf8, isReservedPath, normalizePath } from './paths.js';
 import type { Entry, Manifest, PartList, Ref, VersionId } from './types.js';
 
-const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta', 'layout']);
+const MANIFEST_KEYS = new Set(['version', 'entries', 'created', 'meta', 'layout', 'store']);
 const ENTRY_KEYS = new Set(['path', 'size', 'digest', 'parts', 'etag', 'mtime']);
 /**
  * The largest file a manifest may list: S3's largest object. A larger size is a hostile or
@@ -19,6 +19,11 @@ export const MAX_ENTRIES = 1_000_000;
 const PART_KEYS = new Set(['size', 'digests']);
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const REF = /^[A-Za-z0-9._-]{1,128}$/;
+/**
+ * A store relative to its prefix: the prefix itself or a folder above it, never beside or
+ * below it, and not absurdly far up (a bucket or a file system is not 32 folders deep).
+ */
+const STORE = /^(\.\/|(\.\.\/){1,32})$/;
 
 /** Raised on the first invalid field; `field` is its JSON path, e.g. `entries[3].size`. */
 class Invalid extends Error {
@@ -166,6 +171,18 @@ function checkManifest(value: unknown): Manifest {
     }
     manifest.layout = 'parts';
   }
+  if (value.store !== undefined) {
+    if (typeof value.store !== 'string' || !STORE.test(value.store)) {
+      throw new Invalid(
+        'store',
+        `must be "./" or "../" repeated (1 to 32 times), got ${show(value.store)}`,
+      );
+    }
+    if (manifest.layout !== 'parts') {
+      throw new Invalid('store', 'goes with layout "parts": only parts are kept in a store');
+    }
+    manifest.store = value.store;
+  }
   if (value.created !== undefined) {
     if (typeof value.created !== 'string' || !ISO_8601.test(value.created)) {
       throw new Invalid('created', `must be an ISO 8601 date-time, got ${show(value.created)}`);
@@ -216,10 +233,22 @@ function invalid(reason: string, origin: string | undefined, cause?: unknown): F
  */
 export function createManifest(
   entries: Entry[],
-  extra: { created?: string; meta?: Record<string, string>; layout?: 'parts' } = {},
+  extra: {
+    created?: string;
+    meta?: Record<string, string>;
+    layout?: 'parts';
+    store?: string;
+  } = {},
 ): Manifest {
   return validate(
-    { version: 1, entries, created: extra.created, meta: extra.meta, layout: extra.layout },
+    {
+      version: 1,
+      entries,
+      created: extra.created,
+      meta: extra.meta,
+      layout: extra.layout,
+      store: extra.store,
+    },
     undefined,
   );
 }

@@ -48,11 +48,21 @@ export interface Manifest {
   /**
    * Where the version's content lives at the store. Absent: each file at its own path
    * (prefixes published before content addressing; a later publish may overwrite them).
-   * `parts`: every part of every file as its own immutable object,
-   * `.ferry/parts/<algorithm>/<hex>`, named by its digest and shared by every version and
-   * folder that has it; every non-empty entry then lists its parts.
+   * `parts`: every part of every file as its own immutable object named by its digest,
+   * shared by every version (and, in a store, every prefix) that has it: in the store named
+   * by `store`, else under the prefix's own `.ferry/parts/<algorithm>/<hex>`; every
+   * non-empty entry then lists its parts.
    */
   layout?: 'parts';
+  /**
+   * Where the part objects of a `parts` layout live, relative to the prefix the manifest is
+   * published at: `./` (the prefix itself) or `../` repeated (a folder or bucket root above
+   * it), whose `.ferry/store/parts/<algorithm>/<hex>` holds them, shared by every prefix
+   * published to that store. A puller resolves it against the URI it read the manifest
+   * from, so the same manifest works over `s3://`, `https://` and a local path. Absent: the
+   * prefix's own `.ferry/parts/` (prefixes published before stores).
+   */
+  store?: string;
   /** ISO 8601 creation time; part of the version id when present. */
   created?: string;
   /** Free-form string metadata; part of the version id. */

@@ -15,8 +15,11 @@ resume, manifests nothing refers to, records of files no folder has. Never touch
 files of a folder, nor the partial files of an interrupted pull \`ferry resume\` can finish.
 
 With --remote, cleans a published <source> instead: removes the stored parts and manifests
-no remaining ref needs (after \`ferry unpublish\`) and that are older than --grace (default
-24h). A publish running meanwhile is safe as long as it finishes within half the grace.
+no version needs and that are older than --grace (default 24h). A version is needed while a
+ref points at it, and for --grace after it was published or its ref was removed or moved.
+Parts in a store shared by several prefixes (a bucket) are kept while any of them needs
+them: gc reads the versions of every prefix published to the store. A publish running
+meanwhile, to any prefix of the store, is safe as long as it finishes within half the grace.
 
 ${CACHE_DIR_HELP}
 
@@ -29,7 +32,7 @@ Flags:
 ${COMMON_FLAGS_HELP}
 
 With --json: {"type":"done","result":{"removedPartials","freedBytes","removedManifests","removedRecords"}};
-with --remote {"type":"done","result":{"refs","keptParts","removedParts","removedBytes","removedManifests","youngKept"}}.
+with --remote {"type":"done","result":{"refs","prefixes","stores","keptParts","removedParts","removedBytes","removedManifests","youngKept"}}.
 
 Examples:
   ferry gc /cache
@@ -84,7 +87,9 @@ export const gcCommand: Command = {
       } else if (!values.quiet) {
         ctx.io.stdout.write(
           `gc ${source}: ${values['dry-run'] === true ? 'would remove' : 'removed'} ${result.removedParts} parts (${formatBytes(result.removedBytes)}) and ${result.removedManifests} manifests; ` +
-            `kept ${result.keptParts} parts that ${result.refs} ${result.refs === 1 ? 'ref needs' : 'refs need'} and ${result.youngKept} younger than the grace period\n`,
+            `kept ${result.keptParts} parts that ${result.refs} ${result.refs === 1 ? 'ref' : 'refs'} of ${result.prefixes} ${result.prefixes === 1 ? 'prefix' : 'prefixes'} need and ${result.youngKept} younger than the grace period` +
+            (result.stores.length > 1 ? `; stores: ${result.stores.join(', ')}` : '') +
+            '\n',
         );
       }
       return 0;

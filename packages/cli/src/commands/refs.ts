@@ -11,12 +11,14 @@ const HELP = `Usage: ferry refs <source> [flags]
 
 Lists the refs published at <source> (an s3:// prefix or a local folder): each with the
 version it points at, when that version was published, its files and size, and how its
-content is stored (parts: immutable, content-addressed; paths: published by an older ferry).
+content is stored (store: immutable parts in a store shared by the prefixes published to
+it; parts: immutable parts under the prefix itself, published before stores; paths: files
+at their paths, published before content addressing).
 
 Flags:
 ${COMMON_FLAGS_HELP}
 
-With --json: {"type":"done","result":[{"ref","versionId","publishedAt","files","bytes","layout"}]}.
+With --json: {"type":"done","result":[{"ref","versionId","publishedAt","files","bytes","layout","store"?}]}.
 
 Examples:
   ferry refs s3://models/llama

@@ -8,9 +8,10 @@ import { sourceArg } from './refs.js';
 
 const HELP = `Usage: ferry unpublish <source>@<ref> [flags]
 
-Removes a ref from <source>. Its version stays stored (other refs may share its content)
-until \`ferry gc --remote <source>\` finds that nothing needs it; until then a pull of its
-version id still works.
+Removes a ref from <source>. Its version stays stored (other refs, of this prefix or of
+other prefixes in the same store, may share its content) until \`ferry gc --remote\` finds
+that nothing needs it, which is never before the grace period (24h) since this command;
+until then a pull of its version id still works.
 
 Flags:
 ${COMMON_FLAGS_HELP}
