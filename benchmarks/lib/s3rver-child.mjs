@@ -3,8 +3,7 @@
 // counters of what it served so every tool's requests and bytes are measured by the same
 // meter. Started with an IPC channel: prints {"port":N} on stdout, answers a 'counters'
 // message with {requests, bytes, bytesIn} (sent, and received: uploads); exits when the
-// channel closes, so it never outlives the
-// runner.
+// channel closes, so it never outlives the runner.
 import S3rver from 's3rver';
 
 const [directory, bucket] = process.argv.slice(2);
