@@ -19,6 +19,7 @@ import {
   encodeManifest,
   FerryError,
   isFerryError,
+  isVersionId,
   type Manifest,
   throwIfAborted,
   type VersionId,
@@ -41,7 +42,6 @@ import { prefixView } from './prefix-view.js';
 import { referencedParts, storeUsers } from './remote-admin.js';
 import {
   droppedKey,
-  isVersionId,
   manifestKey,
   PARTS_PREFIX,
   partKey,

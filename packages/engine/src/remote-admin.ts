@@ -8,6 +8,7 @@ import {
 import {
   FerryError,
   isFerryError,
+  isVersionId,
   type Manifest,
   throwIfAborted,
   type VersionId,
@@ -29,7 +30,6 @@ import { prefixView } from './prefix-view.js';
 import {
   DROPPED_PREFIX,
   droppedKey,
-  isVersionId,
   MANIFESTS_PREFIX,
   manifestKey,
   PARTS_PREFIX,
