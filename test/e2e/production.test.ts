@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PullResult } from '@ferry/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -66,6 +66,31 @@ describe('a baked cache on a read-only root', () => {
       message: `${cache} is read-only, and this pull would change 1 file there`,
     });
     expect(await treeSnapshot(cache)).toEqual(before);
+  });
+});
+
+describe('switching versions', () => {
+  it('shows each version whole through the folder, keeps the one before and switches back offline', async () => {
+    const cache = join(tmp.path, 'cache');
+    expect((await runFerry(['pull', `${store}@v1`, '--to', cache], { env })).code).toBe(0);
+    const v1 = await readlink(join(cache, 'm'));
+    expect(v1).toMatch(/^\.ferry\/trees\/[0-9a-f]{16}$/);
+    await writeFile(join(model, 'config.json'), '{"v":2}');
+    expect((await runFerry(['publish', model, store, '--ref', 'v2'], { env })).code).toBe(0);
+    const next = await runFerry(['pull', `${store}@v2`, '--to', cache, '--json'], { env });
+    expect(doneResult<PullResult>(next.stdout)).toMatchObject({ fetchedBytes: 7 });
+    expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"v":2}');
+    expect(await readlink(join(cache, 'm'))).not.toBe(v1);
+
+    const shown = await runFerry(['status', cache], { env });
+    expect(shown.stdout).toMatch(/m also keeps the version it showed before, sha256:[0-9a-f]+/);
+    const back = await runFerry(['pull', `${store}@v1`, '--to', cache, '--offline', '--json'], {
+      env,
+    });
+    expect(back.code, back.stderr).toBe(0);
+    expect(doneResult<PullResult>(back.stdout)).toMatchObject({ fetchedBytes: 0, requests: 0 });
+    expect(await readlink(join(cache, 'm'))).toBe(v1);
+    expect((await runFerry(['verify', cache], { env })).code).toBe(0);
   });
 });
 
