@@ -2,7 +2,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatBytes, parseByteSize } from './lib/byte-size.js';
+import { formatBytes, isFerryError, parseSize } from '@ferry/manifest';
 import { type BenchConfig, BenchContext } from './lib/context.js';
 import { ENV_URI } from './lib/env-origin.js';
 import { ferryDriver } from './lib/ferry-driver.js';
@@ -232,13 +232,13 @@ async function main(): Promise<void> {
   const workDir = values['work-dir'] ?? join(tmpdir(), `ferry-bench-${process.pid}`);
   const config: BenchConfig = {
     runs: count(values.runs, '--runs', 3),
-    size: values.size === undefined ? 256 * 2 ** 20 : parseByteSize(values.size, '--size'),
+    size: values.size === undefined ? 256 * 2 ** 20 : parseSize(values.size, '--size'),
     shards: count(values.shards, '--shards', 4),
     smallFiles: count(values['small-files'], '--small-files', 1000),
     largeSize:
       values['large-size'] === undefined
         ? 512 * 2 ** 20
-        : parseByteSize(values['large-size'], '--large-size'),
+        : parseSize(values['large-size'], '--large-size'),
     origins,
     concurrency: count(values.concurrency, '--concurrency', 16),
     killPoints: count(values['kill-points'], '--kill-points', 10),
@@ -308,4 +308,15 @@ async function main(): Promise<void> {
   console.error(`results written to ${file}`);
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  // A bad flag is the user's to fix: one line and a hint, as the CLI does.
+  const usage =
+    isFerryError(error, 'FERRY_USAGE') ||
+    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+  if (!usage) throw error;
+  console.error(`bench: ${(error as Error).message}`);
+  if (isFerryError(error) && error.hint !== undefined) console.error(`hint: ${error.hint}`);
+  process.exitCode = 2;
+}

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { formatBytes } from './byte-size.js';
+import { formatBytes } from '@ferry/manifest';
 import { measureCeiling } from './ceiling.js';
 import type { BenchContext, DatasetKind } from './context.js';
 import { floorTool } from './floor-tool.js';

@@ -1,7 +1,7 @@
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type PublishResult, publish } from '@ferry/engine';
-import { formatBytes } from '../lib/byte-size.js';
+import { formatBytes } from '@ferry/manifest';
 import { type Dataset, type DatasetSpec, describeDir, generateDataset } from '../lib/dataset.js';
 import type { OriginCounters } from '../lib/origin.js';
 import type { BenchResult, Scenario } from '../lib/scenario.js';

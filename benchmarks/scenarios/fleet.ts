@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatBytes } from '../lib/byte-size.js';
+import { formatBytes } from '@ferry/manifest';
 import type { BenchContext, PublishedDataset } from '../lib/context.js';
 import { checkTree } from '../lib/dataset.js';
 import { type CacheCounters, startNginxCache } from '../lib/nginx-cache.js';

@@ -1,4 +1,4 @@
-import { formatBytes } from '../lib/byte-size.js';
+import { formatBytes } from '@ferry/manifest';
 import { changeDataset } from '../lib/dataset.js';
 import type { BenchResult, Scenario } from '../lib/scenario.js';
 import { summarize, withTarget } from '../lib/summarize.js';

@@ -1,4 +1,4 @@
-import { formatBytes } from '../lib/byte-size.js';
+import { formatBytes } from '@ferry/manifest';
 import type { BenchContext, PublishedDataset } from '../lib/context.js';
 import { KILL_POINT_SEED, killPoints } from '../lib/kill-points.js';
 import type { Origin } from '../lib/origin.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
+import { formatBytes } from '@ferry/manifest';
 import type { Fault, FaultMatch } from '../../test/fixtures/index.js';
-import { formatBytes } from '../lib/byte-size.js';
 import type { BenchContext } from '../lib/context.js';
 import { type Dataset, type DatasetSpec, generateDataset } from '../lib/dataset.js';
 import { type FaultOrigin, startFaultOrigin } from '../lib/fault-origin.js';

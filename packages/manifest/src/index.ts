@@ -1,3 +1,4 @@
+export { formatBytes, parseSize } from './byte-size.js';
 export { diff, type ManifestDiff } from './diff.js';
 export {
   combinePartDigests,
@@ -21,7 +22,6 @@ export {
   isFerryError,
   throwIfAborted,
 } from './errors.js';
-export { formatBytes } from './format-bytes.js';
 export {
   createManifest,
   encodeManifest,
