@@ -285,57 +285,88 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
   await file.opened;
 }
 
+/** What every kind of part task of one part shares. */
+interface PartAt {
+  file: FileState;
+  index: number;
+  start: number;
+  end: number;
+  /** The part's digest in the manifest, when there is one. */
+  expected: Digest | undefined;
+}
+
+/**
+ * Brings one part into the partial file: a part an interrupted transfer finished is
+ * re-hashed where it lies, a part an older local copy holds is copied from it, and anything
+ * else — or either of those that turns out wrong — is fetched.
+ */
 async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
   const { file, index } = job;
-  const { plan } = file;
   const { start, end } = partRange(file.plan.entry.size, file.plan.partSize, index);
-  const expected = plan.entry.parts?.digests[index];
-  const base = {
+  const part: PartAt = { file, index, start, end, expected: file.plan.entry.parts?.digests[index] };
+  if (job.mode === 'check-resumed' && (await keepResumedPart(part, ctx))) return;
+  if (job.mode === 'copy' && (await copyPart(part, ctx))) return;
+  await fetchPart(part, ctx);
+}
+
+/** A part the journal says was done: kept when it still hashes to what was recorded. */
+async function keepResumedPart(part: PartAt, ctx: TransferContext): Promise<boolean> {
+  const { file, index, start, end, expected } = part;
+  const action = file.plan.action;
+  const recorded = action.kind === 'fetch' ? action.resume?.done[index] : undefined;
+  if (recorded === undefined) return false;
+  const { digest } = await ctx.pool.run({
+    kind: 'hash',
+    path: file.tmpPath,
+    start,
+    end,
+    algorithm: ctx.algorithm,
+  });
+  if (digest !== recorded || (expected !== undefined && digest !== expected)) return false;
+  file.digests[index] = digest;
+  file.doneBytes += end - start;
+  return true;
+}
+
+/** The same part of an older local copy, verified on the way; false when it changed. */
+async function copyPart(part: PartAt, ctx: TransferContext): Promise<boolean> {
+  const { file, index } = part;
+  const action = file.plan.action;
+  if (action.kind !== 'fetch' || action.reuse === undefined) return false;
+  try {
+    const r = await ctx.pool.run({
+      kind: 'copy',
+      fromPath: action.reuse.fromPath,
+      tmpPath: file.tmpPath,
+      ...taskRange(part, ctx),
+    });
+    file.digests[index] = r.digest;
+    file.reusedBytes += r.bytes;
+    file.doneBytes += r.bytes;
+    return true;
+  } catch (error) {
+    // The local copy changed under us: fetch the part instead.
+    if (!isFerryError(error, 'FERRY_INTEGRITY')) throw error;
+    return false;
+  }
+}
+
+/** The range fields of a copy or fetch task. */
+function taskRange(part: PartAt, ctx: TransferContext) {
+  const { file, start, end, expected } = part;
+  return {
     start,
     end,
     algorithm: ctx.algorithm,
     create: file.count === 1 && !file.journaled,
     ...(expected === undefined ? {} : { expectedDigest: expected }),
   };
-  let mode: PartMode = job.mode;
-  if (mode === 'check-resumed' && plan.action.kind !== 'fetch') mode = 'fetch';
-  if (mode === 'check-resumed' && plan.action.kind === 'fetch') {
-    const recorded = plan.action.resume?.done[index];
-    if (recorded === undefined) {
-      mode = 'fetch';
-    } else {
-      const { digest } = await ctx.pool.run({
-        kind: 'hash',
-        path: file.tmpPath,
-        start,
-        end,
-        algorithm: ctx.algorithm,
-      });
-      if (digest === recorded && (expected === undefined || digest === expected)) {
-        file.digests[index] = digest;
-        file.doneBytes += end - start;
-        return;
-      }
-      mode = 'fetch';
-    }
-  }
-  if (mode === 'copy' && plan.action.kind === 'fetch' && plan.action.reuse) {
-    try {
-      const r = await ctx.pool.run({
-        kind: 'copy',
-        fromPath: plan.action.reuse.fromPath,
-        tmpPath: file.tmpPath,
-        ...base,
-      });
-      file.digests[index] = r.digest;
-      file.reusedBytes += r.bytes;
-      file.doneBytes += r.bytes;
-      return;
-    } catch (error) {
-      // The local copy changed under us: fetch the part instead.
-      if (!isFerryError(error, 'FERRY_INTEGRITY')) throw error;
-    }
-  }
+}
+
+/** Fetches the part from the source (its mirrors first), again while it hashes wrong. */
+async function fetchPart(part: PartAt, ctx: TransferContext): Promise<void> {
+  const { file, index, start, end, expected } = part;
+  const { plan } = file;
   // A listing's ETag is the only identity its parts have, so every read is pinned to it. A
   // published entry's parts are each checked against the manifest instead: its ETag came
   // from the store it was published to and need not match the origin serving it now (a
@@ -370,7 +401,7 @@ async function runPart(job: PartJob, ctx: TransferContext): Promise<void> {
           ...(file.journaled ? { cuts: index } : {}),
           stallTimeoutMs: ctx.stallTimeoutMs,
           hedgeAfterMs: ctx.hedgeAfterMs,
-          ...base,
+          ...taskRange(part, ctx),
         },
         index,
         plan.relPath,
