@@ -2,7 +2,18 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
-import { checkedRead, httpBodyErrors } from './checked-body.js';
+import { checkedRead } from './checked-body.js';
+import {
+  checkEtag,
+  checkRangeRequest,
+  checkRangeResponse,
+  httpBodyErrors,
+  type RangeRequest,
+  type RangeResponse,
+  rangeHeader,
+  rangeResponse,
+  readFailure,
+} from './http-response.js';
 import { networkError } from './network-error.js';
 import { sourceAgents } from './proxy-agent.js';
 import { readAllText } from './read-all-text.js';
@@ -31,8 +42,6 @@ const MIN_PART_SIZE = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Parts uploaded at once; a multipart `write()` buffers at most this × the part size. */
 const UPLOAD_QUEUE = 4;
-/** Error bodies of direct GETs are read only this far, to find S3's `<Code>`. */
-const MAX_ERROR_BODY = 4 * 1024;
 /** S3's answers to a request signed for the wrong region; the SDK re-sends those. */
 const REGION_REDIRECTS = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed']);
 
@@ -69,11 +78,8 @@ function newClient(s3: S3Sdk, config: S3ClientConfig): S3Client {
 }
 
 /** What a GetObject answered, whichever path sent it. */
-interface GetResult {
+interface GetResult extends RangeResponse {
   body: Readable;
-  etag: string | undefined;
-  contentRange: string | undefined;
-  contentLength: number | undefined;
 }
 
 /** Where an S3 source points, as `parseSourceUri` gives it. */
@@ -247,15 +253,9 @@ export class S3Source implements Source {
     const normal = checkKey(key);
     const url = this.#url(normal);
     const start = options.start ?? 0;
-    const end = options.end;
-    if (start < 0 || (end !== undefined && end < start)) {
-      throw new FerryError('FERRY_RANGE_MISMATCH', `Invalid range [${start}, ${end}) for ${url}`, {
-        key: normal,
-        url,
-        hint: 'This is a bug in the caller: ranges are [start, end) with 0 <= start <= end.',
-      });
-    }
-    if (end === start) {
+    const request: RangeRequest = { key: normal, url, start, end: options.end, ifMatch };
+    checkRangeRequest(request);
+    if (request.end === start) {
       // Nothing to transfer, but the object must exist and still match.
       const head = await this.#send(normal, signal, (client, s3) =>
         client.send(
@@ -267,24 +267,18 @@ export class S3Source implements Source {
           { abortSignal: signal },
         ),
       );
-      checkEtag(head.ETag, ifMatch, normal, url);
-      return this.#opened(Readable.from([]), 0, normal, url, signal);
+      checkEtag(request, head.ETag);
+      return this.#opened(Readable.from([]), 0, request, signal, head.$metadata.httpStatusCode);
     }
-    const ranged = start > 0 || end !== undefined;
-    // Always an explicit first byte: s3rver answers suffix ranges (`bytes=-N`) wrongly.
-    const range = ranged ? `bytes=${start}-${end === undefined ? '' : end - 1}` : undefined;
+    const range = rangeHeader(start, request.end);
     const object =
       (await this.#directGet(normal, url, range, ifMatch, signal)) ??
       (await this.#sdkGet(normal, url, range, ifMatch, signal));
-    const body = object.body;
     try {
-      checkEtag(object.etag, ifMatch, normal, url);
-      const expected = ranged
-        ? checkContentRange(object.contentRange, object.contentLength, start, end, normal, url)
-        : object.contentLength;
-      return this.#opened(body, expected, normal, url, signal);
+      const length = checkRangeResponse(request, object);
+      return this.#opened(object.body, length, request, signal, object.statusCode);
     } catch (error) {
-      body.destroy();
+      object.body.destroy();
       throw error;
     }
   }
@@ -418,6 +412,7 @@ export class S3Source implements Source {
     }
     return {
       body,
+      statusCode: object.$metadata.httpStatusCode,
       etag: object.ETag,
       contentRange: object.ContentRange,
       contentLength: object.ContentLength,
@@ -449,33 +444,13 @@ export class S3Source implements Source {
       throw this.#error(error, key, signal);
     }
     const status = res.statusCode ?? 0;
-    if (status === 200 || status === 206) {
-      const length = header(res, 'content-length');
-      return {
-        body: res,
-        etag: header(res, 'etag'),
-        contentRange: header(res, 'content-range'),
-        contentLength: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined,
-      };
-    }
-    const text = await readErrorBody(res, signal);
-    if (signal?.aborted) throw new AbortError(signal.reason);
-    const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
-    if (status === 301 || (code !== undefined && REGION_REDIRECTS.has(code))) {
+    if (status === 200 || status === 206) return { body: res, ...rangeResponse(res) };
+    const failure = await readFailure(res, signal);
+    if (status === 301 || (failure.code !== undefined && REGION_REDIRECTS.has(failure.code))) {
       this.#direct = Promise.resolve(undefined);
       return undefined;
     }
-    throw remoteError({
-      status,
-      code,
-      key,
-      url,
-      bucket: this.#bucket,
-      endpoint: this.#endpoint,
-      requestId:
-        header(res, 'x-amz-request-id') ?? /<RequestId>([^<]+)<\/RequestId>/.exec(text)?.[1],
-      retryAfter: header(res, 'retry-after'),
-    });
+    throw remoteError({ ...failure, key, url, bucket: this.#bucket, endpoint: this.#endpoint });
   }
 
   async #resolveDirect(): Promise<S3DirectGet | undefined> {
@@ -493,15 +468,16 @@ export class S3Source implements Source {
   #opened(
     body: Readable,
     length: number | undefined,
-    key: string,
-    url: string,
+    request: RangeRequest,
     signal: AbortSignal | undefined,
+    statusCode: number | undefined,
   ): OpenedRange {
+    const { key, url } = request;
     return {
       body,
       length,
       mapError: (error) => this.#error(error, key, signal),
-      ...httpBodyErrors(key, url),
+      ...httpBodyErrors(key, url, statusCode),
     };
   }
 
@@ -614,91 +590,6 @@ function lengthMismatch(key: string, seen: number, size: number): FerryError {
       hint: 'The data being published changed or was cut short; check the input file and publish again.',
     },
   );
-}
-
-function header(res: IncomingMessage, name: string): string | undefined {
-  const value = res.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * At most MAX_ERROR_BODY characters of an error response; the socket is released after, or
- * as soon as `signal` aborts.
- */
-async function readErrorBody(
-  res: IncomingMessage,
-  signal: AbortSignal | undefined,
-): Promise<string> {
-  const onAbort = () => res.destroy();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  let text = '';
-  try {
-    for await (const chunk of res) {
-      text += String(chunk);
-      if (text.length > MAX_ERROR_BODY) break;
-    }
-  } catch {
-    // The status alone still classifies the failure.
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-  res.destroy();
-  return text;
-}
-
-function checkEtag(
-  etag: string | undefined,
-  ifMatch: string | undefined,
-  key: string,
-  url: string,
-): void {
-  // Compared here too: s3rver and some S3-compatible stores ignore If-Match.
-  if (ifMatch === undefined || etag === undefined || etag === ifMatch) return;
-  throw new FerryError(
-    'FERRY_SOURCE_CHANGED',
-    `Changed while reading: ${url} (ETag ${etag}, expected ${ifMatch})`,
-    {
-      key,
-      url,
-      hint: 'The object was replaced during the transfer; run the command again to fetch the new version.',
-    },
-  );
-}
-
-/** The exact body length a ranged GET must deliver, after checking its Content-Range. */
-function checkContentRange(
-  contentRange: string | undefined,
-  contentLength: number | undefined,
-  start: number,
-  end: number | undefined,
-  key: string,
-  url: string,
-): number {
-  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
-  const first = Number(match?.[1]);
-  const last = Number(match?.[2]);
-  const total = match?.[3] === '*' ? undefined : Number(match?.[3]);
-  const wantLast = end === undefined ? (total === undefined ? last : total - 1) : end - 1;
-  if (
-    match === null ||
-    first !== start ||
-    last !== wantLast ||
-    (contentLength !== undefined && contentLength !== last - first + 1)
-  ) {
-    throw new FerryError(
-      'FERRY_RANGE_MISMATCH',
-      `Range not honoured for ${url}: asked for bytes [${start}, ${end ?? 'end'}) and got Content-Range "${contentRange ?? ''}" (length ${contentLength ?? '?'})`,
-      {
-        key,
-        url,
-        hint:
-          contentRange === undefined
-            ? 'The store sent the whole object to a ranged read: it does not serve byte ranges. Use S3 or a store that does.'
-            : 'The object is shorter than the range asked for (so it probably changed), or the store mishandles ranges; run the command again.',
-      },
-    );
-  }
-  return last - first + 1;
 }
 
 function checksumMode(
