@@ -1,4 +1,4 @@
-import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+import { AbortError, errorDetails, FerryError, isFerryError } from '@ferry/manifest';
 import { AttemptSignal } from './attempt-signal.js';
 import { backoffDelay, sleep } from './backoff.js';
 
@@ -116,15 +116,8 @@ export class RetryPolicy {
     if (!isFerryError(error) || !error.retryable) throw error;
     if (failures > this.retries) {
       throw new FerryError(error.code, `${error.message} (gave up after ${failures} attempts)`, {
+        ...errorDetails(error),
         cause: error,
-        hint: error.hint,
-        statusCode: error.statusCode,
-        key: error.key,
-        url: error.url,
-        requestId: error.requestId,
-        remoteCode: error.remoteCode,
-        retryable: error.retryable,
-        retryAfterSeconds: error.retryAfterSeconds,
       });
     }
     const delayMs = backoffDelay(

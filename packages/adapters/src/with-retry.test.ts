@@ -155,6 +155,15 @@ describe('withRetry against the fault server', () => {
       message: expect.stringMatching(/gave up after 3 attempts/),
       cause: { code: 'FERRY_TRANSIENT', statusCode: 500 },
     });
+    // It says everything the last failure said.
+    const last = (error as FerryError).cause as FerryError;
+    expect(error).toMatchObject({
+      statusCode: 500,
+      key: 'model.bin',
+      url: `${server.url}/model.bin`,
+      retryable: true,
+      hint: last.hint,
+    });
     expect(server.requests).toHaveLength(3);
     expect(retries.map((r) => r.attempt)).toEqual([2, 3]);
   });
