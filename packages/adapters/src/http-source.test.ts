@@ -89,6 +89,7 @@ describe('HTTP source', () => {
       () => source.write('x', new Uint8Array(1), { size: 1 }),
       () => source.writeText('x', 'y'),
       () => source.delete('x'),
+      () => source.copy('y', 'x'),
     ]) {
       await expect(attempt()).rejects.toMatchObject({ code: 'FERRY_UNSUPPORTED', key: 'x' });
     }
