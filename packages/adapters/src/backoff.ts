@@ -16,24 +16,18 @@ export function backoffDelay(
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
 }
 
-/** Waits `ms`, rejecting with an AbortError as soon as any signal aborts; no listener stays behind. */
-export function sleep(ms: number, signals: Array<AbortSignal | undefined>): Promise<void> {
-  const live = signals.filter((s): s is AbortSignal => s !== undefined);
-  const aborted = live.find((s) => s.aborted);
-  if (aborted) return Promise.reject(new AbortError(aborted.reason));
+/** Waits `ms`, rejecting with an AbortError as soon as `signal` aborts; no listener stays behind. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
   return new Promise((resolve, reject) => {
-    const onAbort = (event: Event) => {
-      done();
-      reject(new AbortError((event.target as AbortSignal).reason));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortError(signal?.reason));
     };
     const timer = setTimeout(() => {
-      done();
+      signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    const done = () => {
-      clearTimeout(timer);
-      for (const s of live) s.removeEventListener('abort', onAbort);
-    };
-    for (const s of live) s.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

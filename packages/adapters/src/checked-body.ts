@@ -1,5 +1,5 @@
 import { finished, Readable } from 'node:stream';
-import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+import { AbortError, isFerryError } from '@ferry/manifest';
 import type { OpenedRange, ReadOptions, Source } from './source.js';
 
 /** How a `CheckedBody` judges and reports the body it wraps. */
@@ -70,42 +70,6 @@ export class CheckedBody extends Readable {
     this.#body.destroy();
     callback(error);
   }
-}
-
-/**
- * The short- and long-body errors of an HTTP(S) response (S3 or a plain origin): a short
- * body is a cut connection, retried from the last byte; a long one is a broken server.
- */
-export function httpBodyErrors(
-  key: string,
-  url: string,
-  statusCode?: number,
-): Pick<OpenedRange, 'shortError' | 'longError'> {
-  return {
-    shortError: (received, total) =>
-      new FerryError(
-        'FERRY_TRANSIENT',
-        `The body of ${url} ended after ${received} of ${total} bytes`,
-        {
-          key,
-          url,
-          statusCode,
-          retryable: true,
-          hint: 'The connection was cut mid-body; ferry retries from the last byte received.',
-        },
-      ),
-    longError: (total) =>
-      new FerryError(
-        'FERRY_BAD_RESPONSE',
-        `The body of ${url} is longer than the ${total} bytes announced`,
-        {
-          key,
-          url,
-          statusCode,
-          hint: 'The server sent more bytes than it announced; check the server or any proxy in front of it.',
-        },
-      ),
-  };
 }
 
 /** `Source.read` for every source: its `openRange`, wrapped so the body is checked and counted. */

@@ -77,10 +77,24 @@ describe('HTTP source', () => {
     expect(server.requests[2]?.ifMatch).toBe(etag);
   });
 
-  it('cannot list or write', async () => {
-    expect(source.capabilities).toEqual({ list: false, rangeReads: true, write: false });
-    await expect(source.write('x', new Uint8Array(1), { size: 1 })).rejects.toMatchObject({
+  it('cannot list or write, and says so without asking the server', async () => {
+    const listing = (async () => {
+      for await (const _ of source.list()) break;
+    })();
+    await expect(listing).rejects.toMatchObject({
       code: 'FERRY_UNSUPPORTED',
+      hint: expect.stringMatching(/ferry publish/),
     });
+    for (const attempt of [
+      () => source.write('x', new Uint8Array(1), { size: 1 }),
+      () => source.writeText('x', 'y'),
+      () => source.delete('x'),
+      () => source.copy('y', 'x'),
+    ]) {
+      await expect(attempt()).rejects.toMatchObject({ code: 'FERRY_UNSUPPORTED', key: 'x' });
+    }
+    expect(server.requests).toHaveLength(0);
+    // Callers branch on these instead of catching: they must say what the calls above did.
+    expect(source.capabilities).toMatchObject({ list: false, write: false });
   });
 });

@@ -2,7 +2,19 @@ import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
-import { checkedRead, httpBodyErrors } from './checked-body.js';
+import { checkedRead } from './checked-body.js';
+import {
+  checkEtag,
+  checkRangeRequest,
+  checkRangeResponse,
+  contentLength,
+  header,
+  httpBodyErrors,
+  type RangeRequest,
+  rangeHeader,
+  rangeResponse,
+  readFailure,
+} from './http-response.js';
 import { networkError } from './network-error.js';
 import { sourceAgents } from './proxy-agent.js';
 import { readAllText } from './read-all-text.js';
@@ -24,8 +36,6 @@ import { checkKey } from './source-key.js';
 
 const DEFAULT_MAX_SOCKETS = 64;
 const DEFAULT_TIMEOUT_MS = 30_000;
-/** Error bodies are read only this far, to find an S3-style `<Code>`. */
-const MAX_ERROR_BODY = 16 * 1024;
 
 /**
  * A read-only source over HTTP(S): keys are appended to the base URL, percent-encoded per
@@ -71,7 +81,7 @@ export class HttpSource implements Source {
     const url = this.#url(normal);
     const res = await this.#send('HEAD', url, normal, {}, options.signal);
     res.resume();
-    if (res.statusCode !== 200) throw await this.#failure(res, normal, url);
+    if (res.statusCode !== 200) throw await this.#failure(res, normal, url, options.signal);
     const size = contentLength(res);
     if (size === undefined) {
       throw new FerryError(
@@ -97,31 +107,27 @@ export class HttpSource implements Source {
     const normal = checkKey(key);
     const url = this.#url(normal);
     const start = options.start ?? 0;
-    const end = options.end;
-    if (start < 0 || (end !== undefined && end < start)) {
-      throw new FerryError('FERRY_RANGE_MISMATCH', `Invalid range [${start}, ${end}) for ${url}`, {
-        key: normal,
-        url,
-        hint: 'This is a bug in the caller: ranges are [start, end) with 0 <= start <= end.',
-      });
-    }
+    const request: RangeRequest = { key: normal, url, start, end: options.end, ifMatch };
+    checkRangeRequest(request);
     const headers: Record<string, string> = {};
     if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-    if (end === start) {
+    if (request.end === start) {
       // Nothing to transfer, but the object must exist and still match.
       const res = await this.#send('HEAD', url, normal, headers, signal);
       res.resume();
-      if (res.statusCode !== 200) throw await this.#failure(res, normal, url);
-      this.#checkEtag(res, ifMatch, normal, url);
+      if (res.statusCode !== 200) throw await this.#failure(res, normal, url, signal);
+      checkEtag(request, header(res, 'etag'), res.statusCode);
       return this.#opened(Readable.from([]), 0, normal, url, res.statusCode);
     }
-    const ranged = start > 0 || end !== undefined;
-    if (ranged) headers.range = `bytes=${start}-${end === undefined ? '' : end - 1}`;
+    const range = rangeHeader(start, request.end);
+    if (range !== undefined) headers.range = range;
     const res = await this.#send('GET', url, normal, headers, signal);
     try {
-      const expected = await this.#expectedLength(res, normal, url, start, end, ranged);
-      this.#checkEtag(res, ifMatch, normal, url);
-      return this.#opened(res, expected, normal, url, res.statusCode);
+      if (res.statusCode !== 200 && res.statusCode !== 206) {
+        throw await this.#failure(res, normal, url, signal);
+      }
+      const length = checkRangeResponse(request, rangeResponse(res));
+      return this.#opened(res, length, normal, url, res.statusCode);
     } catch (error) {
       res.destroy();
       throw error;
@@ -203,67 +209,6 @@ export class HttpSource implements Source {
     );
   }
 
-  /** Checks status and Content-Range of a GET; returns the exact body length to expect. */
-  async #expectedLength(
-    res: IncomingMessage,
-    key: string,
-    url: string,
-    start: number,
-    end: number | undefined,
-    ranged: boolean,
-  ): Promise<number | undefined> {
-    const length = contentLength(res);
-    if (res.statusCode === 200) {
-      // A server that ignored Range sent the whole object: fine only if that was asked for.
-      if (!ranged || (start === 0 && length !== undefined && end === length)) return length;
-      throw rangeMismatch(
-        key,
-        url,
-        res,
-        `asked for bytes [${start}, ${end ?? 'end'}) and got the whole object (200)`,
-      );
-    }
-    if (res.statusCode !== 206) throw await this.#failure(res, key, url);
-    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '');
-    const first = Number(range?.[1]);
-    const last = Number(range?.[2]);
-    const total = range?.[3] === '*' ? undefined : Number(range?.[3]);
-    const wantLast = end === undefined ? (total === undefined ? last : total - 1) : end - 1;
-    if (range === null || first !== start || last !== wantLast) {
-      throw rangeMismatch(
-        key,
-        url,
-        res,
-        `asked for bytes [${start}, ${end ?? 'end'}) and got Content-Range "${res.headers['content-range'] ?? ''}"`,
-      );
-    }
-    const expected = last - first + 1;
-    if (length !== undefined && length !== expected) {
-      throw rangeMismatch(
-        key,
-        url,
-        res,
-        `Content-Length ${length} does not match Content-Range ${first}-${last}`,
-      );
-    }
-    return expected;
-  }
-
-  #checkEtag(res: IncomingMessage, ifMatch: string | undefined, key: string, url: string): void {
-    const etag = res.headers.etag;
-    if (ifMatch === undefined || etag === undefined || etag === ifMatch) return;
-    throw new FerryError(
-      'FERRY_SOURCE_CHANGED',
-      `Changed while reading: ${url} (ETag ${etag}, expected ${ifMatch})`,
-      {
-        key,
-        url,
-        statusCode: res.statusCode,
-        hint: 'The object was replaced during the transfer; run the command again to fetch the new version.',
-      },
-    );
-  }
-
   #opened(
     body: Readable,
     length: number | undefined,
@@ -279,34 +224,14 @@ export class HttpSource implements Source {
     };
   }
 
-  async #failure(res: IncomingMessage, key: string, url: string): Promise<FerryError> {
-    let text = '';
-    if (res.statusCode !== undefined && res.statusCode >= 400) {
-      for await (const chunk of res) {
-        text += String(chunk);
-        if (text.length > MAX_ERROR_BODY) break;
-      }
-    }
-    res.destroy();
-    return remoteError({
-      status: res.statusCode ?? 0,
-      code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1],
-      key,
-      url,
-      requestId: header(res, 'x-amz-request-id') ?? header(res, 'x-request-id'),
-      retryAfter: header(res, 'retry-after'),
-    });
+  async #failure(
+    res: IncomingMessage,
+    key: string,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Promise<FerryError> {
+    return remoteError({ ...(await readFailure(res, signal)), key, url });
   }
-}
-
-function header(res: IncomingMessage, name: string): string | undefined {
-  const value = res.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function contentLength(res: IncomingMessage): number | undefined {
-  const value = res.headers['content-length'];
-  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
 }
 
 function info(key: string, size: number, res: IncomingMessage): ObjectInfo {
@@ -318,13 +243,4 @@ function info(key: string, size: number, res: IncomingMessage): ObjectInfo {
   if (modified !== undefined && !Number.isNaN(Date.parse(modified)))
     result.lastModified = new Date(modified);
   return result;
-}
-
-function rangeMismatch(key: string, url: string, res: IncomingMessage, detail: string): FerryError {
-  return new FerryError('FERRY_RANGE_MISMATCH', `Range not honoured for ${url}: ${detail}`, {
-    key,
-    url,
-    statusCode: res.statusCode,
-    hint: 'The server does not serve byte ranges correctly; use a server with HTTP Range support (nginx, S3, a CDN).',
-  });
 }

@@ -2,7 +2,7 @@ export { CheckedBody, type CheckedBodyOptions } from './checked-body.js';
 export { HttpSource } from './http-source.js';
 export { LocalSource } from './local-source.js';
 export { openSource } from './open-source.js';
-export { type ParsedSourceUri, parseSourceUri } from './parse-source-uri.js';
+export { hasUriScheme, type ParsedSourceUri, parseSourceUri } from './parse-source-uri.js';
 export { type ChunkSink, type RangeReadOptions, readRange } from './read-range.js';
 export type { RetryInfo, RetryOptions } from './retry-policy.js';
 export type { S3ReadGrant } from './s3-direct-get.js';

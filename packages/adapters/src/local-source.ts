@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { AbortError, compareUtf8, FerryError, isFerryError, throwIfAborted } from '@ferry/manifest';
 import { checkedRead } from './checked-body.js';
+import { checkEtag, checkRangeRequest, type RangeRequest } from './http-response.js';
 import { readAllText } from './read-all-text.js';
 import type {
   ObjectInfo,
@@ -82,7 +83,10 @@ export class LocalSource implements Source {
     const { signal, ifMatch } = options;
     throwIfAborted(signal);
     const normal = checkKey(key);
+    const start = options.start ?? 0;
     const file = await this.#inside(await this.#resolveRoot(), normal, normal);
+    const request: RangeRequest = { key: normal, url: file, start, end: options.end, ifMatch };
+    checkRangeRequest(request);
     this.metrics.requests += 1;
     const handle = await open(file, 'r').catch((error: unknown) => {
       throw fsError(error, normal, file);
@@ -91,16 +95,9 @@ export class LocalSource implements Source {
       const info = await handle.stat({ bigint: true });
       if (!info.isFile()) throw notAFile(normal, file);
       const size = Number(info.size);
-      const etag = localEtag(info);
-      if (ifMatch !== undefined && ifMatch !== etag) {
-        throw new FerryError('FERRY_SOURCE_CHANGED', `Changed since it was listed: ${file}`, {
-          key: normal,
-          hint: 'The file was modified during the transfer; run the command again to pick up the new version.',
-        });
-      }
-      const start = options.start ?? 0;
+      checkEtag(request, localEtag(info));
       const end = options.end ?? size;
-      if (start < 0 || end < start || end > size) {
+      if (end > size || start > end) {
         throw new FerryError(
           'FERRY_RANGE_MISMATCH',
           `Range [${start}, ${end}) is outside ${file} (${size} bytes)`,

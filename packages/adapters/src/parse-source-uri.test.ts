@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSource } from './open-source.js';
-import { parseSourceUri } from './parse-source-uri.js';
+import { hasUriScheme, parseSourceUri } from './parse-source-uri.js';
 
 describe('parseSourceUri', () => {
   it('parses s3 URIs into bucket and folder prefix', () => {
@@ -74,5 +74,16 @@ describe('parseSourceUri', () => {
     });
     expect(openSource('https://example.invalid/x').capabilities.list).toBe(false);
     expect(openSource('.').uri).toBe(`file://${resolve('.')}`);
+  });
+});
+
+describe('hasUriScheme', () => {
+  it('tells URIs, whatever their scheme, from local paths', () => {
+    for (const uri of ['s3://b/p', 'HTTPS://h/p', 'file:///abs', 'gs://b', 'git+ssh://h/r']) {
+      expect(hasUriScheme(uri)).toBe(true);
+    }
+    for (const path of ['models/llama', './s3://x', '/abs/path', 'C:\\models', 's3:/b', '']) {
+      expect(hasUriScheme(path)).toBe(false);
+    }
   });
 });

@@ -24,6 +24,9 @@ export interface ParsedSourceUri {
   path?: string;
 }
 
+/** A scheme and `://` at the start: what sets a URI apart from a local path. */
+const URI_SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//;
+
 const USAGE_HINT =
   'Use s3://bucket/prefix, https://host/path, file:///absolute/path or a local directory path.';
 
@@ -35,7 +38,7 @@ const USAGE_HINT =
 export function parseSourceUri(uri: string): ParsedSourceUri {
   const text = uri.trim();
   if (text === '') throw badSource(uri, 'The source is empty');
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(text)?.[1]?.toLowerCase();
+  const scheme = URI_SCHEME.exec(text)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     const path = resolve(text);
     return { kind: 'local', uri: pathToFileURL(path).href, prefix: '', path };
@@ -51,6 +54,15 @@ export function parseSourceUri(uri: string): ParsedSourceUri {
     default:
       throw badSource(uri, `Unsupported source scheme "${scheme}://"`);
   }
+}
+
+/**
+ * Whether `source` is a URI (`s3://…`, `https://…`, `file://…`, or an unknown scheme that
+ * `parseSourceUri` refuses) rather than a local path: callers resolve paths against their
+ * own working directory before passing them on.
+ */
+export function hasUriScheme(source: string): boolean {
+  return URI_SCHEME.test(source);
 }
 
 function parseS3(uri: string, text: string): ParsedSourceUri {

@@ -1,4 +1,4 @@
-import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+import { AbortError, errorDetails, FerryError, isFerryError } from '@ferry/manifest';
 import { AttemptSignal } from './attempt-signal.js';
 import { backoffDelay, sleep } from './backoff.js';
 
@@ -23,6 +23,13 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Uniform [0, 1) numbers for the jitter; tests pass a fixed one. @default Math.random */
   random?: () => number;
+  /**
+   * Waits out a backoff of `ms` milliseconds (at least the server's Retry-After), rejecting
+   * with an AbortError when `signal` aborts. Tests pass one that records `ms` and resolves
+   * at once, so that honouring a Retry-After of seconds costs them no time.
+   * @default a real timer (`setTimeout`)
+   */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** What `onRetry` is told. */
@@ -46,6 +53,7 @@ export class RetryPolicy {
   readonly signal: AbortSignal | undefined;
   readonly #onRetry: RetryOptions['onRetry'];
   readonly #random: () => number;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 
   constructor(options: RetryOptions = {}) {
     this.retries = options.retries ?? 5;
@@ -56,6 +64,7 @@ export class RetryPolicy {
     this.signal = options.signal;
     this.#onRetry = options.onRetry;
     this.#random = options.random ?? Math.random;
+    this.#sleep = options.sleep ?? sleep;
   }
 
   /** Runs `op` until it succeeds, fails for good, or the caller aborts. */
@@ -116,15 +125,8 @@ export class RetryPolicy {
     if (!isFerryError(error) || !error.retryable) throw error;
     if (failures > this.retries) {
       throw new FerryError(error.code, `${error.message} (gave up after ${failures} attempts)`, {
+        ...errorDetails(error),
         cause: error,
-        hint: error.hint,
-        statusCode: error.statusCode,
-        key: error.key,
-        url: error.url,
-        requestId: error.requestId,
-        remoteCode: error.remoteCode,
-        retryable: error.retryable,
-        retryAfterSeconds: error.retryAfterSeconds,
       });
     }
     const delayMs = backoffDelay(
@@ -135,6 +137,12 @@ export class RetryPolicy {
       this.#random,
     );
     this.#onRetry?.({ key, attempt: failures + 1, error, delayMs });
-    await sleep(delayMs, [callSignal, this.signal]);
+    // Its own signal: the failed attempt's timer may still be running, and must not cut the wait.
+    const wait = new AttemptSignal([callSignal, this.signal]);
+    try {
+      await this.#sleep(delayMs, wait.signal);
+    } finally {
+      wait.dispose();
+    }
   }
 }

@@ -1,6 +1,7 @@
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import {
   createServer as createHttpServer,
+  request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type Server,
@@ -59,16 +60,40 @@ describe('S3 source against s3rver', () => {
   });
 
   it('uploads large bodies as a parallel multipart upload', async () => {
-    const source = open('s3://models/m/v3', { uploadPartSize: 5 * 1024 * 1024 });
+    const relay = await startRecordingRelay(server.endpoint);
+    const source = open('s3://models/m/v3', {
+      endpoint: relay.endpoint,
+      uploadPartSize: 5 * 1024 * 1024,
+    });
     const data = randomBytes(12 * 1024 * 1024 + 3, 7);
-    const before = source.metrics.requests;
-    await source.write('big.bin', Readable.from([data]), { size: data.length });
-    expect(source.metrics.requests - before).toBe(3 + 2);
-    expect((await collect(await source.read('big.bin'))).equals(data)).toBe(true);
+    try {
+      await source.write('big.bin', Readable.from([data]), { size: data.length });
+      // What s3rver was sent: one multipart upload of three parts, the last one short.
+      const sent = relay.requests.map((r) =>
+        r.operation.startsWith('part')
+          ? `${r.method} ${r.operation} ${r.bytes}`
+          : `${r.method} ${r.operation}`,
+      );
+      expect(sent.sort()).toEqual([
+        'POST complete',
+        'POST create',
+        `PUT part 1 ${5 * 1024 * 1024}`,
+        `PUT part 2 ${5 * 1024 * 1024}`,
+        `PUT part 3 ${2 * 1024 * 1024 + 3}`,
+      ]);
+      expect(relay.maxPartsInFlight).toBeGreaterThan(1);
+      // Every request it sent is counted, no more.
+      expect(source.metrics.requests).toBe(relay.requests.length);
+    } finally {
+      await source.close();
+      await relay.close();
+    }
+    const reader = open('s3://models/m/v3');
+    expect((await collect(await reader.read('big.bin'))).equals(data)).toBe(true);
     expect(
       (
         await collect(
-          await source.read('big.bin', { start: 5 * 1024 * 1024 - 1, end: 5 * 1024 * 1024 + 1 }),
+          await reader.read('big.bin', { start: 5 * 1024 * 1024 - 1, end: 5 * 1024 * 1024 + 1 }),
         )
       ).equals(data.subarray(5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1)),
     ).toBe(true);
@@ -340,13 +365,107 @@ describe('S3 reads sent directly (fake S3 origin)', () => {
   });
 
   it('aborting a direct read destroys its request', async () => {
-    answer = () => {
+    let arrived: () => void = () => {};
+    let closed: () => void = () => {};
+    const requestArrived = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const connectionClosed = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    answer = (req) => {
       // Never answers: the read is waiting for headers when it is aborted.
+      req.socket.once('close', closed);
+      arrived();
     };
     const source = open();
     const controller = new AbortController();
     const reading = source.read('x.bin', { signal: controller.signal });
-    setTimeout(() => controller.abort(), 20);
-    await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
-  });
+    await requestArrived;
+    controller.abort(new Error('user gave up'));
+    await expect(reading).rejects.toMatchObject({
+      name: 'AbortError',
+      cause: new Error('user gave up'),
+    });
+    // The server sees the connection go now, not when the 30 s request timeout would cut it.
+    await connectionClosed;
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  }, 5_000);
 });
+
+/** One request the relay passed to s3rver. */
+interface RelayedRequest {
+  method: string;
+  /** The S3 operation, from the query: `create`, `part <n>`, `complete`, else the path. */
+  operation: string;
+  /** Body bytes the client sent. */
+  bytes: number;
+}
+
+/**
+ * An HTTP relay in front of a real server that records each request's S3 operation and
+ * body size, and how many UploadPart requests were in flight at once.
+ */
+async function startRecordingRelay(target: string): Promise<{
+  endpoint: string;
+  requests: RelayedRequest[];
+  maxPartsInFlight: number;
+  close(): Promise<void>;
+}> {
+  const upstream = new URL(target);
+  const requests: RelayedRequest[] = [];
+  let partsInFlight = 0;
+  const relay = {
+    endpoint: '',
+    requests,
+    maxPartsInFlight: 0,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+  const server = createHttpServer((req, res) => {
+    const query = new URL(req.url ?? '/', 'http://relay').searchParams;
+    const part = query.get('partNumber');
+    const operation = query.has('uploads')
+      ? 'create'
+      : part !== null
+        ? `part ${part}`
+        : query.has('uploadId')
+          ? 'complete'
+          : (req.url ?? '');
+    const record: RelayedRequest = { method: req.method ?? '', operation, bytes: 0 };
+    requests.push(record);
+    if (part !== null) {
+      partsInFlight += 1;
+      relay.maxPartsInFlight = Math.max(relay.maxPartsInFlight, partsInFlight);
+      res.once('close', () => {
+        partsInFlight -= 1;
+      });
+    }
+    req.on('data', (chunk: Buffer) => {
+      record.bytes += chunk.length;
+    });
+    const forward = httpRequest(
+      {
+        hostname: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  relay.endpoint = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  return relay;
+}

@@ -107,19 +107,30 @@ describe('withRetry against the fault server', () => {
     expect(await server.settled(0)).toBe('aborted');
   });
 
-  it('waits at least Retry-After on 503 SlowDown', async () => {
+  it('waits out Retry-After on 503 SlowDown before retrying, past maxDelayMs', async () => {
+    const waits: Array<{ ms: number; requestsSent: number }> = [];
+    source = withRetry(http, {
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+      onRetry: (info) => retries.push(info),
+      // Records the wait instead of spending 30 s of the test's time on it.
+      sleep: async (ms) => {
+        waits.push({ ms, requestsSent: server.requests.length });
+      },
+    });
     server.inject(
-      { kind: 'status', status: 503, code: 'SlowDown', retryAfterSeconds: 1 },
+      { kind: 'status', status: 503, code: 'SlowDown', retryAfterSeconds: 30 },
       { key: 'model.bin' },
     );
-    const started = Date.now();
     const body = await collect(await source.read('model.bin', { start: 0, end: 100 }));
     expect(body.equals(data.subarray(0, 100))).toBe(true);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    // One wait, of all the server asked for, between the refused request and the retry.
+    expect(waits).toEqual([{ ms: 30_000, requestsSent: 1 }]);
+    expect(server.requests).toHaveLength(2);
     expect(retries).toHaveLength(1);
     expect(retries[0]).toMatchObject({
-      delayMs: 1000,
-      error: { code: 'FERRY_THROTTLED', retryAfterSeconds: 1, statusCode: 503 },
+      delayMs: 30_000,
+      error: { code: 'FERRY_THROTTLED', retryAfterSeconds: 30, statusCode: 503 },
     });
   });
 
@@ -154,6 +165,15 @@ describe('withRetry against the fault server', () => {
       code: 'FERRY_TRANSIENT',
       message: expect.stringMatching(/gave up after 3 attempts/),
       cause: { code: 'FERRY_TRANSIENT', statusCode: 500 },
+    });
+    // It says everything the last failure said.
+    const last = (error as FerryError).cause as FerryError;
+    expect(error).toMatchObject({
+      statusCode: 500,
+      key: 'model.bin',
+      url: `${server.url}/model.bin`,
+      retryable: true,
+      hint: last.hint,
     });
     expect(server.requests).toHaveLength(3);
     expect(retries.map((r) => r.attempt)).toEqual([2, 3]);

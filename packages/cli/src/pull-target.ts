@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseSourceUri } from '@ferry/adapters';
+import { hasUriScheme, parseSourceUri } from '@ferry/adapters';
 import { FerryError } from '@ferry/manifest';
 import { resolveCacheRoot } from './cache-root.js';
 import type { CliIo } from './cli-io.js';
@@ -99,7 +99,7 @@ export async function resolvePullTarget(options: PullTargetOptions): Promise<Pul
 
 /** A local path resolves against the CLI's working directory, not the process's. */
 function localToAbsolute(source: string, cwd: string): string {
-  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(source) ? source : resolve(cwd, source);
+  return hasUriScheme(source) ? source : resolve(cwd, source);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

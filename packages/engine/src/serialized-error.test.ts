@@ -1,4 +1,4 @@
-import { AbortError, FerryError } from '@ferry/manifest';
+import { AbortError, FerryError, type FerryErrorDetails } from '@ferry/manifest';
 import { describe, expect, it } from 'vitest';
 import { deserializeError, serializeError } from './serialized-error.js';
 
@@ -25,8 +25,9 @@ describe('serialized errors', () => {
     expect((back as FerryError).hint).toBeUndefined();
   });
 
-  it('keeps every detail a remote failure carries', () => {
-    const details = {
+  it('keeps every detail a FerryError can carry, its cause included', () => {
+    // Typed as every field: a detail added to FerryError fails to compile here until tested.
+    const details: Required<FerryErrorDetails> = {
       hint: 'wait',
       statusCode: 503,
       key: 'a.bin',
@@ -34,10 +35,30 @@ describe('serialized errors', () => {
       requestId: 'req-1',
       remoteCode: 'SlowDown',
       retryable: true,
+      retryAfterSeconds: 7,
+      cause: new FerryError('FERRY_THROTTLED', 'slow down (attempt 1)', {
+        statusCode: 503,
+        retryAfterSeconds: 3,
+        cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      }),
     };
-    expect(roundTrip(new FerryError('FERRY_THROTTLED', 'slow down', details))).toMatchObject(
-      details,
-    );
+    const back = roundTrip(new FerryError('FERRY_THROTTLED', 'slow down', details));
+    expect(back).toBeInstanceOf(FerryError);
+    const { cause: _cause, ...fields } = details;
+    expect(back).toMatchObject(fields);
+    const cause = back.cause;
+    expect(cause).toBeInstanceOf(FerryError);
+    expect(cause).toMatchObject({
+      code: 'FERRY_THROTTLED',
+      message: 'slow down (attempt 1)',
+      statusCode: 503,
+      retryAfterSeconds: 3,
+    });
+    // Under it, an error from elsewhere comes back plain: its message and stack, no code.
+    const socket = (cause as FerryError).cause;
+    expect(socket).toBeInstanceOf(Error);
+    expect(socket).not.toBeInstanceOf(FerryError);
+    expect(socket).toMatchObject({ message: 'read ECONNRESET' });
   });
 
   it('turns file system errors into FERRY_IO, aborts into AbortError, bugs into plain errors', () => {

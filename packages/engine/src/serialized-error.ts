@@ -1,38 +1,31 @@
-import { AbortError, FerryError, type FerryErrorCode, isFerryError } from '@ferry/manifest';
+import {
+  AbortError,
+  errorDetails,
+  FerryError,
+  type FerryErrorCode,
+  type FerryErrorDetails,
+  isFerryError,
+} from '@ferry/manifest';
 
 /** A FerryError (or any error) as plain data, to cross a worker-thread boundary intact. */
-export interface SerializedError {
+export interface SerializedError extends Omit<FerryErrorDetails, 'cause'> {
   code: FerryErrorCode | 'UNKNOWN';
   message: string;
-  hint?: string;
-  statusCode?: number;
-  key?: string;
-  url?: string;
-  requestId?: string;
-  remoteCode?: string;
   retryable: boolean;
   stack?: string;
-}
-
-/** The optional details a FerryError carries across, copied only when set. */
-const DETAILS = ['hint', 'statusCode', 'key', 'url', 'requestId', 'remoteCode'] as const;
-type Details = Pick<SerializedError, (typeof DETAILS)[number]>;
-
-function definedDetails(from: Details): Details {
-  const details: Details = {};
-  for (const name of DETAILS) {
-    if (from[name] !== undefined) Object.assign(details, { [name]: from[name] });
-  }
-  return details;
+  /** A FerryError's cause, serialised the same way: an SDK error as it is may not clone. */
+  cause?: SerializedError;
 }
 
 export function serializeError(error: unknown): SerializedError {
   if (isFerryError(error)) {
+    const { cause, ...details } = errorDetails(error);
     return {
+      ...details,
       code: error.code,
       message: error.message,
       retryable: error.retryable,
-      ...definedDetails(error),
+      ...(cause === undefined ? {} : { cause: serializeCause(cause) }),
       ...(error.stack === undefined ? {} : { stack: error.stack }),
     };
   }
@@ -40,10 +33,22 @@ export function serializeError(error: unknown): SerializedError {
     return { code: 'FERRY_ABORTED', message: error.message, retryable: false };
   }
   const err = error instanceof Error ? error : new Error(String(error));
-  const errno = (err as NodeJS.ErrnoException).code;
+  // Local file system failures (ENOSPC, EACCES…) are I/O errors the user can act on.
+  return plain(err, (err as NodeJS.ErrnoException).code === undefined ? 'UNKNOWN' : 'FERRY_IO');
+}
+
+/**
+ * A FerryError's cause stays a FerryError, or becomes a plain error with its message and
+ * stack: the socket error under a FERRY_TRANSIENT is not an I/O error of the user's.
+ */
+function serializeCause(cause: unknown): SerializedError {
+  if (isFerryError(cause)) return serializeError(cause);
+  return plain(cause instanceof Error ? cause : new Error(String(cause)), 'UNKNOWN');
+}
+
+function plain(err: Error, code: 'UNKNOWN' | 'FERRY_IO'): SerializedError {
   return {
-    // Local file system failures (ENOSPC, EACCES…) are I/O errors the user can act on.
-    code: errno === undefined ? 'UNKNOWN' : 'FERRY_IO',
+    code,
     message: err.message,
     retryable: false,
     ...(err.stack === undefined ? {} : { stack: err.stack }),
@@ -59,9 +64,10 @@ export function deserializeError(error: SerializedError): Error {
     if (error.stack !== undefined) unexpected.stack = error.stack;
     return unexpected;
   }
+  const { code: _code, message: _message, stack: _stack, cause, ...details } = error;
   const rebuilt = new FerryError(error.code, error.message, {
-    retryable: error.retryable,
-    ...definedDetails(error),
+    ...details,
+    ...(cause === undefined ? {} : { cause: deserializeError(cause) }),
   });
   if (error.stack !== undefined) rebuilt.stack = error.stack;
   return rebuilt;

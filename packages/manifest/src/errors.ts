@@ -78,6 +78,26 @@ export class FerryError extends Error {
   }
 }
 
+/**
+ * Every detail `error` carries, as the details of another FerryError (one that wraps it, or
+ * rebuilds it after a thread boundary). Copy details through this rather than field by
+ * field: a detail added to FerryErrorDetails does not compile here until it is carried.
+ */
+export function errorDetails(error: FerryError): FerryErrorDetails {
+  const details: { [Field in keyof Required<FerryErrorDetails>]: FerryErrorDetails[Field] } = {
+    cause: error.cause,
+    hint: error.hint,
+    statusCode: error.statusCode,
+    key: error.key,
+    url: error.url,
+    requestId: error.requestId,
+    remoteCode: error.remoteCode,
+    retryable: error.retryable,
+    retryAfterSeconds: error.retryAfterSeconds,
+  };
+  return details;
+}
+
 /** True when `error` is a FerryError, and of `code` when one is given. */
 export function isFerryError(error: unknown, code?: FerryErrorCode): error is FerryError {
   return error instanceof FerryError && (code === undefined || error.code === code);

@@ -16,6 +16,7 @@ export {
 } from './digest.js';
 export {
   AbortError,
+  errorDetails,
   FerryError,
   type FerryErrorCode,
   type FerryErrorDetails,

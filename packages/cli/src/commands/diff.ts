@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { hasUriScheme } from '@ferry/adapters';
 import { diffVersions, type VersionDiff } from '@ferry/engine';
 import { partLength } from '@ferry/manifest';
 import { formatBytes } from '../byte-size.js';
@@ -78,9 +79,7 @@ export const diffCommand: Command = {
         'give a source with a version and a second version: ferry diff <source>@<a> <b>',
       );
     }
-    const source = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(split.source)
-      ? split.source
-      : resolve(ctx.io.cwd, split.source);
+    const source = hasUriScheme(split.source) ? split.source : resolve(ctx.io.cwd, split.source);
     const d = await diffVersions({
       source,
       from: split.ref,

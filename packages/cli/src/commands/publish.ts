@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { hasUriScheme } from '@ferry/adapters';
 import { type PublishEvent, publish } from '@ferry/engine';
 import { formatBytes, parseSize } from '../byte-size.js';
 import type { Command } from '../command.js';
@@ -72,8 +73,7 @@ export const publishCommand: Command = {
       values.concurrency === undefined
         ? undefined
         : parseCount(values.concurrency, '--concurrency', 256);
-    const uri = (arg: string) =>
-      /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(arg) ? arg : resolve(ctx.io.cwd, arg);
+    const uri = (arg: string) => (hasUriScheme(arg) ? arg : resolve(ctx.io.cwd, arg));
     const destination = uri(dest);
     if (values.store === '') throw usageError('publish', '--store needs a URI or folder');
     const store = values.store === undefined ? undefined : uri(values.store);

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { hasUriScheme } from '@ferry/adapters';
 import { listRefs } from '@ferry/engine';
 import { formatBytes } from '../byte-size.js';
 import type { Command } from '../command.js';
@@ -32,7 +33,7 @@ export function sourceArg(
   usage: string,
 ): string {
   if (arg === undefined || arg === '') throw usageError(command, usage);
-  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(arg) ? arg : resolve(cwd, arg);
+  return hasUriScheme(arg) ? arg : resolve(cwd, arg);
 }
 
 export const refsCommand: Command = {

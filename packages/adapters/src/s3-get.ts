@@ -1,0 +1,141 @@
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { FerryError, throwIfAborted } from '@ferry/manifest';
+import { type RangeResponse, rangeResponse, readFailure } from './http-response.js';
+import { remoteError } from './remote-error.js';
+import type { S3Connection } from './s3-connection.js';
+import { S3DirectGet, type S3ReadGrant } from './s3-direct-get.js';
+
+/** What a GetObject answered, whichever path sent it: the body, not yet read, and its headers. */
+export interface S3GetResult extends RangeResponse {
+  body: Readable;
+}
+
+/** S3's answers to a request signed for the wrong region; the SDK re-sends those. */
+const REGION_REDIRECTS = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed']);
+
+/**
+ * GetObject for one S3 source. It goes through `S3DirectGet` — signed like the SDK, sent
+ * over node:http on the connection's own agents — unless the configuration is one that
+ * cannot address exactly or S3 answers with a region redirect; then this source's reads go
+ * through the SDK, whose redirect handling serves them from then on.
+ */
+export class S3Get {
+  readonly #connection: S3Connection;
+  /** The direct path, once resolved; `undefined` inside means reads use the SDK. */
+  #direct: Promise<S3DirectGet | undefined> | undefined;
+
+  /** With a `grant` (from another thread's `handoff()`), reads sign with it and never load the SDK. */
+  constructor(connection: S3Connection, grant: S3ReadGrant | undefined) {
+    this.#connection = connection;
+    if (grant !== undefined) this.#direct = S3DirectGet.fromGrant(grant, connection.config.agents);
+  }
+
+  /**
+   * GETs `key` (relative to the source root) with `range` as the `Range` header and
+   * `ifMatch` as `If-Match`. Failures are mapped; the response's headers are not judged.
+   */
+  async get(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<S3GetResult> {
+    return (
+      (await this.#directGet(key, range, ifMatch, signal)) ??
+      (await this.#sdkGet(key, range, ifMatch, signal))
+    );
+  }
+
+  /** The direct path reads take, resolving it on first use; `undefined` when they use the SDK. */
+  directPath(): Promise<S3DirectGet | undefined> {
+    this.#direct ??= this.#resolveDirect();
+    return this.#direct;
+  }
+
+  async #sdkGet(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<S3GetResult> {
+    const connection = this.#connection;
+    const object = await connection.send(key, signal, (client, s3) =>
+      client.send(
+        new s3.GetObjectCommand({
+          Bucket: connection.bucket,
+          Key: connection.root + key,
+          Range: range,
+          IfMatch: ifMatch,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+    const body = object.Body;
+    if (!(body instanceof Readable)) {
+      const url = connection.url(key);
+      throw new FerryError('FERRY_BAD_RESPONSE', `GetObject for ${url} returned no body stream`, {
+        key,
+        url,
+        hint: 'This is a bug in ferry or the SDK; please report it with the SDK version.',
+      });
+    }
+    return {
+      body,
+      statusCode: object.$metadata.httpStatusCode,
+      etag: object.ETag,
+      contentRange: object.ContentRange,
+      contentLength: object.ContentLength,
+    };
+  }
+
+  /** `undefined` when this read must go through the SDK. */
+  async #directGet(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<S3GetResult | undefined> {
+    throwIfAborted(signal);
+    const connection = this.#connection;
+    let res: IncomingMessage;
+    try {
+      const direct = await this.directPath();
+      if (direct === undefined) return undefined;
+      connection.count();
+      const request = await direct.sign(connection.root + key, { range, ifMatch });
+      res = await direct.send(request, signal, connection.config.timeoutMs);
+    } catch (error) {
+      throw connection.error(error, key, signal);
+    }
+    const status = res.statusCode ?? 0;
+    if (status === 200 || status === 206) return { body: res, ...rangeResponse(res) };
+    const failure = await readFailure(res, signal);
+    if (status === 301 || (failure.code !== undefined && REGION_REDIRECTS.has(failure.code))) {
+      this.#direct = Promise.resolve(undefined);
+      return undefined;
+    }
+    throw remoteError({
+      ...failure,
+      key,
+      url: connection.url(key),
+      bucket: connection.bucket,
+      endpoint: connection.config.endpoint,
+    });
+  }
+
+  async #resolveDirect(): Promise<S3DirectGet | undefined> {
+    try {
+      const { client } = await this.#connection.sdk();
+      return await S3DirectGet.resolve(
+        client,
+        this.#connection.bucket,
+        this.#connection.config.agents,
+      );
+    } catch (error) {
+      // Not cached: a missing region or profile may be fixed for the next call.
+      this.#direct = undefined;
+      throw error;
+    }
+  }
+}
