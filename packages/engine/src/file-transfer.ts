@@ -6,6 +6,7 @@ import {
   combinePartDigests,
   type Digest,
   type DigestAlgorithm,
+  errorDetails,
   FerryError,
   isFerryError,
   type ManifestStore,
@@ -232,10 +233,8 @@ function summarizeFailures(errors: unknown[]): unknown {
     first.code,
     `${first.message} (and ${errors.length - 1} more files failed)`,
     {
+      ...errorDetails(first),
       cause: first,
-      ...(first.hint === undefined ? {} : { hint: first.hint }),
-      ...(first.key === undefined ? {} : { key: first.key }),
-      retryable: first.retryable,
     },
   );
 }
