@@ -231,8 +231,29 @@ describe('pull reporter', () => {
     const reporter = new PullReporter({ io: fake.io, mode: 'json', debug: false });
     for (const e of events) reporter.event(e);
     reporter.close();
-    expect(fake.jsonLines()).toEqual(JSON.parse(JSON.stringify(events)));
+    const lines = fake.stdout().split('\n');
+    // One line per event, each a whole object, the stream ending with a newline.
+    expect(lines.pop()).toBe('');
+    expect(lines[0]).toBe(
+      '{"type":"resolved","source":"s3://bkt/m","ref":"v2","published":true,"files":13,"bytes":4194304}',
+    );
+    expect(lines.map((l) => (JSON.parse(l) as { type: string }).type)).toEqual([
+      'resolved',
+      'plan',
+      'retry',
+      'progress',
+      'done',
+    ]);
+    expect(JSON.parse(lines[2] as string)).toEqual({
+      type: 'retry',
+      path: 'a.bin',
+      part: 0,
+      attempt: 2,
+      code: 'FERRY_TRANSIENT',
+      message: 'reset',
+    });
     expect(fake.jsonLines().at(-1)).toEqual({ type: 'done', result });
+    // Nothing for a human on a terminal: scripts read stdout, and stderr stays quiet.
     expect(fake.stderr()).toBe('');
   });
 
