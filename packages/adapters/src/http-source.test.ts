@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type FaultServer,
@@ -10,12 +10,6 @@ import {
   type TempDir,
 } from '#fixtures';
 import { HttpSource } from './http-source.js';
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
 
 describe('HTTP source', () => {
   const data = randomBytes(100_000, 3);
@@ -39,7 +33,7 @@ describe('HTTP source', () => {
   it('accepts a 200 to a ranged read only when the range is the whole object', async () => {
     server.inject({ kind: 'ignore-range' }, { times: 2 });
     expect(
-      (await collect(await source.read('f.bin', { start: 0, end: data.length }))).equals(data),
+      (await buffer(await source.read('f.bin', { start: 0, end: data.length }))).equals(data),
     ).toBe(true);
     await expect(source.read('f.bin', { start: 0, end: 10 })).rejects.toMatchObject({
       code: 'FERRY_RANGE_MISMATCH',
@@ -50,7 +44,7 @@ describe('HTTP source', () => {
   it('reports a truncated body as FERRY_TRANSIENT, not a short part', async () => {
     server.inject({ kind: 'truncate', afterBytes: 5000 });
     await expect(
-      source.read('f.bin', { start: 100, end: 90_000 }).then(collect),
+      source.read('f.bin', { start: 100, end: 90_000 }).then(buffer),
     ).rejects.toMatchObject({
       code: 'FERRY_TRANSIENT',
       retryable: true,
@@ -72,7 +66,7 @@ describe('HTTP source', () => {
     await writeFile(join(dir.path, 'a b#?%.bin'), 'x');
     const { etag } = await source.stat('a b#?%.bin');
     expect(await source.readText('a b#?%.bin')).toBe('x');
-    await collect(await source.read('a b#?%.bin', { ifMatch: etag ?? '' }));
+    await buffer(await source.read('a b#?%.bin', { ifMatch: etag ?? '' }));
     expect(server.requests.map((r) => r.url)).toEqual(Array(3).fill('/a%20b%23%3F%25.bin'));
     expect(server.requests[2]?.ifMatch).toBe(etag);
   });

@@ -1,7 +1,7 @@
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
 import { LocalSource } from './local-source.js';
 
@@ -37,6 +37,7 @@ describe('local source', () => {
 
   it('refuses symlinks that resolve outside the root, in reads and listings', async () => {
     const dir = await makeTempDir('escape');
+    onTestFinished(() => dir.remove());
     await symlink(join(outside.path, 'secret'), join(dir.path, 'escape'));
     const source = new LocalSource(dir.path);
     await expect(source.readText('escape')).rejects.toMatchObject({
@@ -49,11 +50,11 @@ describe('local source', () => {
       key: 'escape',
       message: expect.stringMatching(/outside the source root/),
     });
-    await dir.remove();
   });
 
   it('writes through a temp file and rename, leaving nothing behind on failure', async () => {
     const dir = await makeTempDir('write');
+    onTestFinished(() => dir.remove());
     const source = new LocalSource(dir.path);
     await source.write('d/e/f.bin', Readable.from([Buffer.from('abc')]), { size: 3 });
     await expect(
@@ -62,15 +63,14 @@ describe('local source', () => {
       code: 'FERRY_INTEGRITY',
     });
     expect(await readdir(join(dir.path, 'd', 'e'))).toEqual(['f.bin']);
-    await dir.remove();
   });
 
   it('creates a destination root that does not exist yet on first write', async () => {
     const dir = await makeTempDir('write-new-root');
+    onTestFinished(() => dir.remove());
     const source = new LocalSource(join(dir.path, 'new', 'root'));
     await source.writeText('.ferry/refs/v1', 'x');
     expect(await source.readText('.ferry/refs/v1')).toBe('x');
-    await dir.remove();
   });
 
   it('at the file system root, reads and writes any path (a store above the destination)', async () => {
@@ -83,13 +83,13 @@ describe('local source', () => {
 
   it('refuses to write through a symlinked directory that leads outside the root', async () => {
     const dir = await makeTempDir('write-escape');
+    onTestFinished(() => dir.remove());
     await symlink(outside.path, join(dir.path, 'out'));
     const source = new LocalSource(dir.path);
     await expect(source.writeText('out/new/x.txt', 'x')).rejects.toMatchObject({
       code: 'FERRY_BAD_PATH',
     });
     expect(await readdir(outside.path)).toEqual(['secret']);
-    await dir.remove();
   });
 
   it('reports a missing root as FERRY_NOT_FOUND with a hint', async () => {

@@ -9,16 +9,11 @@ import {
 } from 'node:http';
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomBytes, S3RVER_CREDENTIALS, type S3Server, s3Env, startS3Server } from '#fixtures';
 import { openSource } from './open-source.js';
 import type { Source, SourceOptions } from './source.js';
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
 
 describe('S3 source against s3rver', () => {
   let server: S3Server;
@@ -49,7 +44,7 @@ describe('S3 source against s3rver', () => {
     const body = Readable.from([data.subarray(0, 1_000_000), data.subarray(1_000_000)]);
     await source.write('weights.bin', body, { size: data.length });
     expect((await source.stat('weights.bin')).size).toBe(data.length);
-    expect((await collect(await source.read('weights.bin'))).equals(data)).toBe(true);
+    expect((await buffer(await source.read('weights.bin'))).equals(data)).toBe(true);
   });
 
   it('shows why: with SDK-default checksums s3rver stores the aws-chunked framing', async () => {
@@ -89,10 +84,10 @@ describe('S3 source against s3rver', () => {
       await relay.close();
     }
     const reader = open('s3://models/m/v3');
-    expect((await collect(await reader.read('big.bin'))).equals(data)).toBe(true);
+    expect((await buffer(await reader.read('big.bin'))).equals(data)).toBe(true);
     expect(
       (
-        await collect(
+        await buffer(
           await reader.read('big.bin', { start: 5 * 1024 * 1024 - 1, end: 5 * 1024 * 1024 + 1 }),
         )
       ).equals(data.subarray(5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1)),
@@ -165,7 +160,7 @@ describe('S3 source against s3rver', () => {
       const { credentials: _dropped, ...rest } = options;
       const second = openSource('s3://models/m/v1', rest);
       sources.push(second);
-      expect((await collect(await second.read('config.json'))).toString()).toBe('{"a":1}');
+      expect((await buffer(await second.read('config.json'))).toString()).toBe('{"a":1}');
     } finally {
       vi.unstubAllEnvs();
     }
@@ -295,7 +290,7 @@ describe('S3 reads sent directly (fake S3 origin)', () => {
     answer = serveRange;
     seen.length = 0;
     const source = open();
-    const part = await collect(
+    const part = await buffer(
       await source.read('a b/ü+.bin', { start: 10, end: 20, ifMatch: '"e1"' }),
     );
     expect(part.equals(body.subarray(10, 20))).toBe(true);
@@ -357,7 +352,7 @@ describe('S3 reads sent directly (fake S3 origin)', () => {
     };
     const source = open();
     for (let i = 0; i < 2; i++) {
-      const part = await collect(await source.read('x.bin', { start: 0, end: 5 }));
+      const part = await buffer(await source.read('x.bin', { start: 0, end: 5 }));
       expect(part.equals(body.subarray(0, 5))).toBe(true);
     }
     // One direct attempt; after it, this source reads through the SDK.

@@ -1,5 +1,5 @@
 import { getEventListeners, once } from 'node:events';
-import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { compareUtf8, type FerryErrorCode } from '@ferry/manifest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '#fixtures';
@@ -58,12 +58,6 @@ export function conformanceFiles(options: ConformanceOptions = {}): Map<string, 
   if (options.walkOrderDiffers !== false) files.set('a-b.txt', Buffer.from('a-b'));
   for (let i = 0; i < 7; i++) files.set(`pages/p${i}.bin`, randomBytes(10 + i, 10 + i));
   return files;
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
 
 async function keysOf(iterable: AsyncIterable<{ key: string }>): Promise<string[]> {
@@ -150,7 +144,7 @@ export function describeSourceConformance(
       ];
       let total = 0;
       for (const [start, end] of ranges) {
-        const body = await collect(await source.read('big.bin', { start, end }));
+        const body = await buffer(await source.read('big.bin', { start, end }));
         const want = big.subarray(start, end ?? BIG);
         expect(body.length).toBe(want.length);
         expect(body.equals(want)).toBe(true);
@@ -158,16 +152,16 @@ export function describeSourceConformance(
       }
       expect(source.metrics.bytesRead - bytesBefore).toBe(total);
       const signal = new AbortController().signal;
-      await collect(await source.read('big.bin', { start: 0, end: 10, signal }));
+      await buffer(await source.read('big.bin', { start: 0, end: 10, signal }));
       await source.stat('big.bin', { signal });
       expect(getEventListeners(signal, 'abort')).toHaveLength(0);
       const pages = files.get('pages/p3.bin') ?? new Uint8Array(0);
-      expect((await collect(await source.read('pages/p3.bin'))).equals(pages)).toBe(true);
+      expect((await buffer(await source.read('pages/p3.bin'))).equals(pages)).toBe(true);
     });
 
     it('reads a zero-length object and an empty range', async () => {
-      expect((await collect(await source.read('empty.bin'))).length).toBe(0);
-      expect((await collect(await source.read('big.bin', { start: 5, end: 5 }))).length).toBe(0);
+      expect((await buffer(await source.read('empty.bin'))).length).toBe(0);
+      expect((await buffer(await source.read('big.bin', { start: 5, end: 5 }))).length).toBe(0);
       await expect(source.read('missing.bin', { start: 0, end: 0 })).rejects.toEqual(
         code('FERRY_NOT_FOUND'),
       );
@@ -175,7 +169,7 @@ export function describeSourceConformance(
 
     it('refuses a range past the end', async () => {
       await expect(
-        source.read('big.bin', { start: BIG - 10, end: BIG + 10 }).then(collect),
+        source.read('big.bin', { start: BIG - 10, end: BIG + 10 }).then(buffer),
       ).rejects.toEqual(code('FERRY_RANGE_MISMATCH'));
     });
 
@@ -194,17 +188,17 @@ export function describeSourceConformance(
     it('fails with FERRY_SOURCE_CHANGED when the object changed under ifMatch', async () => {
       const old = await source.stat('changing.bin');
       const oldEtag = old.etag ?? '';
-      const part = await collect(
+      const part = await buffer(
         await source.read('changing.bin', { start: 0, end: 10, ifMatch: oldEtag }),
       );
       expect(part.length).toBe(10);
       await fixture.replace('changing.bin', randomBytes(1000, 3));
       await expect(
-        source.read('changing.bin', { start: 10, end: 20, ifMatch: oldEtag }).then(collect),
+        source.read('changing.bin', { start: 10, end: 20, ifMatch: oldEtag }).then(buffer),
       ).rejects.toEqual(code('FERRY_SOURCE_CHANGED'));
       const fresh = await source.stat('changing.bin');
       expect(fresh.etag).not.toBe(oldEtag);
-      const body = await collect(
+      const body = await buffer(
         await source.read('changing.bin', { start: 10, end: 20, ifMatch: fresh.etag ?? '' }),
       );
       expect(body.equals(randomBytes(1000, 3).subarray(10, 20))).toBe(true);
@@ -240,7 +234,7 @@ export function describeSourceConformance(
       const stream = Readable.from([data.subarray(0, 100_000), data.subarray(100_000)]);
       const result = await source.write('written/stream.bin', stream, { size: data.length });
       expect(result.etag).toEqual((await source.stat('written/stream.bin')).etag);
-      expect((await collect(await source.read('written/stream.bin'))).equals(data)).toBe(true);
+      expect((await buffer(await source.read('written/stream.bin'))).equals(data)).toBe(true);
       await expect(
         source.write('written/short.bin', Readable.from([data.subarray(0, 10)]), { size: 11 }),
       ).rejects.toEqual(code('FERRY_INTEGRITY'));
@@ -270,7 +264,7 @@ export function describeSourceConformance(
       }
       const before = Date.now() - 2000;
       await source.copy('big.bin', 'copied/big.bin');
-      expect((await collect(await source.read('copied/big.bin'))).equals(big)).toBe(true);
+      expect((await buffer(await source.read('copied/big.bin'))).equals(big)).toBe(true);
       const copied = await source.stat('copied/big.bin');
       expect(copied.size).toBe(big.length);
       // A copy is as new as a write: what keeps fresh objects from a remote gc relies on it.

@@ -1,9 +1,9 @@
 import { getEventListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { FerryError } from '@ferry/manifest';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   type FaultServer,
   makeTempDir,
@@ -19,12 +19,6 @@ import { withRetry } from './with-retry.js';
 
 const SIZE = 1024 * 1024;
 const data = randomBytes(SIZE, 42);
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
 
 /** Parses the first byte of a `bytes=a-b` header. */
 function rangeStart(range: string | undefined): number {
@@ -63,7 +57,7 @@ describe('withRetry against the fault server', () => {
     const { etag } = await source.stat('model.bin');
     server.reset();
     server.inject({ kind: 'reset', afterBytes: 300_000 }, { key: 'model.bin', method: 'GET' });
-    const body = await collect(
+    const body = await buffer(
       await source.read('model.bin', { start: 1000, end: SIZE - 1000, ifMatch: etag ?? '' }),
     );
     expect(body.equals(data.subarray(1000, SIZE - 1000))).toBe(true);
@@ -83,7 +77,7 @@ describe('withRetry against the fault server', () => {
 
   it('resumes a body truncated under a correct Content-Length', async () => {
     server.inject({ kind: 'truncate', afterBytes: 123_457 }, { key: 'model.bin' });
-    const body = await collect(await source.read('model.bin'));
+    const body = await buffer(await source.read('model.bin'));
     expect(body.equals(data)).toBe(true);
     expect(server.requests.map((r) => r.range)).toEqual([undefined, 'bytes=123457-']);
     expect(retries[0]?.error.message).toMatch(/ended after 123457 of 1048576 bytes/);
@@ -96,7 +90,7 @@ describe('withRetry against the fault server', () => {
       onRetry: (info) => retries.push(info),
     });
     server.inject({ kind: 'stall', afterBytes: 65_536 }, { key: 'model.bin' });
-    const body = await collect(await source.read('model.bin', { start: 10, end: SIZE }));
+    const body = await buffer(await source.read('model.bin', { start: 10, end: SIZE }));
     expect(body.equals(data.subarray(10))).toBe(true);
     expect(retries).toHaveLength(1);
     expect(retries[0]?.error).toMatchObject({
@@ -122,7 +116,7 @@ describe('withRetry against the fault server', () => {
       { kind: 'status', status: 503, code: 'SlowDown', retryAfterSeconds: 30 },
       { key: 'model.bin' },
     );
-    const body = await collect(await source.read('model.bin', { start: 0, end: 100 }));
+    const body = await buffer(await source.read('model.bin', { start: 0, end: 100 }));
     expect(body.equals(data.subarray(0, 100))).toBe(true);
     // One wait, of all the server asked for, between the refused request and the retry.
     expect(waits).toEqual([{ ms: 30_000, requestsSent: 1 }]);
@@ -182,7 +176,7 @@ describe('withRetry against the fault server', () => {
   it('gives up on a body that keeps breaking, counting open and body failures together', async () => {
     source = withRetry(http, { retries: 2, baseDelayMs: 1 });
     server.inject({ kind: 'truncate', afterBytes: 1000 }, { key: 'model.bin', times: 3 });
-    await expect(source.read('model.bin').then(collect)).rejects.toMatchObject({
+    await expect(source.read('model.bin').then(buffer)).rejects.toMatchObject({
       code: 'FERRY_TRANSIENT',
       message: expect.stringMatching(/gave up after 3 attempts/),
     });
@@ -227,7 +221,7 @@ describe('withRetry against the fault server', () => {
 
   it('removes its listeners after a successful read', async () => {
     const controller = new AbortController();
-    await collect(
+    await buffer(
       await source.read('model.bin', { start: 0, end: 1000, signal: controller.signal }),
     );
     await source.stat('model.bin', { signal: controller.signal });
@@ -245,6 +239,7 @@ describe('withRetry against the fault server', () => {
 describe('withRetry listing', () => {
   it('lists again after a failure and continues after the last key yielded', async () => {
     const dir = await makeTempDir('retry-list');
+    onTestFinished(() => dir.remove());
     for (const name of ['a', 'b', 'c', 'd']) await writeFile(join(dir.path, name), name);
     const local = new LocalSource(dir.path);
     let failuresLeft = 1;
@@ -272,6 +267,5 @@ describe('withRetry listing', () => {
     }
     expect(keys).toEqual(['a', 'b', 'c', 'd']);
     expect(retried).toHaveLength(1);
-    await dir.remove();
   });
 });
