@@ -231,6 +231,10 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
         problems: [{ path: 'models/llama/model-00001-of-00003.safetensors', problem: 'corrupt' }],
       },
     });
+    // The engine's progress events, the same shape a pull emits, end with every byte re-hashed.
+    const last = lines.filter((l) => l.type === 'progress').at(-1);
+    expect(last).toMatchObject({ totalBytes: expect.any(Number), active: [] });
+    expect(last?.transferredBytes).toBe(last?.totalBytes);
     expect(lines.at(-1)).toMatchObject({ type: 'error', code: 'FERRY_INTEGRITY' });
   });
 });

@@ -1,3 +1,5 @@
+import type { ProgressEvent } from '@ferry/engine';
+
 /** One file being transferred, as the progress display shows it. */
 export interface ActiveFile {
   path: string;
@@ -14,6 +16,22 @@ export interface ProgressSnapshot {
   etaSeconds: number | undefined;
   active: ActiveFile[];
   retries: number;
+}
+
+/** What the display shows of the engine's `progress` event. */
+export function snapshotOf(event: ProgressEvent, retries = 0): ProgressSnapshot {
+  return {
+    doneBytes: event.transferredBytes,
+    totalBytes: event.totalBytes,
+    rate: event.rate,
+    etaSeconds: event.etaSeconds,
+    active: event.active.map((f) => ({
+      path: f.path,
+      doneBytes: f.transferredBytes,
+      totalBytes: f.totalBytes,
+    })),
+    retries,
+  };
 }
 
 /** Where a long command reports progress: a live terminal display, log lines, or nowhere. */

@@ -2,7 +2,7 @@ import type { PlanSummary, PullEvent } from '@ferry/engine';
 import { formatBytes } from './byte-size.js';
 import type { CliIo } from './cli-io.js';
 import { type OutputMode, progressView } from './output-mode.js';
-import type { ProgressView } from './progress-view.js';
+import { type ProgressView, snapshotOf } from './progress-view.js';
 import { dryRunSummary, planLine, pullSummary } from './pull-summary.js';
 
 export interface PullReporterOptions {
@@ -68,18 +68,7 @@ export class PullReporter {
         }
         return;
       case 'progress':
-        this.#view.update({
-          doneBytes: event.transferredBytes,
-          totalBytes: event.totalBytes,
-          rate: event.rate,
-          etaSeconds: event.etaSeconds,
-          active: event.active.map((f) => ({
-            path: f.path,
-            doneBytes: f.transferredBytes,
-            totalBytes: f.totalBytes,
-          })),
-          retries: this.#retries,
-        });
+        this.#view.update(snapshotOf(event, this.#retries));
         return;
       case 'warning':
         // Even --quiet: the user is being served something other than what was asked.

@@ -22,7 +22,7 @@ import { publish } from './publish.js';
 import { pull } from './pull.js';
 import { resume } from './resume.js';
 import { status } from './status.js';
-import { verify } from './verify.js';
+import { type VerifyEvent, verify } from './verify.js';
 
 const MiB = 1024 * 1024;
 const partSize = MiB;
@@ -167,11 +167,18 @@ describe('verify, gc, diff, bake', () => {
       ['m/config.json', 'missing'],
       ['m/model-00001.safetensors', 'modified'],
     ]);
-    const deep = await verify({ root: cache, deep: true });
+    const events: VerifyEvent[] = [];
+    const deep = await verify({ root: cache, deep: true, onEvent: (e) => events.push(e) });
     expect(deep.problems.map((p) => [p.path, p.problem])).toEqual([
       ['m/config.json', 'missing'],
       ['m/model-00001.safetensors', 'corrupt'],
     ]);
+    // Progress counts every file, the missing one and the corrupt one included, and ends whole.
+    expect(events.filter((e) => e.type === 'progress').at(-1)).toMatchObject({
+      transferredBytes: deep.bytes,
+      totalBytes: deep.bytes,
+      active: [],
+    });
   });
 
   it('gc drops partials and records nothing needs, and keeps the files', async () => {

@@ -30,6 +30,7 @@ export { type ResumeOptions, resume } from './resume.js';
 export { type CacheStatus, status } from './status.js';
 export type {
   PlanSummary,
+  ProgressEvent,
   PullEvent,
   PullOptions,
   PullResult,

@@ -15,19 +15,18 @@ export async function hashLocalFile(
   size: number,
   partSize: number,
   algorithm: DigestAlgorithm,
+  /** Called with each part's length as it is hashed, for progress. */
+  onPart?: (bytes: number) => void,
 ): Promise<{ digest: Digest; parts: PartList }> {
   const count = partCount(size, partSize);
   const digests = await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      pool
-        .run({
-          kind: 'hash',
-          path,
-          ...partRange(size, partSize, i),
-          algorithm,
-        })
-        .then((r) => r.digest),
-    ),
+    Array.from({ length: count }, (_, i) => {
+      const range = partRange(size, partSize, i);
+      return pool.run({ kind: 'hash', path, ...range, algorithm }).then((r) => {
+        onPart?.(range.end - range.start);
+        return r.digest;
+      });
+    }),
   );
   return {
     digest: await combinePartDigests(algorithm, partSize, digests),

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ProgressMeter } from './progress-meter.js';
-import type { PullEvent } from './types.js';
+import { PartTally, ProgressMeter } from './progress-meter.js';
+import type { ProgressEvent } from './types.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -9,15 +9,11 @@ function meter(totalBytes: number) {
   let now = 0;
   let bytes = 0;
   vi.spyOn(performance, 'now').mockImplementation(() => now);
-  const events: Array<Extract<PullEvent, { type: 'progress' }>> = [];
+  const events: ProgressEvent[] = [];
   const m = new ProgressMeter(
     totalBytes,
-    () => bytes,
-    () => new Map(),
-    new Set(),
-    (e) => {
-      if (e.type === 'progress') events.push(e);
-    },
+    () => ({ transferredBytes: bytes, active: [] }),
+    (e) => events.push(e),
   );
   return {
     at(ms: number, transferred: number) {
@@ -43,5 +39,22 @@ describe('ProgressMeter', () => {
     expect(settled?.rate).toBeCloseTo(80 * MB);
     expect(settled?.etaSeconds).toBeCloseTo(2.5);
     expect(m.at(5_000, 400 * MB)?.etaSeconds).toBe(0);
+  });
+});
+
+describe('PartTally', () => {
+  it('counts bytes part by part and lists only the files part-way through', () => {
+    const tally = new PartTally();
+    tally.add('big.bin', 30, 10);
+    tally.add('small.bin', 5, 5);
+    expect(tally.sample()).toEqual({
+      transferredBytes: 15,
+      active: [{ path: 'big.bin', transferredBytes: 10, totalBytes: 30 }],
+    });
+    tally.add('big.bin', 30, 20);
+    // A file already counted whole (its last part came in) is not brought back by a zero.
+    tally.add('big.bin', 30, 0);
+    tally.add('empty.bin', 0, 0);
+    expect(tally.sample()).toEqual({ transferredBytes: 35, active: [] });
   });
 });

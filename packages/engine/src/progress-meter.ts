@@ -1,6 +1,7 @@
-import type { ActiveFiles } from './file-transfer.js';
-import type { PullEvent } from './types.js';
+import type { ProgressEvent } from './types.js';
 
+/** How often a long command emits `progress`: smooth on a terminal, cheap for the engine. */
+export const PROGRESS_INTERVAL_MS = 250;
 /** The rate is measured over this window, so a stall shows within seconds. */
 const RATE_WINDOW_MS = 5_000;
 /**
@@ -8,6 +9,12 @@ const RATE_WINDOW_MS = 5_000;
  * the first bursts, and an ETA from it is wild (20 minutes for a 4-second pull).
  */
 const ETA_SETTLE_MS = 2_000;
+
+/** What a meter reads at each tick. */
+export interface ProgressSample {
+  transferredBytes: number;
+  active: ProgressEvent['active'];
+}
 
 /** Samples bytes moved on a timer and emits `progress` events with rate and ETA. */
 export class ProgressMeter {
@@ -17,12 +24,10 @@ export class ProgressMeter {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly totalBytes: number,
-    readonly transferred: () => number,
-    /** Bytes of parts still running, by file (root-relative path). */
-    readonly inFlight: () => Map<string, number>,
-    readonly active: ActiveFiles,
-    readonly emit: (event: PullEvent) => void,
+    /** Bytes the work comes to; a caller that learns of more work as it goes may add to it. */
+    public totalBytes: number,
+    readonly sample: () => ProgressSample,
+    readonly emit: (event: ProgressEvent) => void,
   ) {}
 
   start(intervalMs: number): void {
@@ -35,8 +40,9 @@ export class ProgressMeter {
     this.#timer = undefined;
   }
 
-  /** Emits one last event, with everything accounted for. */
+  /** Stops the timer and emits one last event, with everything accounted for. */
   finish(): void {
+    this.stop();
     this.tick();
   }
 
@@ -48,7 +54,7 @@ export class ProgressMeter {
 
   tick(): void {
     const now = performance.now();
-    const bytes = this.transferred();
+    const { transferredBytes: bytes, active } = this.sample();
     if (this.#flowingSince === undefined && bytes > 0) {
       this.#flowingSince = now;
       // The last idle sample stays as the baseline; earlier ones measured nothing.
@@ -62,18 +68,36 @@ export class ProgressMeter {
     const seconds = (now - first.at) / 1000;
     const rate = seconds > 0 ? (bytes - first.bytes) / seconds : 0;
     const totalBytes = Math.max(this.totalBytes, bytes);
-    const running = this.inFlight();
     this.emit({
       type: 'progress',
       transferredBytes: bytes,
       totalBytes,
       rate,
       etaSeconds: this.#etaSeconds(now, rate, totalBytes - bytes),
-      active: [...this.active].map((f) => ({
-        path: f.plan.entry.path,
-        transferredBytes: f.doneBytes + (running.get(f.plan.relPath) ?? 0),
-        totalBytes: f.plan.entry.size,
-      })),
+      active,
     });
+  }
+}
+
+/** Bytes done in whole parts, and the files part-way through: a meter's sample for work counted part by part. */
+export class PartTally {
+  #bytes = 0;
+  readonly #active = new Map<string, { transferredBytes: number; totalBytes: number }>();
+
+  /** Counts `bytes` more of `path`, a file with `totalBytes` to do in all. */
+  add(path: string, totalBytes: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.#bytes += bytes;
+    const file = this.#active.get(path) ?? { transferredBytes: 0, totalBytes };
+    file.transferredBytes += bytes;
+    if (file.transferredBytes >= file.totalBytes) this.#active.delete(path);
+    else this.#active.set(path, file);
+  }
+
+  sample(): ProgressSample {
+    return {
+      transferredBytes: this.#bytes,
+      active: [...this.#active].map(([path, f]) => ({ path, ...f })),
+    };
   }
 }

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { createManifest, encodeManifest, parseManifest, versionIdOf } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { differingFiles, makeTempDir, randomBytes, type TempDir, writeModel } from '#fixtures';
-import { publish } from './publish.js';
+import { type PublishEvent, publish } from './publish.js';
 import { pull } from './pull.js';
 
 const MiB = 1024 * 1024;
@@ -35,6 +35,44 @@ describe('publish', () => {
     const again = await publish({ dir: origin, dest, ref: 'v2', partSize: MiB });
     expect(again.uploadedFiles).toBe(0);
     expect(again.versionId).toBe(first.versionId);
+  });
+
+  it('reports hashing, then uploading, as progress events that end with every byte counted', async () => {
+    const origin = join(tmp.path, 'origin');
+    const dest = join(tmp.path, 'store');
+    await writeModel(origin, { shards: [3 * MiB], smallFiles: 2 });
+    const events: PublishEvent[] = [];
+    const result = await publish({
+      dir: origin,
+      dest,
+      ref: 'v1',
+      partSize: MiB,
+      onEvent: (e) => events.push(e),
+    });
+    const progress = events.filter((e) => e.type === 'progress');
+    const last = (phase: 'hash' | 'upload') => progress.filter((e) => e.phase === phase).at(-1);
+    expect(last('hash')).toMatchObject({
+      transferredBytes: result.bytes,
+      totalBytes: result.bytes,
+      etaSeconds: 0,
+      active: [],
+    });
+    expect(last('upload')).toMatchObject({
+      transferredBytes: result.uploadedBytes,
+      totalBytes: result.uploadedBytes,
+      active: [],
+    });
+    // The hash phase ends before the first upload starts.
+    const hashed = events.findIndex((e) => e.type === 'hashed');
+    expect(events.indexOf(last('hash') as PublishEvent)).toBeLessThan(hashed);
+    expect(events.findIndex((e) => e.type === 'upload-start')).toBeGreaterThan(hashed);
+
+    // Nothing left to upload: the upload phase counts zero of zero.
+    const again: PublishEvent[] = [];
+    await publish({ dir: origin, dest, ref: 'v2', partSize: MiB, onEvent: (e) => again.push(e) });
+    expect(again.filter((e) => e.type === 'progress' && e.phase === 'upload').at(-1)).toMatchObject(
+      { transferredBytes: 0, totalBytes: 0 },
+    );
   });
 
   it('resumes an interrupted publish: files already uploaded are not sent again', async () => {

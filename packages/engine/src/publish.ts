@@ -21,6 +21,7 @@ import {
   isFerryError,
   isVersionId,
   type Manifest,
+  partRange,
   throwIfAborted,
   type VersionId,
   validateRef,
@@ -39,6 +40,7 @@ import {
 import { hashLocalFile } from './local-hash.js';
 import { PartPool } from './part-pool.js';
 import { prefixView } from './prefix-view.js';
+import { PartTally, PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { referencedParts, storeUsers } from './remote-admin.js';
 import {
   droppedKey,
@@ -48,6 +50,7 @@ import {
   REMOTE_GRACE_MS,
   refKey,
 } from './remote-version.js';
+import type { ProgressEvent } from './types.js';
 import { type LocalFile, walkFiles } from './walk-files.js';
 
 export interface PublishOptions {
@@ -84,6 +87,8 @@ export type PublishEvent =
   | { type: 'upload-start'; path: string; size: number }
   | { type: 'upload-done'; path: string; size: number }
   | { type: 'skipped'; path: string; size: number }
+  /** Hashing, then uploading (of the bytes the store lacks), sampled on a timer. */
+  | (ProgressEvent & { phase: 'hash' | 'upload' })
   /**
    * Where the parts go: a store shared by the prefixes published to it (`shared`), or the
    * destination's own `.ferry/parts/`.
@@ -179,6 +184,12 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
     const byPath = new Map(files.map((f) => [f.path, f]));
     const uploads = planUploads(entries, present, keyOf);
     const counts = { uploadedBytes: 0, uploadedParts: 0, copiedParts: 0, copiedBytes: 0 };
+    const tally = new PartTally();
+    const meter = new ProgressMeter(
+      uploads.parts.reduce((n, p) => n + (p.end - p.start), 0),
+      () => tally.sample(),
+      (event) => options.onEvent?.({ ...event, phase: 'upload' }),
+    );
     let next = 0;
     const uploader = async () => {
       while (next < uploads.parts.length) {
@@ -215,6 +226,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
           counts.uploadedParts++;
           counts.uploadedBytes += part.end - part.start;
         }
+        tally.add(part.entry.path, upload.bytes, part.end - part.start);
         if (++upload.done === upload.total) {
           options.onEvent?.({ type: 'upload-done', path: part.entry.path, size: part.entry.size });
         }
@@ -226,7 +238,13 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
         options.onEvent?.({ type: 'skipped', path: entry.path, size: entry.size });
       }
     }
-    await Promise.all(Array.from({ length: concurrency }, uploader));
+    meter.start(PROGRESS_INTERVAL_MS);
+    try {
+      await Promise.all(Array.from({ length: concurrency }, uploader));
+    } finally {
+      meter.stop();
+    }
+    meter.finish();
     const manifest: Manifest = createManifest(entries, {
       layout: 'parts',
       ...(store.shared ? { store: storeField(store.levels) } : {}),
@@ -244,7 +262,10 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       for (const [path, file] of vanished.byFile) {
         const known = uploads.byFile.get(path);
         if (known === undefined) uploads.byFile.set(path, file);
-        else known.total += file.total;
+        else {
+          known.total += file.total;
+          known.bytes += file.bytes;
+        }
       }
       await Promise.all(Array.from({ length: concurrency }, uploader));
     }
@@ -279,6 +300,13 @@ async function hashFiles(
     files: files.length,
     bytes: files.reduce((n, f) => n + f.size, 0),
   });
+  const tally = new PartTally();
+  const meter = new ProgressMeter(
+    files.reduce((n, f) => n + f.size, 0),
+    () => tally.sample(),
+    (event) => options.onEvent?.({ ...event, phase: 'hash' }),
+  );
+  meter.start(PROGRESS_INTERVAL_MS);
   let entries: Entry[];
   try {
     entries = await Promise.all(
@@ -289,14 +317,17 @@ async function hashFiles(
           f.size,
           partSize,
           DEFAULT_ALGORITHM,
+          (bytes) => tally.add(f.path, f.size, bytes),
         );
         options.onEvent?.({ type: 'file-hashed', path: f.path, size: f.size });
         return { path: f.path, size: f.size, digest, parts };
       }),
     );
   } finally {
+    meter.stop();
     await pool.destroy();
   }
+  meter.finish();
   options.onEvent?.({
     type: 'hashed',
     files: entries.length,
@@ -400,7 +431,9 @@ interface PartUpload {
 }
 
 interface FileUploads {
+  /** Parts to upload, and their bytes. */
   total: number;
+  bytes: number;
   started: number;
   done: number;
 }
@@ -424,10 +457,11 @@ function planUploads(
       const key = keyOf(digest);
       if (queued.has(key)) return;
       queued.add(key);
-      const start = i * list.size;
-      parts.push({ entry, digest, key, start, end: Math.min(entry.size, start + list.size) });
-      const file = byFile.get(entry.path) ?? { total: 0, started: 0, done: 0 };
+      const { start, end } = partRange(entry.size, list.size, i);
+      parts.push({ entry, digest, key, start, end });
+      const file = byFile.get(entry.path) ?? { total: 0, bytes: 0, started: 0, done: 0 };
       file.total++;
+      file.bytes += end - start;
       byFile.set(entry.path, file);
     });
   }

@@ -30,14 +30,19 @@ import {
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';
-import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
+import {
+  type ActiveFiles,
+  type CommittedFile,
+  type TransferContext,
+  transferFiles,
+} from './file-transfer.js';
 import { type OpenedStore, openPullStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import { compileFilter, normalizeFilter } from './path-filter.js';
 import { decidePlace, type Place } from './place.js';
 import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
-import { ProgressMeter } from './progress-meter.js';
+import { PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { ensureRealDirs } from './real-dirs.js';
 import { type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
@@ -48,7 +53,6 @@ import { walkFiles } from './walk-files.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
 const DEFAULT_CONCURRENCY = 16;
-const PROGRESS_INTERVAL_MS = 250;
 
 /**
  * The folder under the cache root a source's files land in (`download_files_from`): the
@@ -367,14 +371,23 @@ async function runPull(
       }
       // A warm start ends here: nothing to move, so no worker thread is ever started.
       if (plans.some((p) => p.action.kind !== 'skip')) {
+        const active: ActiveFiles = new Set();
         meter = new ProgressMeter(
           summary.fetch.bytes,
-          () => pool?.fetchedBytes() ?? 0,
-          () => pool?.inFlightByOwner() ?? new Map(),
-          new Set(),
+          () => {
+            const running = pool?.inFlightByOwner() ?? new Map<string, number>();
+            return {
+              transferredBytes: pool?.fetchedBytes() ?? 0,
+              active: [...active].map((f) => ({
+                path: f.plan.entry.path,
+                transferredBytes: f.doneBytes + (running.get(f.plan.relPath) ?? 0),
+                totalBytes: f.plan.entry.size,
+              })),
+            };
+          },
           emit,
         );
-        committed = await transferWithPool(plans, getPool(summary.fetch), meter, {
+        committed = await transferWithPool(plans, getPool(summary.fetch), meter, active, {
           store,
           layout,
           sourceUri: uri,
@@ -472,11 +485,12 @@ async function transferWithPool(
   plans: FilePlan[],
   pool: PartPool,
   meter: ProgressMeter,
+  active: ActiveFiles,
   ctx: Omit<TransferContext, 'pool'>,
 ): Promise<CommittedFile[]> {
   meter.start(PROGRESS_INTERVAL_MS);
   try {
-    return await transferFiles(plans, { ...ctx, pool }, meter.active);
+    return await transferFiles(plans, { ...ctx, pool }, active);
   } finally {
     meter.stop();
   }

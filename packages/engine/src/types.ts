@@ -145,6 +145,22 @@ export interface PlanSummary {
   remove: { files: number };
 }
 
+/**
+ * Bytes moved so far by a pull, a publish or a deep verify, sampled on a timer: every long
+ * command reports progress in this one shape, so a front end renders it without arithmetic.
+ */
+export interface ProgressEvent {
+  type: 'progress';
+  transferredBytes: number;
+  totalBytes: number;
+  /** Bytes per second over the last few seconds. */
+  rate: number;
+  /** Seconds left at `rate`, undefined until known. */
+  etaSeconds: number | undefined;
+  /** Files in progress, with their own bytes. */
+  active: Array<{ path: string; transferredBytes: number; totalBytes: number }>;
+}
+
 /** Progress of a pull, in order: resolved, plan, then file and progress events, then done. */
 export type PullEvent =
   | {
@@ -171,17 +187,7 @@ export type PullEvent =
       code: string;
       message: string;
     }
-  | {
-      type: 'progress';
-      transferredBytes: number;
-      totalBytes: number;
-      /** Bytes per second over the last few seconds. */
-      rate: number;
-      /** Seconds left at `rate`, undefined until known. */
-      etaSeconds: number | undefined;
-      /** Files being transferred, with their own progress. */
-      active: Array<{ path: string; transferredBytes: number; totalBytes: number }>;
-    }
+  | ProgressEvent
   | { type: 'removed'; path: string }
   /** Something the user should know that did not stop the pull (e.g. served offline). */
   | { type: 'warning'; message: string }

@@ -8,7 +8,9 @@ import { hashLocalFile } from './local-hash.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
 import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
+import { PartTally, PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { statVouches } from './stat-vouches.js';
+import type { ProgressEvent } from './types.js';
 import { showsVersion, versionDirOf } from './version-dirs.js';
 
 export interface VerifyOptions {
@@ -27,7 +29,13 @@ export interface VerifyOptions {
   onEvent?: (event: VerifyEvent) => void;
 }
 
-export type VerifyEvent = { type: 'file-checked'; path: string; size: number; ok: boolean };
+export type VerifyEvent =
+  | { type: 'file-checked'; path: string; size: number; ok: boolean }
+  /**
+   * Bytes checked (re-hashed, with `deep`), sampled on a timer. `totalBytes` counts the
+   * folders started so far: exact for a root of one folder, growing by folder otherwise.
+   */
+  | ProgressEvent;
 
 export type VerifyProblemKind = 'missing' | 'folder-missing' | 'size' | 'modified' | 'corrupt';
 
@@ -49,6 +57,13 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   let pool: PartPool | undefined;
   const report: VerifyReport = { files: 0, bytes: 0, problems: [] };
   const asked = compileFilter(normalizeFilter(options));
+  const tally = new PartTally();
+  const meter = new ProgressMeter(
+    0,
+    () => tally.sample(),
+    (event) => options.onEvent?.(event),
+  );
+  meter.start(PROGRESS_INTERVAL_MS);
   try {
     for (const tree of await store.listTrees()) {
       const manifest = await store.getManifest(tree.versionId);
@@ -68,58 +83,73 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
           detail: `the folder does not lead to the version ferry pulled (${tree.versionDir}); \`ferry pull\` mends it`,
         });
       }
+      const entries = heldEntries(manifest.entries, tree.filter).filter((e) => asked(e.path));
+      meter.totalBytes += entries.reduce((n, e) => n + e.size, 0);
       await Promise.all(
-        heldEntries(manifest.entries, tree.filter)
-          .filter((entry) => asked(entry.path))
-          .map(async (entry) => {
-            throwIfAborted(options.signal);
-            // Reported by the folder users read; looked up where the version's files are.
-            const relPath = rootRelative(tree.dir, entry.path);
-            const storedAt = rootRelative(versionDirOf(tree.dir, tree), entry.path);
-            const path = join(options.root, storedAt);
-            const st = await lstat(path).catch(() => undefined);
-            report.files++;
-            report.bytes += entry.size;
-            const problem = (kind: VerifyProblemKind, detail: string) => {
-              report.problems.push({ path: relPath, problem: kind, detail });
-              options.onEvent?.({
-                type: 'file-checked',
-                path: relPath,
-                size: entry.size,
-                ok: false,
-              });
-            };
-            if (!st?.isFile()) return problem('missing', `${path} is missing`);
-            if (st.size !== entry.size)
-              return problem('size', `${st.size} bytes, expected ${entry.size}`);
-            if (options.deep) {
-              pool ??= new PartPool({
-                workers: options.workers ?? availableParallelism(),
-                concurrency: 1,
-              });
-              const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
-              const algorithm = entry.digest
-                ? parseDigest(entry.digest).algorithm
-                : DEFAULT_ALGORITHM;
-              const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
-              if (digest !== entry.digest)
-                return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
-            } else {
-              const record = await store.getStat(storedAt);
-              if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
-                return problem(
-                  'modified',
-                  'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
-                );
-              }
+        entries.map(async (entry) => {
+          throwIfAborted(options.signal);
+          // Reported by the folder users read; looked up where the version's files are.
+          const relPath = rootRelative(tree.dir, entry.path);
+          const storedAt = rootRelative(versionDirOf(tree.dir, tree), entry.path);
+          const path = join(options.root, storedAt);
+          const st = await lstat(path).catch(() => undefined);
+          report.files++;
+          report.bytes += entry.size;
+          let checked = 0;
+          const problem = (kind: VerifyProblemKind, detail: string) => {
+            tally.add(relPath, entry.size, entry.size - checked);
+            report.problems.push({ path: relPath, problem: kind, detail });
+            options.onEvent?.({
+              type: 'file-checked',
+              path: relPath,
+              size: entry.size,
+              ok: false,
+            });
+          };
+          if (!st?.isFile()) return problem('missing', `${path} is missing`);
+          if (st.size !== entry.size)
+            return problem('size', `${st.size} bytes, expected ${entry.size}`);
+          if (options.deep) {
+            pool ??= new PartPool({
+              workers: options.workers ?? availableParallelism(),
+              concurrency: 1,
+            });
+            const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
+            const algorithm = entry.digest
+              ? parseDigest(entry.digest).algorithm
+              : DEFAULT_ALGORITHM;
+            const { digest } = await hashLocalFile(
+              pool,
+              path,
+              st.size,
+              partSize,
+              algorithm,
+              (bytes) => {
+                checked += bytes;
+                tally.add(relPath, entry.size, bytes);
+              },
+            );
+            if (digest !== entry.digest)
+              return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
+          } else {
+            const record = await store.getStat(storedAt);
+            if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
+              return problem(
+                'modified',
+                'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
+              );
             }
-            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
-          }),
+          }
+          tally.add(relPath, entry.size, entry.size - checked);
+          options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
+        }),
       );
     }
     report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    meter.finish();
     return report;
   } finally {
+    meter.stop();
     await pool?.destroy();
     await opened.close();
   }

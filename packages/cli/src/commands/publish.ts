@@ -6,7 +6,7 @@ import type { Command } from '../command.js';
 import { parseCommandArgs, parseCount, usageError } from '../command-args.js';
 import { formatDuration } from '../format-duration.js';
 import { outputMode, progressView } from '../output-mode.js';
-import type { ActiveFile } from '../progress-view.js';
+import { snapshotOf } from '../progress-view.js';
 import { files, shortVersion } from '../pull-summary.js';
 import { COMMON_FLAGS_HELP } from './pull-options.js';
 
@@ -81,10 +81,6 @@ export const publishCommand: Command = {
     const mode = outputMode(ctx.io, values);
     const view = progressView(ctx.io, mode);
     ctx.setCleanup(() => view.close());
-    const active = new Map<string, ActiveFile>();
-    let totalBytes = 0;
-    let doneBytes = 0;
-    let started = ctx.io.now();
     const onEvent = (event: PublishEvent) => {
       if (mode === 'json') {
         ctx.io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -92,45 +88,19 @@ export const publishCommand: Command = {
       }
       switch (event.type) {
         // Hashing a large folder takes a while: the same bar shows it, then the upload.
-        case 'hash-start':
-          totalBytes = event.bytes;
-          break;
-        case 'file-hashed':
-          doneBytes += event.size;
-          break;
+        case 'progress':
+          view.update(snapshotOf(event));
+          return;
         case 'hashed':
-          doneBytes = 0;
-          totalBytes = event.bytes;
-          started = ctx.io.now();
           view.note(
             `hashed ${files(event.files)} (${formatBytes(event.bytes)}) in ${resolve(ctx.io.cwd, dir)}`,
           );
-          break;
-        case 'upload-start':
-          active.set(event.path, { path: event.path, doneBytes: 0, totalBytes: event.size });
-          break;
-        case 'upload-done':
-        case 'skipped':
-          active.delete(event.path);
-          doneBytes += event.size;
-          break;
-        case 'store':
           return;
         case 'warning':
           // Even --quiet: the version has a property the publisher should know of.
           ctx.io.stderr.write(`ferry: warning: ${event.message}\n`);
           return;
       }
-      const seconds = (ctx.io.now() - started) / 1000;
-      const rate = seconds > 0 ? doneBytes / seconds : 0;
-      view.update({
-        doneBytes,
-        totalBytes,
-        rate,
-        etaSeconds: rate > 0 ? (totalBytes - doneBytes) / rate : undefined,
-        active: [...active.values()],
-        retries: 0,
-      });
     };
     let result: Awaited<ReturnType<typeof publish>>;
     try {

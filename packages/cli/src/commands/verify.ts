@@ -1,9 +1,10 @@
-import { status, verify } from '@ferry/engine';
+import { verify } from '@ferry/engine';
 import { FerryError } from '@ferry/manifest';
 import { formatBytes } from '../byte-size.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs } from '../command-args.js';
 import { outputMode, progressView } from '../output-mode.js';
+import { snapshotOf } from '../progress-view.js';
 import { files } from '../pull-summary.js';
 import { shellQuote } from '../shell-quote.js';
 import { formatTable } from '../table.js';
@@ -54,15 +55,8 @@ export const verifyCommand: Command = {
     const root = await cacheDir(positionals[0], values.config, ctx.io);
     const mode = outputMode(ctx.io, values);
     const out = ctx.io.stdout;
-    // A byte total for the progress display; status reads only the database.
-    const totalBytes =
-      mode === 'live' || mode === 'lines'
-        ? (await status({ root, signal: ctx.signal })).trees.reduce((n, t) => n + t.bytes, 0)
-        : 0;
     const view = progressView(ctx.io, mode);
     ctx.setCleanup(() => view.close());
-    const started = ctx.io.now();
-    let doneBytes = 0;
     let report: Awaited<ReturnType<typeof verify>>;
     try {
       report = await verify({
@@ -80,17 +74,7 @@ export const verifyCommand: Command = {
             out.write(`${JSON.stringify(event)}\n`);
             return;
           }
-          doneBytes += event.size;
-          const seconds = (ctx.io.now() - started) / 1000;
-          const rate = seconds > 0 ? doneBytes / seconds : 0;
-          view.update({
-            doneBytes,
-            totalBytes: Math.max(totalBytes, doneBytes),
-            rate,
-            etaSeconds: rate > 0 ? Math.max(0, totalBytes - doneBytes) / rate : undefined,
-            active: [],
-            retries: 0,
-          });
+          if (event.type === 'progress') view.update(snapshotOf(event));
         },
       });
     } finally {
