@@ -40,26 +40,20 @@ export function parseDigest(d: string): { algorithm: DigestAlgorithm; hex: strin
 
 function checkPartSize(partSize: number): void {
   if (!Number.isSafeInteger(partSize) || partSize <= 0) {
-    throw new FerryError(
-      'FERRY_USAGE',
-      `invalid part size ${partSize}: must be a positive safe integer`,
-    );
+    throw new RangeError(`invalid part size ${partSize}: must be a positive safe integer`);
   }
 }
 
 /**
  * Number of parts of a file of `size` bytes: `ceil(size / partSize)`, 0 for an empty file.
  *
- * @throws FerryError `FERRY_USAGE` when `size` is not a non-negative safe integer or
+ * @throws RangeError when `size` is not a non-negative safe integer or
  * `partSize` not a positive one.
  */
 export function partCount(size: number, partSize: number): number {
   checkPartSize(partSize);
   if (!Number.isSafeInteger(size) || size < 0) {
-    throw new FerryError(
-      'FERRY_USAGE',
-      `invalid size ${size}: must be a non-negative safe integer`,
-    );
+    throw new RangeError(`invalid size ${size}: must be a non-negative safe integer`);
   }
   return Math.ceil(size / partSize);
 }
@@ -87,7 +81,7 @@ export function partLength(size: number, partSize: number, index: number): numbe
 export interface PartHasher {
   /** Adds bytes; the hasher does not keep a reference to `chunk`. */
   update(chunk: Uint8Array): void;
-  /** The part's digest. Final: `update` and `digest` throw `FERRY_USAGE` afterwards. */
+  /** The part's digest. Final: `update` and `digest` throw afterwards. */
   digest(): Digest;
 }
 
@@ -122,7 +116,7 @@ export async function createPartHasher(algorithm: DigestAlgorithm): Promise<Part
   const raw = await createRawHasher(algorithm);
   let done = false;
   const ensureOpen = () => {
-    if (done) throw new FerryError('FERRY_USAGE', 'PartHasher used after digest()');
+    if (done) throw new Error('PartHasher used after digest()');
   };
   return {
     update(chunk) {
@@ -143,7 +137,7 @@ export async function createPartHasher(algorithm: DigestAlgorithm): Promise<Part
  * `Digest`). An empty file has no parts and its digest is the hash of the header alone.
  *
  * @throws FerryError `FERRY_MANIFEST_INVALID` when a part digest is malformed or of another
- * algorithm; `FERRY_USAGE` when `partSize` is not a positive safe integer.
+ * algorithm; RangeError when `partSize` is not a positive safe integer.
  */
 export async function combinePartDigests(
   algorithm: DigestAlgorithm,
@@ -197,7 +191,7 @@ export interface FileDigest {
  * Memory stays at one 1 MiB read buffer plus one hasher, whatever the file and part size.
  *
  * @throws FerryError `FERRY_IO` (with the file as `key` and the system error as `cause`)
- * when the file cannot be read; `FERRY_USAGE` for a bad part size; AbortError when
+ * when the file cannot be read; RangeError for a bad part size; AbortError when
  * `signal` aborts.
  */
 export async function hashFile(path: string, options: HashFileOptions = {}): Promise<FileDigest> {

@@ -197,35 +197,43 @@ function storeFailed(location: string, what: string, cause: unknown): FerryError
   });
 }
 
-function usage(message: string): FerryError {
-  return new FerryError('FERRY_USAGE', message);
+/**
+ * An argument no caller should pass (ferry validates what users give it before it gets
+ * here): a TypeError, which the CLI reports as a bug, not as the user's usage error.
+ */
+function badArgument(message: string): TypeError {
+  return new TypeError(message);
 }
 
 /** A tree dir is root-relative; `''` is a tree at the cache root itself. */
 function checkTreeDir(dir: string): string {
   if (typeof dir !== 'string' || dir.includes('\0')) {
-    throw usage(`invalid tree dir ${JSON.stringify(dir)}: must be a string without NUL`);
+    throw badArgument(`invalid tree dir ${JSON.stringify(dir)}: must be a string without NUL`);
   }
   return dir;
 }
 
 function checkField(value: string, what: string): string {
   if (typeof value !== 'string' || value === '' || value.includes('\0')) {
-    throw usage(`invalid ${what} ${JSON.stringify(value)}: must be a non-empty string without NUL`);
+    throw badArgument(
+      `invalid ${what} ${JSON.stringify(value)}: must be a non-empty string without NUL`,
+    );
   }
   return value;
 }
 
 function checkVersionId(id: string): VersionId {
   if (!isVersionId(id)) {
-    throw usage(`invalid version id ${JSON.stringify(id)}: expected sha256:<64 hex>`);
+    throw badArgument(`invalid version id ${JSON.stringify(id)}: expected sha256:<64 hex>`);
   }
   return id;
 }
 
 function checkPartIndex(index: number): number {
   if (!Number.isSafeInteger(index) || index < 0 || index > MAX_PART_INDEX) {
-    throw usage(`invalid part index ${index}: must be an integer from 0 to ${MAX_PART_INDEX}`);
+    throw badArgument(
+      `invalid part index ${index}: must be an integer from 0 to ${MAX_PART_INDEX}`,
+    );
   }
   return index;
 }
@@ -421,8 +429,8 @@ export class ManifestStore {
 
   /**
    * Points ref `name` of `source` at `id`; the manifest need not be stored yet.
-   * @throws FerryError `FERRY_BAD_REF` for a bad name; `FERRY_USAGE` for an empty source,
-   * one containing NUL, or a malformed version id.
+   * @throws FerryError `FERRY_BAD_REF` for a bad name; TypeError for an empty source, one
+   * containing NUL, or a malformed version id.
    */
   async setRef(source: string, name: Ref, id: VersionId): Promise<void> {
     const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
@@ -517,7 +525,9 @@ export class ManifestStore {
    */
   async getStats(prefix: string): Promise<Map<string, StatRecord>> {
     if (typeof prefix !== 'string' || prefix.includes('\0')) {
-      throw usage(`invalid stat prefix ${JSON.stringify(prefix)}: must be a string without NUL`);
+      throw badArgument(
+        `invalid stat prefix ${JSON.stringify(prefix)}: must be a string without NUL`,
+      );
     }
     return this.#run('getStats', async () => {
       const rows = await this.#scan(utf8(STAT + prefix), upTo0xff(STAT + prefix));
