@@ -1,14 +1,16 @@
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PullResult } from '@ferry/engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  differingFiles,
   makeTempDir,
   randomBytes,
   type S3Server,
   s3Env,
   startS3Server,
   type TempDir,
+  writeFiles,
 } from '#fixtures';
 import { cleanEnv, doneResult, jsonLines, runFerry } from './ferry-process.js';
 
@@ -23,20 +25,6 @@ const files = new Map<string, Buffer>();
 
 const totalBytes = () => [...files.values()].reduce((n, b) => n + b.length, 0);
 
-async function writeModel(): Promise<void> {
-  for (const [path, body] of files) {
-    await mkdir(join(model, path, '..'), { recursive: true });
-    await writeFile(join(model, path), body);
-  }
-}
-
-async function expectCacheMatchesModel(): Promise<void> {
-  for (const [path, body] of files) {
-    const got = await readFile(join(cache, 'models', 'llama', path));
-    expect(got.equals(body), path).toBe(true);
-  }
-}
-
 beforeAll(async () => {
   s3 = await startS3Server();
   await s3.createBucket('weights');
@@ -49,7 +37,7 @@ beforeAll(async () => {
   files.set('model-00003-of-00003.safetensors', randomBytes(2 * MiB + 5, 3));
   files.set('config.json', Buffer.from('{"hidden_size": 64}'));
   files.set('tokenizer/tokenizer.json', randomBytes(70_000, 4));
-  await writeModel();
+  await writeFiles(model, files);
 });
 
 afterAll(async () => {
@@ -105,7 +93,7 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
     const fileDone = lines.filter((l) => l.type === 'file-done');
     expect(fileDone.map((l) => l.path).sort()).toEqual([...files.keys()].sort());
     expect(fileDone.reduce((n, l) => n + Number(l.fetchedBytes), 0)).toBe(result.fetchedBytes);
-    await expectCacheMatchesModel();
+    expect(await differingFiles(join(cache, 'models', 'llama'), files)).toEqual([]);
     expect((await stat(join(cache, '.ferry', 'db'))).isDirectory()).toBe(true);
   });
 
@@ -134,7 +122,7 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
     const shard = Buffer.from(files.get('model-00002-of-00003.safetensors') ?? Buffer.alloc(0));
     randomBytes(1000, 9).copy(shard, MiB + 10);
     files.set('model-00002-of-00003.safetensors', shard);
-    await writeModel();
+    await writeFiles(model, files);
     const run = await runFerry(
       [
         'publish',
@@ -185,7 +173,7 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
       skippedFiles: files.size - 1,
       removed: [],
     });
-    await expectCacheMatchesModel();
+    expect(await differingFiles(join(cache, 'models', 'llama'), files)).toEqual([]);
   });
 
   it('status lists the folder at v2', async () => {
