@@ -9,13 +9,12 @@ import {
   errorDetails,
   FerryError,
   isFerryError,
-  type ManifestStore,
   type PartList,
   parseDigest,
   partCount,
   partRange,
-  type StatRecord,
 } from '@ferry/manifest';
+import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import type { ContentPlace } from './content-store.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';

@@ -3,7 +3,8 @@ import { access, chmod, cp, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AbortError, FerryError, isFerryError, ManifestStore } from '@ferry/manifest';
+import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
+import { ManifestStore } from '@ferry/manifest/store';
 import { type CacheLayout, cacheLayout } from './cache-layout.js';
 
 /** How often a waiting pull tries the lock again. */

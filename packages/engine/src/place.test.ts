@@ -1,4 +1,5 @@
-import type { Manifest, TreeState } from '@ferry/manifest';
+import type { Manifest } from '@ferry/manifest';
+import type { TreeState } from '@ferry/manifest/store';
 import { describe, expect, it } from 'vitest';
 import { decidePlace, type PlaceFacts } from './place.js';
 

@@ -1,4 +1,5 @@
-import type { Manifest, PendingPull, TreeState } from '@ferry/manifest';
+import type { Manifest } from '@ferry/manifest';
+import type { PendingPull, TreeState } from '@ferry/manifest/store';
 import type { RemoteVersion } from './remote-version.js';
 import { newVersionDir, versionDirOf } from './version-dirs.js';
 

@@ -7,12 +7,10 @@ import {
   type Entry,
   FerryError,
   type Manifest,
-  type ManifestStore,
-  type PartJournal,
   type PartList,
   partLength,
-  type StatRecord,
 } from '@ferry/manifest';
+import type { ManifestStore, PartJournal, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { mapLimit } from './map-limit.js';

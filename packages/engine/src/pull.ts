@@ -19,14 +19,12 @@ import {
   isFerryError,
   isVersionId,
   type Manifest,
-  type ManifestStore,
   normalizePath,
   type PathFilter,
-  type StatRecord,
-  type TreeState,
   throwIfAborted,
   versionIdOf,
 } from '@ferry/manifest';
+import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';

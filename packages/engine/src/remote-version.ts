@@ -8,7 +8,6 @@ import {
   isVersionId,
   MAX_FILE_SIZE,
   type Manifest,
-  type ManifestStore,
   normalizePath,
   type PartList,
   parseDigest,
@@ -17,6 +16,7 @@ import {
   validateRef,
   versionIdOf,
 } from '@ferry/manifest';
+import type { ManifestStore } from '@ferry/manifest/store';
 
 /** Where a published prefix keeps its metadata, relative to the source root. */
 export const META_PREFIX = '.ferry/';

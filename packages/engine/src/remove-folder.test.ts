@@ -1,6 +1,6 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ManifestStore } from '@ferry/manifest';
+import { ManifestStore } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir, writeModel } from '#fixtures';
 import { gc } from './gc.js';

@@ -1,6 +1,7 @@
 import { lstat, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError, type ManifestStore, normalizePath } from '@ferry/manifest';
+import { FerryError, normalizePath } from '@ferry/manifest';
+import type { ManifestStore } from '@ferry/manifest/store';
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';

@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import type { StatRecord } from '@ferry/manifest';
+import type { StatRecord } from '@ferry/manifest/store';
 
 /**
  * Whether a file's stat still vouches for the content its record describes, without

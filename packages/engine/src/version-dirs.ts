@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { FerryError, type ManifestStore, type StatRecord, type TreeState } from '@ferry/manifest';
+import { FerryError } from '@ferry/manifest';
+import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
 import type { CacheLayout } from './cache-layout.js';
 import { ensureRealDirs } from './real-dirs.js';
 

@@ -14,7 +14,8 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isFerryError, ManifestStore } from '@ferry/manifest';
+import { isFerryError } from '@ferry/manifest';
+import { ManifestStore } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { differingFiles, makeTempDir, type TempDir, writeModel } from '#fixtures';
 import { gc } from './gc.js';

@@ -32,14 +32,7 @@ export {
   validateRef,
   versionIdOf,
 } from './manifest.js';
-export {
-  ManifestStore,
-  type PartJournal,
-  type PathFilter,
-  type PendingPull,
-  type StatRecord,
-  type TreeState,
-} from './manifest-store.js';
+export type { PathFilter } from './manifest-store.js';
 export { checkCaseCollisions, compareUtf8, isReservedPath, normalizePath } from './paths.js';
 export type {
   Digest,
