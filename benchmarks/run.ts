@@ -13,6 +13,10 @@ import { GNU_TIME, GNU_TIME_INSTALL, hasGnuTime } from './lib/spawn-measured.js'
 import { knownPeers } from './lib/sync-tools.js';
 
 const here = import.meta.dirname;
+// The engine runs here from its TypeScript source (publishing datasets, the library driver),
+// and its part worker is only ever the built one (part-pool.ts): without this, every publish
+// failed with ERR_MODULE_NOT_FOUND for src/part-worker.js.
+process.env.FERRY_PART_WORKER ??= join(here, '..', 'packages', 'engine', 'dist', 'part-worker.js');
 
 const HELP = `Usage: pnpm bench [-- flags]
 
