@@ -13,6 +13,10 @@ import { GNU_TIME, GNU_TIME_INSTALL, hasGnuTime } from './lib/spawn-measured.js'
 import { knownPeers } from './lib/sync-tools.js';
 
 const here = import.meta.dirname;
+// The engine runs here from its TypeScript source (publishing datasets, the library driver),
+// and its part worker is only ever the built one (part-pool.ts): without this, every publish
+// failed with ERR_MODULE_NOT_FOUND for src/part-worker.js.
+process.env.FERRY_PART_WORKER ??= join(here, '..', 'packages', 'engine', 'dist', 'part-worker.js');
 
 const HELP = `Usage: pnpm bench [-- flags]
 
@@ -44,8 +48,8 @@ content by part, so peers, the ceiling and the floor read a plain copy of each d
 files at their paths under <prefix>-plain, no .ferry/); cold scenarios also have ferry pull
 that copy on s3rver: the "ferry (plain prefix)" row.
 The stall scenario adds a hedges column (ferry's retry events with attempt 0); resume prints
-a table of its kill points (kill at, bytes before the kill, in socket buffers, kept, after,
-waste).`;
+a table of its kill points (kill at, bytes before the kill, in socket buffers, kept, lost by
+ferry and of it on disk, the bound on that loss, after, waste) with a max and a median row.`;
 
 async function loadScenarios(): Promise<Scenario[]> {
   const files = (await readdir(join(here, 'scenarios'))).filter((f) => f.endsWith('.ts')).sort();
@@ -124,8 +128,9 @@ function transferTable(rows: Row[]): string {
   );
 }
 
-/** The resume scenario's kills: where each was asked for and what it cost. */
+/** The resume scenario's kills: where each was asked for, what it cost, and who lost it. */
 function killTable(rows: Row[]): string {
+  const bytes = (value: number | undefined) => (value === undefined ? '' : formatBytes(value));
   return table(
     [
       'scenario',
@@ -135,6 +140,9 @@ function killTable(rows: Row[]): string {
       'before kill',
       'in socket buffers',
       'kept',
+      'lost by ferry',
+      'of it on disk',
+      'bound',
       'second run',
       'waste',
       'second run wall',
@@ -145,12 +153,15 @@ function killTable(rows: Row[]): string {
       r.scenario,
       r.origin ?? '',
       r.tool ?? '',
-      r.kill === undefined ? '' : `${(r.kill.fraction * 100).toFixed(1)} %`,
-      r.kill === undefined ? '' : formatBytes(r.kill.beforeKillBytes),
-      r.kill?.bufferedAtKillBytes === undefined ? '' : formatBytes(r.kill.bufferedAtKillBytes),
-      r.kill?.keptBytes === undefined ? '' : formatBytes(r.kill.keptBytes),
-      r.kill === undefined ? '' : formatBytes(r.kill.afterKillBytes),
-      r.kill === undefined ? '' : formatBytes(r.kill.wasteBytes),
+      r.kill === undefined ? '' : (r.kill.label ?? `${(r.kill.fraction * 100).toFixed(1)} %`),
+      bytes(r.kill?.beforeKillBytes),
+      bytes(r.kill?.bufferedAtKillBytes),
+      bytes(r.kill?.keptBytes),
+      bytes(r.kill?.lostBytes),
+      bytes(r.kill?.lostOnDiskBytes),
+      bytes(r.kill?.boundBytes),
+      bytes(r.kill?.afterKillBytes),
+      bytes(r.kill?.wasteBytes),
       r.wallMs === undefined ? '' : `${(r.wallMs / 1000).toFixed(2)} s`,
       r.correct === undefined ? '' : r.correct ? 'yes' : 'WRONG',
       r.target ?? '',
@@ -281,11 +292,16 @@ async function main(): Promise<void> {
   }
   const measures = rows.filter((r) => r.tool === undefined);
   const kills = rows.filter((r) => r.tool !== undefined && r.kill !== undefined);
-  const transfers = rows.filter((r) => r.tool !== undefined && r.kill === undefined);
+  // resume's summary rows (a kill `label`) go in both tables: the transfer table has their
+  // CPU and memory.
+  const transfers = rows.filter(
+    (r) => r.tool !== undefined && (r.kill === undefined || r.kill.label !== undefined),
+  );
   if (measures.length > 0) console.log(measureTable(measures));
   if (kills.length > 0) console.log(killTable(kills));
   if (transfers.length > 0) console.log(transferTable(transfers));
-  for (const r of [...kills, ...transfers].filter((r) => r.problems !== undefined)) {
+  for (const r of new Set([...kills, ...transfers]).values()) {
+    if (r.problems === undefined) continue;
     const what = r.kill === undefined ? '' : ` ${r.name}`;
     console.log(`${r.scenario} ${r.origin} ${r.tool}${what}: ${r.problems?.join('; ')}`);
   }

@@ -49,14 +49,16 @@ export interface BenchResult {
 export interface KillPoint {
   /** The fraction of the bytes to transfer at which the kill was asked for. */
   fraction: number;
+  /** Set on a row that sums up several kills (`max of 10`): `fraction` is then meaningless. */
+  label?: string;
   /** Bytes the origin sent to the killed run (its meter). */
   beforeKillBytes: number;
   /**
-   * Of `beforeKillBytes`, about what sat in socket buffers at the kill: ferry's receive
-   * queues and, on a loopback origin, the origin's send queues of the same connections
-   * (/proc/net/tcp, read in the 5–30 ms before the SIGKILL; what arrives while the process
-   * dies is not in it). Written by the origin, never read by ferry: any client killed then
-   * loses it, whatever its checkpoints.
+   * Of `beforeKillBytes`, what sat in socket buffers at the kill: the tool's receive queues
+   * and, on a loopback origin, the origin's send queues of the same connections
+   * (/proc/net/tcp, read while the tool is stopped by SIGSTOP, once the origin stopped
+   * filling them, right before the SIGKILL). Written by the origin, never read by the tool:
+   * any client killed then loses it, whatever its checkpoints.
    */
   bufferedAtKillBytes?: number;
   /** Bytes the origin sent to the run that finished the pull. */
@@ -66,6 +68,20 @@ export interface KillPoint {
    * and checkpoints of partial files it resumed from. Undefined without a `plan` line.
    */
   keptBytes?: number;
+  /**
+   * What ferry itself lost: bytes it read from its sockets and did not keep,
+   * `beforeKillBytes − bufferedAtKillBytes − keptBytes` (response headers, a few hundred
+   * bytes a request, are in it too).
+   */
+  lostBytes?: number;
+  /**
+   * Of `lostBytes`, what was on disk in partial files at the kill and not kept: written
+   * past the part's last cut, or a small file without a journal. The rest was read and
+   * not yet written (a write batch and a socket chunk per part at most).
+   */
+  lostOnDiskBytes?: number;
+  /** What `lostBytes` may be at most: concurrency × (cut interval + one socket chunk). */
+  boundBytes?: number;
   /** `beforeKillBytes + afterKillBytes` less the dataset's bytes: what the kill cost. */
   wasteBytes: number;
 }

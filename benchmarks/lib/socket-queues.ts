@@ -66,8 +66,8 @@ function tcpRows(table: string): TcpRow[] {
  * meters what it writes, and a SIGKILL throws both away. On loopback the kernel grows a
  * receive buffer up to `net.ipv4.tcp_rmem`'s maximum (32 MiB here) and a send buffer up to
  * `tcp_wmem`'s (4 MiB), so a reader slower than its origin leaves megabytes per connection
- * there. Synchronous, so it can be read right before a kill (5–30 ms here, while the
- * process runs on); undefined where /proc cannot tell (not Linux, or the process is gone).
+ * there. Synchronous (5–30 ms here), read between the SIGSTOP and the SIGKILL of a kill;
+ * undefined where /proc cannot tell (not Linux, or the process is gone).
  */
 export function socketQueues(pid: number): SocketQueues | undefined {
   let inodes: Set<string>;

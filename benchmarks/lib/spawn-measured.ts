@@ -45,10 +45,11 @@ export interface SpawnMeasuredOptions {
    */
   onStart?: (kill: () => void) => void;
   /**
-   * Called with the command's pid right before `kill()` sends SIGKILL: a last look at the
-   * process (it keeps running meanwhile, so keep it short).
+   * Called with the command's pid between the SIGSTOP and the SIGKILL that `kill()` sends
+   * (the SIGKILL waits for a returned promise): a last look at the process, frozen as the
+   * kill finds it, its connections still open.
    */
-  onKill?: (pid: number) => void;
+  onKill?: (pid: number) => void | Promise<void>;
 }
 
 // Often enough that the last read is close to the process's exit; VmHWM only grows, so a
@@ -143,17 +144,29 @@ export function spawnMeasured(
           });
         }, RSS_POLL_MS);
   // SIGKILL the command itself: killing GNU time would leave the command running, orphaned.
+  // Stopped first, so that what `onKill` sees is what the kill loses: a running process
+  // would go on reading (and writing) while /proc is read.
   const kill = () => {
     const pid = findCommand();
-    if (pid === undefined) child.kill('SIGKILL');
-    else {
-      options.onKill?.(pid);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone: nothing left to kill.
-      }
+    if (pid === undefined) {
+      child.kill('SIGKILL');
+      return;
     }
+    const send = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone: nothing left to stop or kill.
+      }
+    };
+    send('SIGSTOP');
+    void (async () => {
+      try {
+        await options.onKill?.(pid);
+      } finally {
+        send('SIGKILL');
+      }
+    })();
   };
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => options.onLine?.(line, kill));

@@ -59,6 +59,26 @@ type FerryLine =
   | { type: 'plan'; plan: PlanSummary }
   | { type: string };
 
+/**
+ * The socket queues of a stopped process once the origin has stopped sending to it: its
+ * receive windows full, or its responses all sent. Until then the origin goes on filling
+ * them, and the same would happen while a killed process is torn down (its memory goes
+ * before its sockets), so every byte the origin's meter will count for the kill is either
+ * in these queues or was read by the tool. Read every {@link KILL_POLL_MS} ms until three
+ * reads agree, for at most a second.
+ */
+async function settledQueues(pid: number): Promise<SocketQueues | undefined> {
+  let last = socketQueues(pid);
+  let same = 0;
+  for (let waited = 0; same < 2 && waited < 1000; waited += KILL_POLL_MS) {
+    await new Promise((r) => setTimeout(r, KILL_POLL_MS));
+    const now = socketQueues(pid);
+    same = now?.unread === last?.unread && now?.unsent === last?.unsent ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** Runs `tool` once against `origin`, metered by the origin where it can be. */
 export async function runSync(
   tool: SyncTool,
@@ -80,8 +100,8 @@ export async function runSync(
   const { killAtFraction, killOfBytes } = options;
   const measured = await spawnMeasured(command, args, {
     env,
-    onKill(pid) {
-      queuedAtKill = socketQueues(pid);
+    async onKill(pid) {
+      queuedAtKill = await settledQueues(pid);
     },
     onStart(kill) {
       if (killAtFraction === undefined || killOfBytes === undefined || before === undefined) return;

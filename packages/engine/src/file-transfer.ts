@@ -148,9 +148,10 @@ function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
     fetchedBytes: 0,
     reusedBytes: 0,
     doneBytes: 0,
-    // A journal (and its cuts) lets a file be resumed where it stopped: worth it for any
-    // file of several parts, or of one part too large to fetch again lightly.
-    journaled: count > 1 || plan.entry.size > 2 * CUT_BYTES,
+    // A journal (and its cuts) lets a file be resumed where it stopped. A file no larger
+    // than one cut costs no more to fetch again than a checkpointed part can lose, so only
+    // those go without: the waste bound of a kill is the same for every part in flight.
+    journaled: count > 1 || plan.entry.size > CUT_BYTES,
   };
   // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
   const md5 =

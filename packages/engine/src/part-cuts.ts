@@ -3,13 +3,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 /**
  * How far each part of a partial file got, beside it in `.ferry/tmp/` (`<name>.cuts`): one
  * little-endian 64-bit count per part of bytes written from the part's start. The worker
- * writing a part updates its slot itself every `CUT_BYTES` and when it stops, so a killed
- * pull (SIGKILL: no goodbye) loses at most that much per part in flight, however busy the
- * main thread was. No fsync: the page cache outlives the process, and a resume re-hashes
- * what a cut claims before trusting it (after a power cut, claimed bytes that never reached
- * the disk hash wrong and that part is fetched again from its start).
+ * writing a part gathers what it receives into batches of `CUT_BYTES` and updates the
+ * part's slot right after each batch is written, so a killed pull (SIGKILL: no goodbye)
+ * loses less than `CUT_BYTES` plus the socket chunk being handled per part in flight,
+ * however busy the main thread was. No fsync: the page cache outlives the process, and a
+ * resume re-hashes what a cut claims before trusting it (after a power cut, claimed bytes
+ * that never reached the disk hash wrong and that part is fetched again from its start).
  */
-export const CUT_BYTES = 2 ** 20;
+export const CUT_BYTES = 2 ** 18;
 
 export function cutsPathFor(tmpPath: string): string {
   return `${tmpPath.replace(/\.part$/, '')}.cuts`;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import {
   closeSync,
+  constants,
   createReadStream,
   fstatSync,
   openSync,
@@ -40,8 +41,11 @@ const pacer =
   data.pace === undefined ? undefined : new RatePacer(data.pace.shared, data.pace.bytesPerSecond);
 const sources = new Map<string, Source>();
 
-/** Writes are gathered to this size: fewer syscalls than one write per socket chunk. */
-const WRITE_BATCH = 1 << 18;
+/**
+ * Writes are gathered to this size: fewer syscalls than one write per socket chunk. A cut
+ * follows every batch, so this is also what a SIGKILL may cost a part (see part-cuts.ts).
+ */
+const WRITE_BATCH = CUT_BYTES;
 /** Reads of local files for hashing: large enough that the syscall per read is noise. */
 const READ_SIZE = 1 << 20;
 
@@ -144,9 +148,10 @@ function lagging(hedgeAfterMs: number): ((idleMs: number) => boolean) | undefine
 }
 
 /**
- * Hashes each chunk and writes it at its offset, gathered into batches of `WRITE_BATCH`.
- * Writes are synchronous: a worker thread has nothing else to do meanwhile, and a page-cache
- * write of a batch is cheaper than the thread-pool hop, promise and body pause of an async one.
+ * Hashes each chunk and writes it at its offset, gathered into batches of `WRITE_BATCH`,
+ * each batch followed by its cut. Writes are synchronous: a worker thread has nothing else
+ * to do meanwhile, and a page-cache write of a batch is cheaper than the thread-pool hop,
+ * promise and body pause of an async one. The cut is an 8-byte write per 256 KiB batch.
  */
 class PartWriter {
   readonly #fd: number;
@@ -155,7 +160,7 @@ class PartWriter {
   readonly #partStart: number;
   readonly #cuts: { fd: number; index: number } | undefined;
   readonly #where: string;
-  #cut = 0;
+  readonly #slotBytes = Buffer.alloc(8);
   #position: number;
   #batch: Buffer[] = [];
   #batchBytes = 0;
@@ -178,7 +183,6 @@ class PartWriter {
     this.#position = start;
     this.#partStart = partStart;
     this.#cuts = cuts;
-    this.#cut = start - partStart;
     this.#hasher = hasher;
     this.#slot = slot;
   }
@@ -203,19 +207,16 @@ class PartWriter {
       this.#position += this.#batchBytes;
       this.#batch = [];
       this.#batchBytes = 0;
-      if (this.#position - this.#partStart - this.#cut >= CUT_BYTES) this.cut();
+      this.#cut();
     }
     return this.#position;
   }
 
-  /** Records in the sidecar how far the part is written. */
-  cut(): void {
+  /** Records in the sidecar how far the part is written: only ever after the bytes are. */
+  #cut(): void {
     if (this.#cuts === undefined) return;
-    const done = this.#position - this.#partStart;
-    const slot = Buffer.alloc(8);
-    slot.writeBigUInt64LE(BigInt(done));
-    writeSync(this.#cuts.fd, slot, 0, 8, this.#cuts.index * 8);
-    this.#cut = done;
+    this.#slotBytes.writeBigUInt64LE(BigInt(this.#position - this.#partStart));
+    writeSync(this.#cuts.fd, this.#slotBytes, 0, 8, this.#cuts.index * 8);
   }
 }
 
@@ -285,7 +286,12 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
         md5?.update(chunk);
       });
     const from = task.start + kept;
-    cutsFd = task.cuts === undefined ? undefined : openSync(cutsPathFor(task.tmpPath), 'r+');
+    // Created when missing: a pull killed between starting the journal and writing the
+    // sidecar leaves none, and its resume must still be able to record cuts.
+    cutsFd =
+      task.cuts === undefined
+        ? undefined
+        : openSync(cutsPathFor(task.tmpPath), constants.O_RDWR | constants.O_CREAT);
     const writer = new PartWriter(
       fd,
       from,
@@ -355,7 +361,6 @@ async function fetchPart(task: FetchTask, retries: RetryNotice[]): Promise<PartT
       // that write fails, the cut stays at the last one recorded.
       try {
         writer.flush();
-        writer.cut();
       } catch {}
       throw error;
     }

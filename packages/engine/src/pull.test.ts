@@ -308,6 +308,43 @@ describe('cancellation and resume', () => {
     }
   });
 
+  it('resumes a transfer whose cuts sidecar is missing (killed between its journal and the sidecar): parts start over, the pull completes', async () => {
+    const files = await writeModel(origin, { shards: [16 * MiB] });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize: 8 * MiB });
+    const server = await startFaultServer({ root: store });
+    const shard = 'model-00001.safetensors';
+    try {
+      server.inject(
+        { kind: 'stall', afterBytes: 5 * MiB },
+        { key: await partObjectKey(store, shard, 1) },
+      );
+      const controller = new AbortController();
+      const aborted = pull({
+        source: `${server.url}/`,
+        ref: 'v1',
+        root: cache,
+        subdir: 'm',
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
+            controller.abort(new Error('enough'));
+        },
+      });
+      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+      const tmpDir = join(cache, '.ferry', 'tmp');
+      const sidecars = (await readdir(tmpDir)).filter((name) => name.endsWith('.cuts'));
+      expect(sidecars).toHaveLength(1);
+      await rm(join(tmpDir, sidecars[0] as string));
+
+      const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+      expect(await differingFiles(resumed.dir, files)).toEqual([]);
+      // Without cuts only the journal's finished part is kept: the cut-short one starts over.
+      expect(resumed.fetchedBytes).toBe(8 * MiB);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('hedges bodies that stall while the rest of the pull flows, long before the stall timeout', async () => {
     const files = await writeModel(origin, { shards: [12 * MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
