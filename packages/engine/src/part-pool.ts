@@ -19,25 +19,22 @@ import { deserializeError } from './serialized-error.js';
 const BYTES_PER_WORKER = 256 * 2 ** 20;
 
 /**
- * What one file costs a worker beyond its bytes (a request, an open, a task round trip),
- * counted as bytes: 1,000 files of 64 KiB kept one worker busy about as long as 700 MiB.
- */
-const BYTES_PER_FILE = 2 ** 20;
-
-/**
- * Worker threads for a pull moving about `bytes` in `files` files: one per core, but no
- * more than the work can use: each worker gets at least `BYTES_PER_WORKER` of work (files
- * counted as `BYTES_PER_FILE` each) and two requests in flight.
+ * Worker threads for a pull moving about `work.bytes`: one per core, but no more than the
+ * work can use: each worker gets at least `BYTES_PER_WORKER` and two requests in flight.
+ * The number of files does not count: what a file costs beyond its bytes is paid mostly by
+ * the main thread (a task round trip, a rename, a record) and the origin, which a second
+ * worker does not share. 1,000 files of 64 KiB on 2 cores took 13 % less CPU and 17 % less
+ * wall time from s3rver with one worker than with two, and 18 % less CPU in the same wall
+ * time from nginx.
  */
 export function defaultWorkers(
-  work: { bytes: number; files: number },
+  work: { bytes: number },
   concurrency: number,
   cores: number = availableParallelism(),
 ): number {
-  const load = work.bytes + work.files * BYTES_PER_FILE;
   return Math.max(
     1,
-    Math.min(cores, Math.ceil(concurrency / 2), Math.ceil(load / BYTES_PER_WORKER)),
+    Math.min(cores, Math.ceil(concurrency / 2), Math.ceil(work.bytes / BYTES_PER_WORKER)),
   );
 }
 

@@ -177,7 +177,7 @@ async function runPull(
   const stopPool = () => pool?.stop();
   signal.addEventListener('abort', stopPool, { once: true });
   /** `work`: about what the pull will move, to size the pool (the first call fixes it). */
-  const getPool = (work = { bytes: Number.POSITIVE_INFINITY, files: 0 }) => {
+  const getPool = (work = { bytes: Number.POSITIVE_INFINITY }) => {
     pool ??= new PartPool({
       workers: options.workers ?? defaultWorkers(work, concurrency),
       concurrency,
@@ -300,10 +300,7 @@ async function runPull(
     // version it already has, never starts them.
     if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
       if (tree?.versionId !== remote.versionId) {
-        getPool({
-          bytes: wanted.entries.reduce((n, e) => n + e.size, 0),
-          files: wanted.entries.length,
-        });
+        getPool({ bytes: wanted.entries.reduce((n, e) => n + e.size, 0) });
       }
     }
     const plans = await planPull({

@@ -11,7 +11,7 @@ import {
   isVersionId,
   parseManifest,
   validateRef,
-  versionIdOf,
+  versionIdOfEncoded,
 } from './manifest.js';
 import { normalizePath } from './paths.js';
 import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from './types.js';
@@ -386,8 +386,9 @@ export class ManifestStore {
 
   /** Stores a manifest under its version id (idempotent) and returns the id. */
   async putManifest(m: Manifest): Promise<VersionId> {
+    // Encoded once: the id is the hash of these very bytes (encoding is most of the cost).
     const text = encodeManifest(m);
-    const id = versionIdOf(m);
+    const id = versionIdOfEncoded(text);
     return this.#run('putManifest', async () => {
       await this.#db.put<string, string>(MANIFEST + id, text, { valueEncoding: 'utf8' });
       return id;

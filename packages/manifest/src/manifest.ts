@@ -318,7 +318,12 @@ export function isVersionId(s: unknown): s is VersionId {
 }
 
 export function versionIdOf(m: Manifest): VersionId {
-  return `sha256:${createHash('sha256').update(encodeManifest(m), 'utf8').digest('hex')}`;
+  return versionIdOfEncoded(encodeManifest(m));
+}
+
+/** The version id of a manifest already in its canonical encoding (`encodeManifest`'s output). */
+export function versionIdOfEncoded(canonical: string): VersionId {
+  return `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
 }
 
 /**
