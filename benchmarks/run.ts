@@ -1,7 +1,6 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatBytes, isFerryError, parseSize } from '@ferry/manifest';
 import { type BenchConfig, BenchContext } from './lib/context.js';
@@ -186,11 +185,6 @@ function count(value: string | undefined, flag: string, fallback: number): numbe
 }
 
 async function main(): Promise<void> {
-  // The runner (publishing, the lib driver) runs the engine from its TypeScript sources, where
-  // no worker script lies beside the pool: its threads run the built worker, as the tests do.
-  process.env.FERRY_PART_WORKER ??= fileURLToPath(
-    new URL('../packages/engine/dist/part-worker.js', import.meta.url),
-  );
   // `pnpm bench -- --scenario x` passes the `--` through; it means nothing here.
   const args = process.argv.slice(2).filter((arg, i) => !(i === 0 && arg === '--'));
   const { values } = parseArgs({
