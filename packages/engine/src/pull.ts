@@ -28,6 +28,7 @@ import {
   versionIdOf,
 } from '@ferry/manifest';
 import { cacheLayout, rootRelative } from './cache-layout.js';
+import { checkFoldedPaths, foldsCase } from './case-fold.js';
 import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';
 import { type CommittedFile, type TransferContext, transferFiles } from './file-transfer.js';
@@ -283,6 +284,11 @@ async function runPull(
         },
       );
     }
+    checkFoldedPaths(
+      wanted.entries.map((e) => e.path),
+      await foldsCase(layout.root),
+      layout.root,
+    );
     await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
     // At the version it already has (a warm start), the remote manifest is the previous one.
