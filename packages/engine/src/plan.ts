@@ -1,5 +1,4 @@
-import type { Stats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Digest,
@@ -90,11 +89,15 @@ export interface PlanInput {
   pool: () => PartPool;
 }
 
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
+/**
+ * A direct lstat, not one through the thread pool: on a local disk a warm start is little
+ * else than one lstat per file, and the pool's hop and promise cost 2.5× the call itself
+ * (100k files: 1.5 s against 3.5–4 s here). Planning yields between chunks.
+ */
+function statOrUndefined(path: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw error;
   }
@@ -188,12 +191,12 @@ async function planFile(
   };
   // The file to judge: the one at the path, or else the current version's beside it.
   let localPath = finalPath;
-  let st = await statOrUndefined(finalPath);
+  let st = statOrUndefined(finalPath);
   let record = atPath;
   if (st === undefined && base !== undefined) {
     const baseRel = rootRelative(base, entry.path);
     localPath = join(layout.root, baseRel);
-    st = await statOrUndefined(localPath);
+    st = statOrUndefined(localPath);
     record = atBase;
   }
   if (st && !st.isFile() && !st.isSymbolicLink()) {
@@ -264,7 +267,7 @@ async function planFile(
     const twin = (await recordsByDigest(input, facts)).get(entry.digest);
     if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
       const fromPath = join(layout.root, twin.relPath);
-      const twinStat = await statOrUndefined(fromPath);
+      const twinStat = statOrUndefined(fromPath);
       if (twinStat && recordMatches(twin.record, twinStat)) {
         return plan({
           kind: 'copy',
