@@ -215,7 +215,7 @@ async function planFile(
       localPath,
       st,
       record,
-      previousEntry(input, facts, entry.path),
+      input.remote.published ? undefined : previousEntry(input, facts, entry.path),
     );
     hashed = local.hashed === true;
     if (local.right) {
@@ -303,7 +303,8 @@ async function judgeLocal(
   const vouched = recordMatches(record, st) && input.verify !== 'hash';
   let known: { digest: Digest; parts?: PartList };
   if (vouched) {
-    known = { digest: record.digest, ...(record.parts ? { parts: record.parts } : {}) };
+    // The record has the digest and parts: no copy per file of a large version.
+    known = record;
   } else if (input.verify === 'size' && entry.digest !== undefined) {
     // The model.json rule: the right size is enough. The manifest vouches for the digest.
     return {

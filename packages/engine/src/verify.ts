@@ -1,10 +1,11 @@
-import { lstat } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
 import { folderGone } from './gc.js';
 import { hashLocalFile } from './local-hash.js';
+import { mapLimit } from './map-limit.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
 import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
@@ -38,6 +39,20 @@ export interface VerifyReport {
   problems: Array<{ path: string; problem: VerifyProblemKind; detail: string }>;
 }
 
+/** Files checked as one chunk (one batched read of their stat records). */
+const VERIFY_CHUNK = 1024;
+/** Files hashed or checked at once within a chunk: the pool queues the rest anyway. */
+const VERIFY_CONCURRENCY = 64;
+
+/** A direct lstat, as the planner's (see plan.ts): a stat check is little else. */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Checks every file of every tree against its recorded version: size and mtime against
  * the stat index, or with `deep` the content hash against the manifest.
@@ -68,54 +83,53 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
           detail: `the folder does not lead to the version ferry pulled (${tree.versionDir}); \`ferry pull\` mends it`,
         });
       }
-      await Promise.all(
-        heldEntries(manifest.entries, tree.filter)
-          .filter((entry) => asked(entry.path))
-          .map(async (entry) => {
-            throwIfAborted(options.signal);
-            // Reported by the folder users read; looked up where the version's files are.
-            const relPath = rootRelative(tree.dir, entry.path);
-            const storedAt = rootRelative(versionDirOf(tree.dir, tree), entry.path);
-            const path = join(options.root, storedAt);
-            const st = await lstat(path).catch(() => undefined);
-            report.files++;
-            report.bytes += entry.size;
-            const problem = (kind: VerifyProblemKind, detail: string) => {
-              report.problems.push({ path: relPath, problem: kind, detail });
-              options.onEvent?.({
-                type: 'file-checked',
-                path: relPath,
-                size: entry.size,
-                ok: false,
-              });
-            };
-            if (!st?.isFile()) return problem('missing', `${path} is missing`);
-            if (st.size !== entry.size)
-              return problem('size', `${st.size} bytes, expected ${entry.size}`);
-            if (options.deep) {
-              pool ??= new PartPool({
-                workers: options.workers ?? availableParallelism(),
-                concurrency: 1,
-              });
-              const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
-              const algorithm = entry.digest
-                ? parseDigest(entry.digest).algorithm
-                : DEFAULT_ALGORITHM;
-              const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
-              if (digest !== entry.digest)
-                return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
-            } else {
-              const record = await store.getStat(storedAt);
-              if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
-                return problem(
-                  'modified',
-                  'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
-                );
-              }
+      const entries = heldEntries(manifest.entries, tree.filter).filter((e) => asked(e.path));
+      const dir = versionDirOf(tree.dir, tree);
+      // A chunk at a time: its stat records in one batched read, its files checked with a
+      // bounded number in flight, so memory does not grow with the version.
+      for (let start = 0; start < entries.length; start += VERIFY_CHUNK) {
+        throwIfAborted(options.signal);
+        const chunk = entries.slice(start, start + VERIFY_CHUNK);
+        const storedAt = chunk.map((e) => rootRelative(dir, e.path));
+        const records = options.deep ? undefined : await store.getStatsOf(storedAt);
+        await mapLimit(chunk, VERIFY_CONCURRENCY, async (entry, i) => {
+          // Reported by the folder users read; looked up where the version's files are.
+          const relPath = rootRelative(tree.dir, entry.path);
+          const path = join(options.root, storedAt[i] as string);
+          const st = statOrUndefined(path);
+          report.files++;
+          report.bytes += entry.size;
+          const problem = (kind: VerifyProblemKind, detail: string) => {
+            report.problems.push({ path: relPath, problem: kind, detail });
+            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: false });
+          };
+          if (!st?.isFile()) return problem('missing', `${path} is missing`);
+          if (st.size !== entry.size)
+            return problem('size', `${st.size} bytes, expected ${entry.size}`);
+          if (options.deep) {
+            pool ??= new PartPool({
+              workers: options.workers ?? availableParallelism(),
+              concurrency: 1,
+            });
+            const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
+            const algorithm = entry.digest
+              ? parseDigest(entry.digest).algorithm
+              : DEFAULT_ALGORITHM;
+            const { digest } = await hashLocalFile(pool, path, st.size, partSize, algorithm);
+            if (digest !== entry.digest)
+              return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
+          } else {
+            const record = records?.[i];
+            if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
+              return problem(
+                'modified',
+                'changed since ferry wrote it (mtime differs); `ferry verify --deep` checks the content',
+              );
             }
-            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
-          }),
-      );
+          }
+          options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
+        });
+      }
     }
     report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     return report;
