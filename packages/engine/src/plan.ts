@@ -233,6 +233,19 @@ async function planFile(
         record,
         fresh: linked || local.record === undefined,
       };
+      if (local.record !== undefined && entry.digest === record.digest) {
+        // A warm start keeps a plan per file: it points at the manifest's digest strings
+        // rather than holding the record's own copies (most of a record's bytes).
+        const slim: StatRecord = {
+          size: record.size,
+          mtimeMs: record.mtimeMs,
+          digest: entry.digest,
+        };
+        const parts = entry.parts ?? record.parts;
+        if (parts !== undefined) slim.parts = parts;
+        skip.known = slim;
+        skip.record = slim;
+      }
       if (linked) skip.linkFrom = localPath;
       return plan(skip);
     }
