@@ -126,17 +126,31 @@ export async function planPull(input: PlanInput): Promise<FilePlan[]> {
   const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
   const facts: PlanFacts = { journals };
   const plans: FilePlan[] = [];
-  for (let start = 0; start < remote.entries.length; start += PLAN_CHUNK) {
-    const chunk = remote.entries.slice(start, start + PLAN_CHUNK);
+  const chunks = Math.ceil(remote.entries.length / PLAN_CHUNK);
+  const readChunk = (index: number) => {
+    const chunk = remote.entries.slice(index * PLAN_CHUNK, (index + 1) * PLAN_CHUNK);
     const relPaths = chunk.map((e) => rootRelative(subdir, e.path));
-    const records = await store.getStatsOf(relPaths);
-    const baseRecords =
+    const records = Promise.all([
+      store.getStatsOf(relPaths),
       base === undefined
         ? undefined
-        : await store.getStatsOf(chunk.map((e) => rootRelative(base, e.path)));
+        : store.getStatsOf(chunk.map((e) => rootRelative(base, e.path))),
+    ]);
+    // Settled by the await below; marked handled so a failure while the previous chunk is
+    // planned is not reported as unhandled first.
+    records.catch(() => {});
+    return { chunk, relPaths, records };
+  };
+  // The next chunk's records are read (off the main thread) while this one's files are
+  // stat-ed: a warm start then never waits for the store.
+  let next = chunks > 0 ? readChunk(0) : undefined;
+  for (let index = 0; next !== undefined; index++) {
+    const { chunk, relPaths, records } = next;
+    const [atPath, atBase] = await records;
+    next = index + 1 < chunks ? readChunk(index + 1) : undefined;
     // Bounded: every entry's stat (and maybe hash) in flight at once costs memory per file.
     const planned = await mapLimit(chunk, PLAN_CONCURRENCY, (entry, i) =>
-      planFile(input, facts, entry, relPaths[i] as string, records[i], baseRecords?.[i]),
+      planFile(input, facts, entry, relPaths[i] as string, atPath[i], atBase?.[i]),
     );
     for (const p of planned) plans.push(p);
   }
