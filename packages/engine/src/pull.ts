@@ -509,6 +509,10 @@ function droppedPaths(
   plans: FilePlan[],
 ): string[] {
   if (!previous) return [];
+  // A warm start plans every entry of the manifest it is at: nothing to drop, and no set of
+  // every path to build for a large version.
+  const entries = previous.entries;
+  if (entries.length === plans.length && plans.every((p, i) => p.entry === entries[i])) return [];
   const wanted = new Set(plans.map((p) => p.entry.path));
   const held = compileFilter(previousFilter);
   return previous.entries.filter((e) => held(e.path) && !wanted.has(e.path)).map((e) => e.path);
