@@ -26,6 +26,7 @@ const HELP = `Usage: pnpm bench [-- flags]
   --shards <n>          model dataset: shard count (default 4)
   --small-files <n>     many-small-files dataset: files of 64 KiB (default 1000)
   --large-size <bytes>  one-large-file dataset (default 512MiB; try 4GiB)
+  --manifest-files <n>  large-manifest dataset: tiny files in one version (default 100000)
   --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
                         ${ENV_URI}=s3://bucket/prefix is set; env is read-only; the stall
                         scenario starts its own fault-injecting HTTP origin whatever this says,
@@ -74,8 +75,18 @@ function table(header: string[], lines: string[][]): string {
 
 /** Figures such as the hash scenario's: a value and its ratio to a baseline. */
 function measureTable(rows: Row[]): string {
+  // Whole-process figures (large-manifest) also carry their CPU, memory and target.
+  const processes = rows.some((r) => r.peakRssBytes !== undefined);
   return table(
-    ['scenario', 'measure', 'value', 'unit', 'baseline', 'ratio'],
+    [
+      'scenario',
+      'measure',
+      'value',
+      'unit',
+      'baseline',
+      'ratio',
+      ...(processes ? ['CPU-s', 'peak RSS', 'target'] : []),
+    ],
     rows.map((r) => [
       r.scenario,
       r.name,
@@ -83,6 +94,13 @@ function measureTable(rows: Row[]): string {
       r.unit,
       r.baseline ?? '',
       ratio(r.ratio),
+      ...(processes
+        ? [
+            r.cpuSeconds === undefined ? '' : r.cpuSeconds.toFixed(2),
+            r.peakRssBytes === undefined ? '' : formatBytes(r.peakRssBytes),
+            r.target ?? '',
+          ]
+        : []),
     ]),
   );
 }
@@ -198,6 +216,7 @@ async function main(): Promise<void> {
       shards: { type: 'string' },
       'small-files': { type: 'string' },
       'large-size': { type: 'string' },
+      'manifest-files': { type: 'string' },
       origin: { type: 'string' },
       peers: { type: 'string' },
       ferry: { type: 'string' },
@@ -250,6 +269,7 @@ async function main(): Promise<void> {
       values['large-size'] === undefined
         ? 512 * 2 ** 20
         : parseSize(values['large-size'], '--large-size'),
+    manifestFiles: count(values['manifest-files'], '--manifest-files', 100_000),
     origins,
     concurrency: count(values.concurrency, '--concurrency', 16),
     killPoints: count(values['kill-points'], '--kill-points', 10),

@@ -21,6 +21,8 @@ export interface BenchConfig {
   smallFiles: number;
   /** Size of the one-large-file dataset. @default 512 MiB */
   largeSize: number;
+  /** Files in the large-manifest scenario's version (tiny files). @default 100000 */
+  manifestFiles: number;
   /** Origins to run against. @default s3rver, nginx (when installed), env (when set) */
   origins: OriginName[];
   /** `--concurrency` for ferry and the ceiling's parallel ranges. @default 16 */

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { FerryError } from '@ferry/manifest';
 
 /** What `readText` reads at most unless told otherwise: far above any real manifest. */
@@ -13,7 +14,10 @@ export async function readAllText(
   key: string,
   maxBytes: number = MAX_TEXT_BYTES,
 ): Promise<string> {
-  const chunks: Buffer[] = [];
+  // Decoded as it arrives: a large manifest is then held once, as text, not also as its
+  // chunks and their concatenation (three copies at the peak, and the chunks' memory kept).
+  const decoder = new StringDecoder('utf8');
+  let text = '';
   let size = 0;
   for await (const chunk of body) {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
@@ -29,7 +33,7 @@ export async function readAllText(
         },
       );
     }
-    chunks.push(bytes);
+    text += decoder.write(bytes);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return text + decoder.end();
 }

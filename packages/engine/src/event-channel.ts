@@ -4,7 +4,7 @@
  * consumer throw once it has drained what came before.
  */
 export class EventChannel<T> {
-  readonly #items: T[] = [];
+  #items: T[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
   #error: { error: unknown } | undefined;
@@ -26,7 +26,13 @@ export class EventChannel<T> {
 
   async *drain(): AsyncGenerator<T> {
     for (;;) {
-      while (this.#items.length > 0) yield this.#items.shift() as T;
+      // Taken a batch at a time: shift() per item is quadratic in what waits (a dry run of
+      // 100k files queues 100k events before the consumer runs).
+      while (this.#items.length > 0) {
+        const batch = this.#items;
+        this.#items = [];
+        for (const item of batch) yield item;
+      }
       if (this.#error) throw this.#error.error;
       if (this.#closed) return;
       await new Promise<void>((resolve) => {

@@ -1,5 +1,4 @@
-import type { Stats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Digest,
@@ -88,11 +87,15 @@ export interface PlanInput {
   pool: () => PartPool;
 }
 
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
+/**
+ * A direct lstat, not one through the thread pool: on a local disk a warm start is little
+ * else than one lstat per file, and the pool's hop and promise cost 2.5× the call itself
+ * (100k files: 1.5 s against 3.5–4 s here). Planning yields between chunks.
+ */
+function statOrUndefined(path: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw error;
   }
@@ -104,134 +107,203 @@ function recordMatches(record: StatRecord | undefined, st: Stats): record is Sta
 
 /** Files planned at once: enough to keep the disk and the pool busy. */
 const PLAN_CONCURRENCY = 64;
+/**
+ * Entries planned as one chunk: their stat records are read in one batch, and only theirs
+ * are held, so a plan's memory beyond its result does not grow with the manifest.
+ */
+export const PLAN_CHUNK = 1024;
 
 /**
  * Compares the remote version with the cache and decides, per file, what a pull must do.
  * Reads no file content unless the stat index cannot vouch for a file (or `verify` is
- * `hash`): then the file is hashed once, in parallel, and the result decides.
+ * `hash`): then the file is hashed once, in parallel, and the result decides. The version
+ * is planned a chunk at a time, reading only that chunk's stat records.
  */
 export async function planPull(input: PlanInput): Promise<FilePlan[]> {
-  const { remote, layout, subdir, base, store, previous } = input;
-  const previousByPath = new Map<string, Entry>(previous?.entries.map((e) => [e.path, e]) ?? []);
-  const records = await store.getStats(subdir === '' ? '' : `${subdir}/`);
-  const baseRecords =
-    base === undefined ? undefined : await store.getStats(base === '' ? '' : `${base}/`);
+  const { remote, subdir, base, store } = input;
   const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
-  let byDigest: Map<Digest, { relPath: string; record: StatRecord }> | undefined;
-  const recordsByDigest = async () => {
-    if (!byDigest) {
-      const all = await store.getStats('');
-      byDigest = new Map([...all].map(([relPath, record]) => [record.digest, { relPath, record }]));
-    }
-    return byDigest;
+  const facts: PlanFacts = { journals };
+  const plans: FilePlan[] = [];
+  const chunks = Math.ceil(remote.entries.length / PLAN_CHUNK);
+  const readChunk = (index: number) => {
+    const chunk = remote.entries.slice(index * PLAN_CHUNK, (index + 1) * PLAN_CHUNK);
+    const relPaths = chunk.map((e) => rootRelative(subdir, e.path));
+    const records = Promise.all([
+      store.getStatsOf(relPaths),
+      base === undefined
+        ? undefined
+        : store.getStatsOf(chunk.map((e) => rootRelative(base, e.path))),
+    ]);
+    // Settled by the await below; marked handled so a failure while the previous chunk is
+    // planned is not reported as unhandled first.
+    records.catch(() => {});
+    return { chunk, relPaths, records };
   };
+  // The next chunk's records are read (off the main thread) while this one's files are
+  // stat-ed: a warm start then never waits for the store.
+  let next = chunks > 0 ? readChunk(0) : undefined;
+  for (let index = 0; next !== undefined; index++) {
+    const { chunk, relPaths, records } = next;
+    const [atPath, atBase] = await records;
+    next = index + 1 < chunks ? readChunk(index + 1) : undefined;
+    // Bounded: every entry's stat (and maybe hash) in flight at once costs memory per file.
+    const planned = await mapLimit(chunk, PLAN_CONCURRENCY, (entry, i) =>
+      planFile(input, facts, entry, relPaths[i] as string, atPath[i], atBase?.[i]),
+    );
+    for (const p of planned) plans.push(p);
+  }
+  return plans;
+}
 
-  // Bounded: every entry's stat (and maybe hash) in flight at once costs memory per file.
-  return mapLimit(remote.entries, PLAN_CONCURRENCY, async (entry): Promise<FilePlan> => {
-    const relPath = rootRelative(subdir, entry.path);
-    const finalPath = join(layout.root, relPath);
-    const partSize = entry.parts?.size ?? input.partSize;
-    let hashed = false;
-    let edited = false;
-    const plan = (action: FileAction): FilePlan => ({
-      entry,
-      relPath,
-      finalPath,
-      partSize,
-      action,
-      ...(hashed ? { hashed } : {}),
-      ...(edited && action.kind !== 'skip' ? { overwritesEdit: true } : {}),
+/** What planning reads once and shares across entries; the costly parts only when needed. */
+interface PlanFacts {
+  journals: Map<string, PartJournal>;
+  /** The previous version's entries by path: only a plain listing's files need them. */
+  previousByPath?: Map<string, Entry>;
+  /** Stat records by digest, for dedup copies: read once, when a file must be fetched. */
+  byDigest?: Promise<Map<Digest, { relPath: string; record: StatRecord }>>;
+}
+
+function previousEntry(input: PlanInput, facts: PlanFacts, path: string): Entry | undefined {
+  if (input.previous === undefined) return undefined;
+  facts.previousByPath ??= new Map(input.previous.entries.map((e) => [e.path, e]));
+  return facts.previousByPath.get(path);
+}
+
+function recordsByDigest(
+  input: PlanInput,
+  facts: PlanFacts,
+): Promise<Map<Digest, { relPath: string; record: StatRecord }>> {
+  facts.byDigest ??= input.store
+    .getStats('')
+    .then(
+      (all) => new Map([...all].map(([relPath, record]) => [record.digest, { relPath, record }])),
+    );
+  return facts.byDigest;
+}
+
+async function planFile(
+  input: PlanInput,
+  facts: PlanFacts,
+  entry: RemoteEntry,
+  relPath: string,
+  atPath: StatRecord | undefined,
+  atBase: StatRecord | undefined,
+): Promise<FilePlan> {
+  const { layout, base } = input;
+  const finalPath = join(layout.root, relPath);
+  const partSize = entry.parts?.size ?? input.partSize;
+  let hashed = false;
+  let edited = false;
+  const plan = (action: FileAction): FilePlan => {
+    const p: FilePlan = { entry, relPath, finalPath, partSize, action };
+    if (hashed) p.hashed = true;
+    if (edited && action.kind !== 'skip') p.overwritesEdit = true;
+    return p;
+  };
+  // The file to judge: the one at the path, or else the current version's beside it.
+  let localPath = finalPath;
+  let st = statOrUndefined(finalPath);
+  let record = atPath;
+  if (st === undefined && base !== undefined) {
+    const baseRel = rootRelative(base, entry.path);
+    localPath = join(layout.root, baseRel);
+    st = statOrUndefined(localPath);
+    record = atBase;
+  }
+  if (st && !st.isFile() && !st.isSymbolicLink()) {
+    throw new FerryError('FERRY_IO', `${localPath} is in the way: it is not a regular file`, {
+      key: localPath,
+      hint: 'Move it away, then pull again.',
     });
-    // The file to judge: the one at the path, or else the current version's beside it.
-    let localPath = finalPath;
-    let st = await statOrUndefined(finalPath);
-    let record = records.get(relPath);
-    if (st === undefined && base !== undefined) {
-      const baseRel = rootRelative(base, entry.path);
-      localPath = join(layout.root, baseRel);
-      st = await statOrUndefined(localPath);
-      record = baseRecords?.get(baseRel);
-    }
-    if (st && !st.isFile() && !st.isSymbolicLink()) {
-      throw new FerryError('FERRY_IO', `${localPath} is in the way: it is not a regular file`, {
-        key: localPath,
-        hint: 'Move it away, then pull again.',
-      });
-    }
-    edited = st?.isFile() === true && record !== undefined && !statVouches(record, st);
+  }
+  edited = st?.isFile() === true && record !== undefined && !statVouches(record, st);
 
-    let reuse: { fromPath: string; digests: Digest[] } | undefined;
-    if (st?.isFile() && st.size === entry.size) {
-      const local = await judgeLocal(
-        input,
-        entry,
-        localPath,
-        st,
+  let reuse: { fromPath: string; digests: Digest[] } | undefined;
+  if (st?.isFile() && st.size === entry.size) {
+    const local = await judgeLocal(
+      input,
+      entry,
+      localPath,
+      st,
+      record,
+      input.remote.published ? undefined : previousEntry(input, facts, entry.path),
+    );
+    hashed = local.hashed === true;
+    if (local.right) {
+      // The plan-time stat goes with the hash it was taken for: a change after it shows.
+      const record: StatRecord = local.record ?? {
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        digest: local.known.digest,
+        ...(local.known.parts ? { parts: local.known.parts } : {}),
+      };
+      const linked = localPath !== finalPath;
+      const skip: FileAction = {
+        kind: 'skip',
+        known: local.known,
         record,
-        previousByPath.get(entry.path),
-      );
-      hashed = local.hashed === true;
-      if (local.right) {
-        // The plan-time stat goes with the hash it was taken for: a change after it shows.
-        const fresh: StatRecord = {
-          size: st.size,
-          mtimeMs: st.mtimeMs,
-          digest: local.known.digest,
-          ...(local.known.parts ? { parts: local.known.parts } : {}),
+        fresh: linked || local.record === undefined,
+      };
+      if (local.record !== undefined && entry.digest === record.digest) {
+        // A warm start keeps a plan per file: it points at the manifest's digest strings
+        // rather than holding the record's own copies (most of a record's bytes).
+        const slim: StatRecord = {
+          size: record.size,
+          mtimeMs: record.mtimeMs,
+          digest: entry.digest,
         };
-        const linked = localPath !== finalPath;
+        const parts = entry.parts ?? record.parts;
+        if (parts !== undefined) slim.parts = parts;
+        skip.known = slim;
+        skip.record = slim;
+      }
+      if (linked) skip.linkFrom = localPath;
+      return plan(skip);
+    }
+    if (local.known.parts?.size === partSize) {
+      reuse = { fromPath: localPath, digests: local.known.parts.digests };
+    }
+  } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
+    // An older version of the file, still as ferry left it: its unchanged parts are reused.
+    reuse = { fromPath: localPath, digests: record.parts.digests };
+  }
+  // Only a manifest's part digests say which local parts are still right.
+  if (entry.parts === undefined) reuse = undefined;
+
+  const journal = facts.journals.get(relPath);
+  const resumable =
+    journal !== undefined &&
+    journal.source === input.sourceUri &&
+    journal.key === entry.path &&
+    journal.size === entry.size &&
+    journal.partSize === partSize &&
+    journal.algorithm === input.algorithm &&
+    journal.etag === entry.etag;
+  if (resumable || reuse) {
+    return plan({
+      kind: 'fetch',
+      ...(resumable ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } } : {}),
+      ...(reuse ? { reuse } : {}),
+    });
+  }
+
+  if (entry.digest !== undefined && entry.size > 0) {
+    const twin = (await recordsByDigest(input, facts)).get(entry.digest);
+    if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
+      const fromPath = join(layout.root, twin.relPath);
+      const twinStat = statOrUndefined(fromPath);
+      if (twinStat && recordMatches(twin.record, twinStat)) {
         return plan({
-          kind: 'skip',
-          known: local.known,
-          record: local.record ?? fresh,
-          fresh: linked || local.record === undefined,
-          ...(linked ? { linkFrom: localPath } : {}),
+          kind: 'copy',
+          fromPath,
+          fromRelPath: twin.relPath,
+          record: twin.record,
         });
       }
-      if (local.known.parts?.size === partSize) {
-        reuse = { fromPath: localPath, digests: local.known.parts.digests };
-      }
-    } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
-      // An older version of the file, still as ferry left it: its unchanged parts are reused.
-      reuse = { fromPath: localPath, digests: record.parts.digests };
     }
-    // Only a manifest's part digests say which local parts are still right.
-    if (entry.parts === undefined) reuse = undefined;
-
-    const journal = journals.get(relPath);
-    const resumable =
-      journal !== undefined &&
-      journal.source === input.sourceUri &&
-      journal.key === entry.path &&
-      journal.size === entry.size &&
-      journal.partSize === partSize &&
-      journal.algorithm === input.algorithm &&
-      journal.etag === entry.etag;
-    if (resumable || reuse) {
-      return plan({
-        kind: 'fetch',
-        ...(resumable ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } } : {}),
-        ...(reuse ? { reuse } : {}),
-      });
-    }
-
-    if (entry.digest !== undefined && entry.size > 0) {
-      const twin = (await recordsByDigest()).get(entry.digest);
-      if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
-        const fromPath = join(layout.root, twin.relPath);
-        const twinStat = await statOrUndefined(fromPath);
-        if (twinStat && recordMatches(twin.record, twinStat)) {
-          return plan({
-            kind: 'copy',
-            fromPath,
-            fromRelPath: twin.relPath,
-            record: twin.record,
-          });
-        }
-      }
-    }
-    return plan({ kind: 'fetch' });
-  });
+  }
+  return plan({ kind: 'fetch' });
 }
 
 interface LocalJudgement {
@@ -256,7 +328,8 @@ async function judgeLocal(
   const vouched = recordMatches(record, st) && input.verify !== 'hash';
   let known: { digest: Digest; parts?: PartList };
   if (vouched) {
-    known = { digest: record.digest, ...(record.parts ? { parts: record.parts } : {}) };
+    // The record has the digest and parts: no copy per file of a large version.
+    known = record;
   } else if (input.verify === 'size' && entry.digest !== undefined) {
     // The model.json rule: the right size is enough. The manifest vouches for the digest.
     return {

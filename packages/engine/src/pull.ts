@@ -26,6 +26,7 @@ import {
 } from '@ferry/manifest';
 import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
 import { cacheLayout, rootRelative } from './cache-layout.js';
+import { checkFoldedPaths, foldsCase } from './case-fold.js';
 import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';
 import {
@@ -285,6 +286,11 @@ async function runPull(
         },
       );
     }
+    checkFoldedPaths(
+      wanted.entries.map((e) => e.path),
+      await foldsCase(layout.root),
+      layout.root,
+    );
     await checkNoOverlap(store, normalizedSubdir, options.root, uri);
     const tree = await store.getTree(normalizedSubdir);
     // At the version it already has (a warm start), the remote manifest is the previous one.
@@ -512,6 +518,10 @@ function droppedPaths(
   plans: FilePlan[],
 ): string[] {
   if (!previous) return [];
+  // A warm start plans every entry of the manifest it is at: nothing to drop, and no set of
+  // every path to build for a large version.
+  const entries = previous.entries;
+  if (entries.length === plans.length && plans.every((p, i) => p.entry === entries[i])) return [];
   const wanted = new Set(plans.map((p) => p.entry.path));
   const held = compileFilter(previousFilter);
   return previous.entries.filter((e) => held(e.path) && !wanted.has(e.path)).map((e) => e.path);

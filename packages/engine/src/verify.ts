@@ -1,10 +1,11 @@
-import { lstat } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
 import { folderGone } from './gc.js';
 import { hashLocalFile } from './local-hash.js';
+import { mapLimit } from './map-limit.js';
 import { openExistingStore } from './open-store.js';
 import { PartPool } from './part-pool.js';
 import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
@@ -46,6 +47,20 @@ export interface VerifyReport {
   problems: Array<{ path: string; problem: VerifyProblemKind; detail: string }>;
 }
 
+/** Files checked as one chunk (one batched read of their stat records). */
+const VERIFY_CHUNK = 1024;
+/** Files hashed or checked at once within a chunk: the pool queues the rest anyway. */
+const VERIFY_CONCURRENCY = 64;
+
+/** A direct lstat, as the planner's (see plan.ts): a stat check is little else. */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Checks every file of every tree against its recorded version: size and mtime against
  * the stat index, or with `deep` the content hash against the manifest.
@@ -85,26 +100,26 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
       }
       const entries = heldEntries(manifest.entries, tree.filter).filter((e) => asked(e.path));
       meter.totalBytes += entries.reduce((n, e) => n + e.size, 0);
-      await Promise.all(
-        entries.map(async (entry) => {
-          throwIfAborted(options.signal);
+      const dir = versionDirOf(tree.dir, tree);
+      // A chunk at a time: its stat records in one batched read, its files checked with a
+      // bounded number in flight, so memory does not grow with the version.
+      for (let start = 0; start < entries.length; start += VERIFY_CHUNK) {
+        throwIfAborted(options.signal);
+        const chunk = entries.slice(start, start + VERIFY_CHUNK);
+        const storedAt = chunk.map((e) => rootRelative(dir, e.path));
+        const records = options.deep ? undefined : await store.getStatsOf(storedAt);
+        await mapLimit(chunk, VERIFY_CONCURRENCY, async (entry, i) => {
           // Reported by the folder users read; looked up where the version's files are.
           const relPath = rootRelative(tree.dir, entry.path);
-          const storedAt = rootRelative(versionDirOf(tree.dir, tree), entry.path);
-          const path = join(options.root, storedAt);
-          const st = await lstat(path).catch(() => undefined);
+          const path = join(options.root, storedAt[i] as string);
+          const st = statOrUndefined(path);
           report.files++;
           report.bytes += entry.size;
           let checked = 0;
           const problem = (kind: VerifyProblemKind, detail: string) => {
             tally.add(relPath, entry.size, entry.size - checked);
             report.problems.push({ path: relPath, problem: kind, detail });
-            options.onEvent?.({
-              type: 'file-checked',
-              path: relPath,
-              size: entry.size,
-              ok: false,
-            });
+            options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: false });
           };
           if (!st?.isFile()) return problem('missing', `${path} is missing`);
           if (st.size !== entry.size)
@@ -132,7 +147,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
             if (digest !== entry.digest)
               return problem('corrupt', `content hashes to ${digest}, expected ${entry.digest}`);
           } else {
-            const record = await store.getStat(storedAt);
+            const record = records?.[i];
             if (!record || !statVouches(record, st) || record.digest !== entry.digest) {
               return problem(
                 'modified',
@@ -142,8 +157,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
           }
           tally.add(relPath, entry.size, entry.size - checked);
           options.onEvent?.({ type: 'file-checked', path: relPath, size: entry.size, ok: true });
-        }),
-      );
+        });
+      }
     }
     report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     meter.finish();

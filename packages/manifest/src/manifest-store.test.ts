@@ -168,6 +168,16 @@ describe('ManifestStore data', () => {
     expect([...(await store.getStats('a/b/')).keys()]).toEqual(['a/b/ÿ', 'a/b/\u{10ffff}']);
   });
 
+  it('reads the stat records of given paths in their order, undefined where there is none', async () => {
+    await store.putStats([
+      ['a/x', stat(1)],
+      ['a/y', stat(2)],
+    ]);
+    expect(await store.getStatsOf(['a/y', 'a/none', 'a/x'])).toEqual([stat(2), undefined, stat(1)]);
+    expect(await store.getStatsOf([])).toEqual([]);
+    expect((await rejection(store.getStatsOf(['a/../b']))).code).toBe('FERRY_BAD_PATH');
+  });
+
   it('refuses bad stat paths naming them', async () => {
     const err = await rejection(store.getStat('/etc/passwd'));
     expect(err.code).toBe('FERRY_BAD_PATH');

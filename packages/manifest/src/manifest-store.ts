@@ -536,6 +536,20 @@ export class ManifestStore {
     });
   }
 
+  /**
+   * The stat records of the given root-relative paths, in their order (undefined where there
+   * is none), in one batched read: a planner reads a chunk of a large version at a time
+   * instead of every record under a folder.
+   * @throws FerryError `FERRY_BAD_PATH` when a path is not a normalised relative path.
+   */
+  async getStatsOf(paths: readonly string[]): Promise<Array<StatRecord | undefined>> {
+    const keys = paths.map((path) => STAT + normalizePath(path));
+    return this.#run(
+      'getStatsOf',
+      async () => (await this.#db.getMany(keys)) as Array<StatRecord | undefined>,
+    );
+  }
+
   /** Writes stat records in one atomic batch. */
   async putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
     const ops: Operation[] = [];
