@@ -5,6 +5,7 @@ import { isFerryError } from '@ferry/manifest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   differingFiles,
+  type FaultServer,
   makeTempDir,
   partObjectKey,
   publishByHand,
@@ -37,6 +38,29 @@ beforeEach(async () => {
   // `store` does not exist yet: publishing creates it.
 });
 afterEach(() => tmp.remove());
+
+/**
+ * Pulls `v1` of the 16 MiB `shard` (two 8 MiB parts) from `server` with its second part
+ * stalled after 5 MiB, and stops the pull once everything else is in; returns that part's key.
+ */
+async function pullCutShort(server: FaultServer, shard: string): Promise<string> {
+  const secondPart = await partObjectKey(store, shard, 1);
+  server.inject({ kind: 'stall', afterBytes: 5 * MiB }, { key: secondPart });
+  const controller = new AbortController();
+  const aborted = pull({
+    source: `${server.url}/`,
+    ref: 'v1',
+    root: cache,
+    subdir: 'm',
+    signal: controller.signal,
+    onEvent: (e) => {
+      if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
+        controller.abort(new Error('enough'));
+    },
+  });
+  await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+  return secondPart;
+}
 
 describe('pull from a published local prefix', () => {
   it('pulls byte-identical files, then a warm pull moves nothing', async () => {
@@ -268,22 +292,7 @@ describe('cancellation and resume', () => {
     const server = await startFaultServer({ root: store });
     const shard = 'model-00001.safetensors';
     try {
-      // The second part stops after 5 MiB; the pull is stopped once everything else is in.
-      const secondPart = await partObjectKey(store, shard, 1);
-      server.inject({ kind: 'stall', afterBytes: 5 * MiB }, { key: secondPart });
-      const controller = new AbortController();
-      const aborted = pull({
-        source: `${server.url}/`,
-        ref: 'v1',
-        root: cache,
-        subdir: 'm',
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
-            controller.abort(new Error('enough'));
-        },
-      });
-      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+      const secondPart = await pullCutShort(server, shard);
 
       const events: PullEvent[] = [];
       const resumed = await pull({
@@ -314,23 +323,7 @@ describe('cancellation and resume', () => {
     const server = await startFaultServer({ root: store });
     const shard = 'model-00001.safetensors';
     try {
-      server.inject(
-        { kind: 'stall', afterBytes: 5 * MiB },
-        { key: await partObjectKey(store, shard, 1) },
-      );
-      const controller = new AbortController();
-      const aborted = pull({
-        source: `${server.url}/`,
-        ref: 'v1',
-        root: cache,
-        subdir: 'm',
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
-            controller.abort(new Error('enough'));
-        },
-      });
-      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+      await pullCutShort(server, shard);
       const tmpDir = join(cache, '.ferry', 'tmp');
       const sidecars = (await readdir(tmpDir)).filter((name) => name.endsWith('.cuts'));
       expect(sidecars).toHaveLength(1);
