@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   differingFiles,
   type FaultServer,
@@ -40,26 +40,43 @@ beforeEach(async () => {
 afterEach(() => tmp.remove());
 
 /**
- * Pulls `v1` of the 16 MiB `shard` (two 8 MiB parts) from `server` with its second part
- * stalled after 5 MiB, and stops the pull once everything else is in; returns that part's key.
+ * Publishes a model of one 16 MiB shard (two 8 MiB parts), serves it from a fault server
+ * (closed when the test finishes), pulls it with the second part stalled after 5 MiB, and
+ * stops the pull once everything else is in.
  */
-async function pullCutShort(server: FaultServer, shard: string): Promise<string> {
+async function pullCutShort(): Promise<{
+  files: Map<string, Buffer>;
+  server: FaultServer;
+  shard: string;
+  secondPart: string;
+}> {
+  const files = await writeModel(origin, { shards: [16 * MiB] });
+  await publish({ dir: origin, dest: store, ref: 'v1', partSize: 8 * MiB });
+  const server = await startFaultServer({ root: store });
+  onTestFinished(() => server.close());
+  const shard = 'model-00001.safetensors';
   const secondPart = await partObjectKey(store, shard, 1);
   server.inject({ kind: 'stall', afterBytes: 5 * MiB }, { key: secondPart });
+  await pullAbortedAt(server, 13 * MiB + 40_000);
+  return { files, server, shard, secondPart };
+}
+
+/** Pulls `v1` from `server` into `m` and aborts it once `bytes` have been transferred. */
+async function pullAbortedAt(server: FaultServer, bytes: number, concurrency?: number) {
   const controller = new AbortController();
   const aborted = pull({
     source: `${server.url}/`,
     ref: 'v1',
     root: cache,
     subdir: 'm',
+    ...(concurrency === undefined ? {} : { concurrency }),
     signal: controller.signal,
     onEvent: (e) => {
-      if (e.type === 'progress' && e.transferredBytes >= 13 * MiB + 40_000)
+      if (e.type === 'progress' && e.transferredBytes >= bytes)
         controller.abort(new Error('enough'));
     },
   });
   await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
-  return secondPart;
 }
 
 describe('pull from a published local prefix', () => {
@@ -258,20 +275,7 @@ describe('cancellation and resume', () => {
         { kind: 'stall', afterBytes: 1000 },
         { key: await partObjectKey(store, 'model-00001.safetensors') },
       );
-      const controller = new AbortController();
-      const aborted = pull({
-        source: `${server.url}/`,
-        ref: 'v1',
-        root: cache,
-        subdir: 'm',
-        concurrency: 2,
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === 'progress' && e.transferredBytes >= 12 * MiB)
-            controller.abort(new Error('enough'));
-        },
-      });
-      await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+      await pullAbortedAt(server, 12 * MiB, 2);
       expect(
         await stat(join(cache, 'm', 'model-00001.safetensors')).catch(() => undefined),
       ).toBeUndefined();
@@ -287,55 +291,38 @@ describe('cancellation and resume', () => {
   });
 
   it('keeps the bytes of a part cut short: the next pull re-hashes them and fetches only the rest', async () => {
-    const files = await writeModel(origin, { shards: [16 * MiB] });
-    await publish({ dir: origin, dest: store, ref: 'v1', partSize: 8 * MiB });
-    const server = await startFaultServer({ root: store });
-    const shard = 'model-00001.safetensors';
-    try {
-      const secondPart = await pullCutShort(server, shard);
-
-      const events: PullEvent[] = [];
-      const resumed = await pull({
-        source: `${server.url}/`,
-        ref: 'v1',
-        root: cache,
-        subdir: 'm',
-        onEvent: (e) => events.push(e),
-      });
-      expect(await differingFiles(resumed.dir, files)).toEqual([]);
-      const start = events.find((e) => e.type === 'file-start' && e.path === shard);
-      const done = events.find((e) => e.type === 'file-done' && e.path === shard);
-      expect(start).toMatchObject({ bytesToFetch: 3 * MiB });
-      expect(done).toMatchObject({ fetchedBytes: 3 * MiB });
-      // The resumed request asked for the rest of the part only.
-      expect(server.requests.at(-1)).toMatchObject({
-        url: `/${secondPart}`,
-        range: `bytes=${5 * MiB}-${8 * MiB - 1}`,
-      });
-    } finally {
-      await server.close();
-    }
+    const { files, server, shard, secondPart } = await pullCutShort();
+    const events: PullEvent[] = [];
+    const resumed = await pull({
+      source: `${server.url}/`,
+      ref: 'v1',
+      root: cache,
+      subdir: 'm',
+      onEvent: (e) => events.push(e),
+    });
+    expect(await differingFiles(resumed.dir, files)).toEqual([]);
+    const start = events.find((e) => e.type === 'file-start' && e.path === shard);
+    const done = events.find((e) => e.type === 'file-done' && e.path === shard);
+    expect(start).toMatchObject({ bytesToFetch: 3 * MiB });
+    expect(done).toMatchObject({ fetchedBytes: 3 * MiB });
+    // The resumed request asked for the rest of the part only.
+    expect(server.requests.at(-1)).toMatchObject({
+      url: `/${secondPart}`,
+      range: `bytes=${5 * MiB}-${8 * MiB - 1}`,
+    });
   });
 
   it('resumes a transfer whose cuts sidecar is missing (killed between its journal and the sidecar): parts start over, the pull completes', async () => {
-    const files = await writeModel(origin, { shards: [16 * MiB] });
-    await publish({ dir: origin, dest: store, ref: 'v1', partSize: 8 * MiB });
-    const server = await startFaultServer({ root: store });
-    const shard = 'model-00001.safetensors';
-    try {
-      await pullCutShort(server, shard);
-      const tmpDir = join(cache, '.ferry', 'tmp');
-      const sidecars = (await readdir(tmpDir)).filter((name) => name.endsWith('.cuts'));
-      expect(sidecars).toHaveLength(1);
-      await rm(join(tmpDir, sidecars[0] as string));
+    const { files, server } = await pullCutShort();
+    const tmpDir = join(cache, '.ferry', 'tmp');
+    const sidecars = (await readdir(tmpDir)).filter((name) => name.endsWith('.cuts'));
+    expect(sidecars).toHaveLength(1);
+    await rm(join(tmpDir, sidecars[0] as string));
 
-      const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
-      expect(await differingFiles(resumed.dir, files)).toEqual([]);
-      // Without cuts only the journal's finished part is kept: the cut-short one starts over.
-      expect(resumed.fetchedBytes).toBe(8 * MiB);
-    } finally {
-      await server.close();
-    }
+    const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+    expect(await differingFiles(resumed.dir, files)).toEqual([]);
+    // Without cuts only the journal's finished part is kept: the cut-short one starts over.
+    expect(resumed.fetchedBytes).toBe(8 * MiB);
   });
 
   it('hedges bodies that stall while the rest of the pull flows, long before the stall timeout', async () => {
