@@ -21,6 +21,11 @@ const READ_CHUNK = 1024 * 1024;
 
 const DIGEST = /^(sha256|blake3):([0-9a-f]{64})$/;
 
+/** Whether `d` is a digest as `parseDigest` takes them, without splitting it. */
+export function isDigest(d: unknown): d is Digest {
+  return typeof d === 'string' && DIGEST.test(d);
+}
+
 /**
  * Splits a digest into its algorithm and lowercase hex.
  *

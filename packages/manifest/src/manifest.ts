@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parseDigest, partCount } from './digest.js';
+import { isDigest, partCount } from './digest.js';
 import { FerryError } from './errors.js';
 import { compareUtf8, isReservedPath, normalizePath } from './paths.js';
 import type { Entry, Manifest, PartList, Ref, VersionId } from './types.js';
@@ -46,7 +46,7 @@ function show(value: unknown): string {
 }
 
 function checkKeys(value: Record<string, unknown>, allowed: Set<string>, field: string): void {
-  for (const key of Object.keys(value)) {
+  for (const key in value) {
     if (!allowed.has(key)) {
       throw new Invalid(field === '' ? key : `${field}.${key}`, 'is not a known field');
     }
@@ -63,9 +63,7 @@ function checkSafeInteger(value: unknown, field: string, min: number): number {
 
 function checkDigest(value: unknown, field: string): string {
   if (typeof value !== 'string') throw new Invalid(field, `must be a string, got ${show(value)}`);
-  try {
-    parseDigest(value);
-  } catch {
+  if (!isDigest(value)) {
     throw new Invalid(
       field,
       `must be sha256:<64 lowercase hex> or blake3:<64 lowercase hex>, got ${show(value)}`,
@@ -88,15 +86,19 @@ function checkParts(value: unknown, field: string, size: number, digest: string)
       `has ${value.digests.length} digests, expected ceil(size / parts.size) = ${expected}`,
     );
   }
-  const algorithm = digest.slice(0, digest.indexOf(':'));
-  const digests = value.digests.map((d: unknown, i: number) => {
-    const checked = checkDigest(d, `${field}.digests[${i}]`);
-    if (!checked.startsWith(`${algorithm}:`)) {
-      throw new Invalid(`${field}.digests[${i}]`, `must use the entry's algorithm ${algorithm}`);
+  // Both algorithms' names are six letters: the first seven characters name it and the colon.
+  const algorithm = digest.slice(0, 7);
+  const digests: string[] = value.digests;
+  for (let i = 0; i < digests.length; i++) {
+    const d = checkDigest(digests[i], `${field}.digests[${i}]`);
+    if (!d.startsWith(algorithm)) {
+      throw new Invalid(
+        `${field}.digests[${i}]`,
+        `must use the entry's algorithm ${algorithm.slice(0, -1)}`,
+      );
     }
-    return checked;
-  });
-  return { size: partSize, digests };
+  }
+  return { size: partSize, digests: digests.slice() };
 }
 
 function checkEntry(value: unknown, field: string): Entry {
@@ -151,15 +153,20 @@ function checkManifest(value: unknown): Manifest {
     throw new Invalid('entries', `lists ${value.entries.length} files, more than ${MAX_ENTRIES}`);
   }
   const entries = value.entries.map((e: unknown, i: number) => checkEntry(e, `entries[${i}]`));
-  const firstIndex = new Map<string, number>();
-  entries.forEach((e, i) => {
-    const first = firstIndex.get(e.path);
-    if (first !== undefined) {
-      throw new Invalid(`entries[${i}].path`, `duplicates entries[${first}].path ${show(e.path)}`);
-    }
-    firstIndex.set(e.path, i);
-  });
   entries.sort((a, b) => compareUtf8(a.path, b.path));
+  // Sorted, two entries of one path are neighbours; the input order names them.
+  for (let i = 1; i < entries.length; i++) {
+    const path = (entries[i] as Entry).path;
+    if (path === (entries[i - 1] as Entry).path) {
+      const input = (value.entries as Entry[]).map((e) => e.path);
+      const first = input.indexOf(path);
+      const second = input.indexOf(path, first + 1);
+      throw new Invalid(
+        `entries[${second}].path`,
+        `duplicates entries[${first}].path ${show(path)}`,
+      );
+    }
+  }
   const manifest: Manifest = { version: 1, entries };
   if (value.layout !== undefined) {
     if (value.layout !== 'parts') {
