@@ -69,7 +69,7 @@ describe('a baked cache in a container image', () => {
     expect(verify.code).toBe(0);
     const warm = await runFerry(['pull', `${store}@v1`, '--to', image, '--json'], { env });
     expect(warm.code).toBe(0);
-    expect(doneResult<PullResult>(warm.stdout)).toMatchObject({ fetchedBytes: 0, requests: 2 });
+    expect(doneResult<PullResult>(warm.stdout)).toMatchObject({ fetchedBytes: 0, requests: 1 });
     const plan = jsonLines(warm.stdout).find((e) => e.type === 'plan');
     expect(plan).toMatchObject({ plan: { hashed: { files: 0 } } });
   });

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, lstatSync } from 'node:fs';
 import { copyFile, link, lstat, readdir, rm, statfs } from 'node:fs/promises';
 import { basename, join, sep } from 'node:path';
 import {
@@ -22,31 +22,32 @@ import {
   normalizePath,
   type PathFilter,
   throwIfAborted,
+  type VersionId,
   versionIdOf,
 } from '@ferry/manifest';
 import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
-import { cacheLayout, rootRelative } from './cache-layout.js';
+import { type CacheLayout, cacheLayout, rootRelative } from './cache-layout.js';
 import { checkFoldedPaths, foldsCase } from './case-fold.js';
 import { contentOf } from './content-store.js';
 import { EventChannel } from './event-channel.js';
-import {
-  type ActiveFiles,
-  type CommittedFile,
-  type TransferContext,
-  transferFiles,
-} from './file-transfer.js';
+import { type ActiveFiles, type CommittedFile, transferFiles } from './file-transfer.js';
 import { type OpenedStore, openPullStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import { compileFilter, normalizeFilter } from './path-filter.js';
 import { decidePlace, type Place } from './place.js';
-import { type FilePlan, localBytes, planPull, summarize } from './plan.js';
+import { type FilePlan, localBytes, PLAN_CHUNK, planPull, summarize } from './plan.js';
 import { PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { ensureRealDirs } from './real-dirs.js';
-import { type RemoteVersion, resolveLocal, resolveRemote } from './remote-version.js';
+import {
+  type RemoteEntry,
+  type RemoteVersion,
+  resolveLocal,
+  resolveRemote,
+} from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
 import { statVouches } from './stat-vouches.js';
-import type { PullEvent, PullOptions, PullResult } from './types.js';
+import type { PlanSummary, PullEvent, PullOptions, PullResult } from './types.js';
 import { folderState, sweepVersionDirs, switchFolder } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
 import { workerSourceOptions } from './worker-source-options.js';
@@ -139,21 +140,20 @@ const DEFAULT_STALL_TIMEOUT_MS = 10_000;
 /** See `PullOptions.hedgeAfterMs`. */
 const DEFAULT_HEDGE_AFTER_MS = 2_000;
 
-async function runPull(
-  options: PullOptions,
-  signal: AbortSignal,
-  emit: (event: PullEvent) => void,
-): Promise<PullResult> {
-  const started = performance.now();
-  const { source, uri } = openPullSource(options, emit);
-  const ownsSource = typeof options.source === 'string';
-  const subdir = options.subdir === undefined ? defaultSubdir(uri) : options.subdir;
-  const normalizedSubdir = subdir === '' ? '' : normalizePath(subdir);
-  const layout = cacheLayout(options.root);
+/** A pull's options, checked before anything is opened. */
+interface PullSettings {
+  /** The folder, root-relative (`''`: the cache root itself). */
+  subdir: string;
+  layout: CacheLayout;
+  partSize: number;
+  concurrency: number;
+  dryRun: boolean;
+  filter: PathFilter | undefined;
+}
+
+function checkPullOptions(options: PullOptions, uri: string): PullSettings {
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  const algorithm = DEFAULT_ALGORITHM;
-  const dryRun = options.dryRun ?? false;
   if (!Number.isSafeInteger(partSize) || partSize < 1) {
     throw new FerryError(
       'FERRY_USAGE',
@@ -173,18 +173,57 @@ async function runPull(
       `bandwidthLimit must be at least 1024 bytes per second, not ${limit}`,
     );
   }
+  const subdir = options.subdir ?? defaultSubdir(uri);
+  return {
+    subdir: subdir === '' ? '' : normalizePath(subdir),
+    layout: cacheLayout(options.root),
+    partSize,
+    concurrency,
+    dryRun: options.dryRun ?? false,
+    filter: normalizeFilter(options),
+  };
+}
 
-  let pool: PartPool | undefined;
-  const stopPool = () => pool?.stop();
-  signal.addEventListener('abort', stopPool, { once: true });
-  /** `work`: about what the pull will move, to size the pool (the first call fixes it). */
-  const getPool = (work = { bytes: Number.POSITIVE_INFINITY }) => {
-    pool ??= new PartPool({
-      workers: options.workers ?? defaultWorkers(work, concurrency),
-      concurrency,
-      ...(options.bandwidthLimit === undefined ? {} : { bytesPerSecond: options.bandwidthLimit }),
+/** What every phase of one pull works with. */
+interface PullRun extends PullSettings {
+  options: PullOptions;
+  source: Source;
+  uri: string;
+  store: ManifestStore;
+  /** The root cannot be written, or this is a dry run: the store is a private copy. */
+  readOnly: boolean;
+  /** The worker pool, started on first use (a warm start never starts it). */
+  pool: LazyPool;
+  signal: AbortSignal;
+  emit: (event: PullEvent) => void;
+}
+
+/**
+ * The pull's worker pool, created on first use. `work` (about what the pull will move)
+ * sizes it; the first call fixes it.
+ */
+class LazyPool {
+  #pool: PartPool | undefined;
+
+  constructor(
+    private readonly options: PullOptions,
+    private readonly concurrency: number,
+    private readonly emit: (event: PullEvent) => void,
+  ) {}
+
+  get started(): PartPool | undefined {
+    return this.#pool;
+  }
+
+  get(work = { bytes: Number.POSITIVE_INFINITY }): PartPool {
+    this.#pool ??= new PartPool({
+      workers: this.options.workers ?? defaultWorkers(work, this.concurrency),
+      concurrency: this.concurrency,
+      ...(this.options.bandwidthLimit === undefined
+        ? {}
+        : { bytesPerSecond: this.options.bandwidthLimit }),
       onRetry: (notice) =>
-        emit({
+        this.emit({
           type: 'retry',
           path: notice.key,
           ...(notice.part === undefined ? {} : { part: notice.part }),
@@ -193,123 +232,244 @@ async function runPull(
           message: notice.message,
         }),
     });
-    return pool;
-  };
-  let store: ManifestStore | undefined;
+    return this.#pool;
+  }
+}
+
+/**
+ * A pull in phases: resolve the version asked for, plan what it needs against what the
+ * cache holds, transfer, then commit the folder to the version. Only the transfer writes
+ * files; only the commit changes which version the folder shows.
+ */
+async function runPull(
+  options: PullOptions,
+  signal: AbortSignal,
+  emit: (event: PullEvent) => void,
+): Promise<PullResult> {
+  const started = performance.now();
+  const { source, uri } = openPullSource(options, emit);
+  const ownsSource = typeof options.source === 'string';
+  let pool: LazyPool | undefined;
+  const stopPool = () => pool?.started?.stop();
+  signal.addEventListener('abort', stopPool, { once: true });
   let opened: OpenedStore | undefined;
-  let meter: ProgressMeter | undefined;
   try {
-    opened = await openPullStore(layout, {
+    const settings = checkPullOptions(options, uri);
+    pool = new LazyPool(options, settings.concurrency, emit);
+    opened = await openPullStore(settings.layout, {
       wait: options.waitForLock ?? true,
-      dryRun,
+      dryRun: settings.dryRun,
       signal,
       onWait: (holder) => emit({ type: 'waiting-for-lock', holder }),
     });
-    store = opened.store;
-    const local = (): Promise<RemoteVersion | undefined> =>
-      resolveLocal(store as ManifestStore, uri, options.ref, normalizedSubdir);
-    let servedLocally = false;
-    let resolved: RemoteVersion;
-    // A version id the cache holds is content-addressed: no need to ask the source.
-    const held = isVersionId(options.ref) ? await local() : undefined;
-    if (held !== undefined) {
-      resolved = held;
-    } else if (options.offline === true) {
-      const found = await local();
-      if (found === undefined) throw offlineMissing(uri, options.ref);
-      resolved = found;
-      servedLocally = true;
-    } else {
-      try {
-        resolved = await resolveRemote(source, options.ref, signal);
-      } catch (error) {
-        const found = options.fallback !== false && unreachable(error) ? await local() : undefined;
-        if (found === undefined) throw error;
-        resolved = found;
-        servedLocally = true;
-        emit({
-          type: 'warning',
-          message: `${uri} cannot be reached (${(error as Error).message}); serving the version this cache holds for ${options.ref ?? 'it'}, ${found.versionId}`,
-        });
-      }
-    }
-    const remote =
-      resolved.ref === undefined && options.refName !== undefined
-        ? { ...resolved, ref: options.refName }
-        : resolved;
-    emit({
-      type: 'resolved',
-      source: uri,
-      ...(remote.ref === undefined ? {} : { ref: remote.ref }),
-      ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
-      published: remote.published,
-      files: remote.entries.length,
-      bytes: remote.entries.reduce((n, e) => n + e.size, 0),
+    const run: PullRun = {
+      ...settings,
+      options,
+      source,
+      uri,
+      store: opened.store,
+      readOnly: opened.readOnly,
+      pool,
+      signal,
+      emit,
+    };
+    const target = await resolveTarget(run);
+    const plan = await planTarget(run, target);
+    throwIfAborted(signal);
+    const moved =
+      run.dryRun || run.readOnly
+        ? { committed: [], removed: [] }
+        : await transferPlan(run, target, plan);
+    const versionId = await commitPull(run, target, plan, moved);
+    const { committed, removed } = moved;
+    const result: PullResult = {
+      ...(versionId === undefined ? {} : { versionId }),
+      dir: join(run.layout.root, run.subdir),
+      files: plan.files.length + plan.vouched.files,
+      bytes: plan.files.reduce((n, p) => n + p.entry.size, 0) + plan.vouched.bytes,
+      fetchedBytes: committed.reduce((n, f) => n + f.fetchedBytes, 0),
+      reusedBytes: committed.reduce((n, f) => n + f.reusedBytes, 0),
+      fetchedFiles: committed.filter((f) => f.fetchedBytes > 0).length,
+      skippedFiles: plan.files.filter((p) => p.action.kind === 'skip').length + plan.vouched.files,
+      removed: removed.map((path) => rootRelative(run.subdir, path)),
+      requests: source.metrics.requests + (pool.started?.requests ?? 0),
+      durationMs: Math.round(performance.now() - started),
+      dryRun: run.dryRun,
+    };
+    emit({ type: 'done', result });
+    return result;
+  } finally {
+    signal.removeEventListener('abort', stopPool);
+    await pool?.started?.destroy();
+    await opened?.close();
+    if (ownsSource) await source.close();
+  }
+}
+
+/** The version a pull brings the folder to, and what the folder holds now. */
+interface Target {
+  /** The version as resolved (its ref named as the caller asked). */
+  remote: RemoteVersion;
+  /** The same, with only the entries the filter selects: what the folder will hold. */
+  wanted: RemoteVersion;
+  /** Resolved from the cache alone: the source was not asked, or could not be reached. */
+  servedLocally: boolean;
+  tree: TreeState | undefined;
+  /** The manifest of the version the folder is at now. */
+  previous: Manifest | undefined;
+}
+
+async function resolveTarget(run: PullRun): Promise<Target> {
+  const { store, uri, options, filter, emit } = run;
+  const tree = await store.getTree(run.subdir);
+  const { version, servedLocally } = await resolveVersion(run);
+  const remote =
+    version.ref === undefined && options.refName !== undefined
+      ? { ...version, ref: options.refName }
+      : version;
+  emit({
+    type: 'resolved',
+    source: uri,
+    ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+    ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
+    published: remote.published,
+    files: remote.entries.length,
+    bytes: remote.entries.reduce((n, e) => n + e.size, 0),
+  });
+  if (remote.entries.length === 0 && options.allowEmpty !== true) {
+    // A typo in a prefix lists nothing, and "pulled 0 files" would look like success.
+    throw new FerryError('FERRY_NOT_FOUND', `${uri} holds no files`, {
+      key: uri,
+      hint: 'Check the bucket and prefix (ferry refs <source> lists published versions); allowEmpty (--allow-empty) accepts an empty source.',
     });
-    if (remote.entries.length === 0 && options.allowEmpty !== true) {
-      // A typo in a prefix lists nothing, and "pulled 0 files" would look like success.
-      throw new FerryError('FERRY_NOT_FOUND', `${uri} holds no files`, {
+  }
+  // The folder holds the files the filter selects; the manifest still describes them all.
+  checkOnlyPresent(remote, filter, uri);
+  const selects = compileFilter(filter);
+  const wanted =
+    filter === undefined
+      ? remote
+      : { ...remote, entries: remote.entries.filter((e) => selects(e.path)) };
+  if (wanted.entries.length === 0 && remote.entries.length > 0 && options.allowEmpty !== true) {
+    throw new FerryError(
+      'FERRY_NOT_FOUND',
+      `the filters select none of the ${remote.entries.length} files of ${uri}`,
+      {
         key: uri,
-        hint: 'Check the bucket and prefix (ferry refs <source> lists published versions); allowEmpty (--allow-empty) accepts an empty source.',
-      });
-    }
-    // The folder holds the files the filter selects; the manifest still describes them all.
-    const filter = normalizeFilter(options);
-    const paths =
-      filter?.only === undefined ? undefined : new Set(remote.entries.map((e) => e.path));
-    const absent = filter?.only?.filter((p) => !paths?.has(p)) ?? [];
-    if (absent.length > 0) {
-      const names = new Set(absent.map((p) => p.slice(p.lastIndexOf('/') + 1)));
-      const near = remote.entries
-        .map((e) => e.path)
-        .filter((p) => names.has(p.slice(p.lastIndexOf('/') + 1)));
-      throw new FerryError('FERRY_NOT_FOUND', `${uri} has no file ${absent.join(', ')}`, {
-        key: absent[0] as string,
-        hint:
-          near.length > 0
-            ? `Did you mean ${near.slice(0, 3).join(', ')}? Paths are relative to the folder.`
-            : 'Paths are relative to the folder and match exactly; --include takes globs.',
-      });
-    }
-    const selects = compileFilter(filter);
-    const wanted =
-      filter === undefined
-        ? remote
-        : { ...remote, entries: remote.entries.filter((e) => selects(e.path)) };
-    if (wanted.entries.length === 0 && remote.entries.length > 0 && options.allowEmpty !== true) {
-      throw new FerryError(
-        'FERRY_NOT_FOUND',
-        `the filters select none of the ${remote.entries.length} files of ${uri}`,
-        {
-          key: uri,
-          hint: 'Check --include / --exclude: a glob without "/" matches file names in any folder.',
-        },
-      );
-    }
+        hint: 'Check --include / --exclude: a glob without "/" matches file names in any folder.',
+      },
+    );
+  }
+  // At the version it already has (a warm start), the remote manifest is the previous one.
+  const previous =
+    tree === undefined
+      ? undefined
+      : tree.versionId === remote.versionId && remote.manifest !== undefined
+        ? remote.manifest
+        : await store.getManifest(tree.versionId);
+  return { remote, wanted, servedLocally, tree, previous };
+}
+
+/**
+ * The version asked for: from the cache when a version id it holds is asked for or the
+ * pull is offline, else from the source (the manifest itself from the cache when the
+ * cache holds the version the ref names), else, when the source cannot be reached, from
+ * the cache.
+ */
+async function resolveVersion(
+  run: PullRun,
+): Promise<{ version: RemoteVersion; servedLocally: boolean }> {
+  const { store, uri, options, emit } = run;
+  const local = (): Promise<RemoteVersion | undefined> =>
+    resolveLocal(store, uri, options.ref, run.subdir);
+  // A version id the cache holds is content-addressed: no need to ask the source.
+  const held = isVersionId(options.ref) ? await local() : undefined;
+  if (held !== undefined) return { version: held, servedLocally: false };
+  if (options.offline === true) {
+    const found = await local();
+    if (found === undefined) throw offlineMissing(uri, options.ref);
+    return { version: found, servedLocally: true };
+  }
+  try {
+    const version = await resolveRemote(run.source, options.ref, run.signal, (id) =>
+      store.getManifest(id),
+    );
+    return { version, servedLocally: false };
+  } catch (error) {
+    const found = options.fallback !== false && unreachable(error) ? await local() : undefined;
+    if (found === undefined) throw error;
+    emit({
+      type: 'warning',
+      message: `${uri} cannot be reached (${(error as Error).message}); serving the version this cache holds for ${options.ref ?? 'it'}, ${found.versionId}`,
+    });
+    return { version: found, servedLocally: true };
+  }
+}
+
+/** Refuses an `only` filter naming a file the version does not have. */
+function checkOnlyPresent(remote: RemoteVersion, filter: PathFilter | undefined, uri: string) {
+  if (filter?.only === undefined) return;
+  const paths = new Set(remote.entries.map((e) => e.path));
+  const absent = filter.only.filter((p) => !paths.has(p));
+  if (absent.length === 0) return;
+  const names = new Set(absent.map((p) => p.slice(p.lastIndexOf('/') + 1)));
+  const near = remote.entries
+    .map((e) => e.path)
+    .filter((p) => names.has(p.slice(p.lastIndexOf('/') + 1)));
+  throw new FerryError('FERRY_NOT_FOUND', `${uri} has no file ${absent.join(', ')}`, {
+    key: absent[0] as string,
+    hint:
+      near.length > 0
+        ? `Did you mean ${near.slice(0, 3).join(', ')}? Paths are relative to the folder.`
+        : 'Paths are relative to the folder and match exactly; --include takes globs.',
+  });
+}
+
+/** What a pull will do. */
+interface PullPlan {
+  place: Place;
+  /** One plan per file, except those in `vouched`. */
+  files: FilePlan[];
+  /**
+   * Files found as ferry left them at a warm start, not planned one by one: a warm start
+   * over a large version holds nothing per file.
+   */
+  vouched: { files: number; bytes: number };
+  /** Files of the folder's version this one lacks, as left in place (`place.dir`-relative). */
+  removals: string[];
+  /** What of the version shown goes into the one built beside it (see `carryOver`). */
+  carried: { removals: string[]; keep: string[] };
+  summary: PlanSummary;
+}
+
+async function planTarget(run: PullRun, target: Target): Promise<PullPlan> {
+  const { store, layout, uri, options, emit } = run;
+  const { remote, wanted, tree, previous } = target;
+  await checkNoOverlap(store, run.subdir, options.root, uri);
+  const place = await choosePlace(store, layout.root, run.subdir, tree, previous, remote);
+  const none = { removals: [], keep: [] };
+  let plan: Omit<PullPlan, 'summary'>;
+  if (atWarmStart(run, target, place) && (await allVouched(run, place.dir, wanted.entries))) {
+    const bytes = wanted.entries.reduce((n, e) => n + e.size, 0);
+    plan = {
+      place,
+      files: [],
+      vouched: { files: wanted.entries.length, bytes },
+      removals: [],
+      carried: none,
+    };
+  } else {
     checkFoldedPaths(
       wanted.entries.map((e) => e.path),
       await foldsCase(layout.root),
       layout.root,
     );
-    await checkNoOverlap(store, normalizedSubdir, options.root, uri);
-    const tree = await store.getTree(normalizedSubdir);
-    // At the version it already has (a warm start), the remote manifest is the previous one.
-    const previous =
-      tree === undefined
-        ? undefined
-        : tree.versionId === remote.versionId && remote.manifest !== undefined
-          ? remote.manifest
-          : await store.getManifest(tree.versionId);
-    const place = await choosePlace(store, layout.root, normalizedSubdir, tree, previous, remote);
     // A new version of a published prefix almost surely has work: workers boot (loading
-    // their modules takes a few hundred ms) while the plan is made. A warm start, at the
-    // version it already has, never starts them.
-    if (!dryRun && remote.versionId !== undefined && remote.entries.length > 0) {
-      if (tree?.versionId !== remote.versionId) {
-        getPool({ bytes: wanted.entries.reduce((n, e) => n + e.size, 0) });
-      }
+    // their modules takes a few hundred ms) while the plan is made.
+    if (!run.dryRun && remote.versionId !== undefined && tree?.versionId !== remote.versionId) {
+      run.pool.get({ bytes: wanted.entries.reduce((n, e) => n + e.size, 0) });
     }
-    const plans = await planPull({
+    const files = await planPull({
       previous,
       remote: wanted,
       sourceUri: uri,
@@ -318,183 +478,245 @@ async function runPull(
       ...(place.base === undefined ? {} : { base: place.base }),
       store,
       verify: options.verify ?? 'stat',
-      partSize,
-      algorithm,
-      pool: getPool,
+      partSize: run.partSize,
+      algorithm: DEFAULT_ALGORITHM,
+      pool: () => run.pool.get(),
     });
-    const dropped = droppedPaths(previous, tree?.filter, plans);
+    const dropped = droppedPaths(previous, tree?.filter, files);
     // Building a version beside the shown one: what it drops is simply not carried over.
     const carried =
       place.base === undefined
-        ? { removals: [], keep: [] }
-        : await carryOver(store, layout.root, place.base, dropped, plans);
-    const removals = (place.base === undefined ? dropped : carried.removals).map((path) =>
-      rootRelative(normalizedSubdir, path),
-    );
-    if (servedLocally) checkHeldWhole(plans, uri, options.ref);
-    const edits = plans
-      .filter((p) => p.overwritesEdit === true)
-      .map((p) => rootRelative(normalizedSubdir, p.entry.path));
-    if (edits.length > 0 && !dryRun) {
-      emit({
-        type: 'warning',
-        message: `${edits.length === 1 ? `${edits[0]} was` : `${edits.length} files (${edits.slice(0, 3).join(', ')}${edits.length > 3 ? ', …' : ''}) were`} changed since ferry wrote ${edits.length === 1 ? 'it' : 'them'}; the version's ${edits.length === 1 ? 'copy replaces it' : 'copies replace them'}`,
-      });
-    }
-    if (dryRun) emitPlannedFiles(plans, removals, emit);
-    else if (opened.readOnly) {
-      checkNothingToWrite(plans, removals, place.relink, layout.root);
-    }
-    const summary = summarize(plans, removals.length);
-    emit({ type: 'plan', plan: summary });
-    throwIfAborted(signal);
-
-    let committed: CommittedFile[] = [];
-    const removed: string[] = [];
-    if (!dryRun && !opened.readOnly) {
-      await removeOrphanPartials(layout.tmpDir, plans);
-      await checkFreeSpace(layout.root, plans, summary.resumedBytes);
-      const moves = plans.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
-      if (moves || carried.keep.length > 0) {
-        await store.setPendingPull(normalizedSubdir, {
-          source: uri,
-          ...(remote.ref === undefined ? {} : { ref: remote.ref }),
-          ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
-          partSize,
-          ...(options.sourceOptions === undefined
-            ? {}
-            : { sourceOptions: persistable(options.sourceOptions) }),
-          ...(filter === undefined ? {} : { filter }),
-          ...(place.dir === normalizedSubdir ? {} : { versionDir: place.dir }),
-          startedAt: new Date().toISOString(),
-        });
-        await linkUnchanged(store, layout.root, plans, carried.keep, place);
-      }
-      // A warm start ends here: nothing to move, so no worker thread is ever started.
-      if (plans.some((p) => p.action.kind !== 'skip')) {
-        const active: ActiveFiles = new Set();
-        meter = new ProgressMeter(
-          summary.fetch.bytes,
-          () => {
-            const running = pool?.inFlightByOwner() ?? new Map<string, number>();
-            return {
-              transferredBytes: pool?.fetchedBytes() ?? 0,
-              active: [...active].map((f) => ({
-                path: f.plan.entry.path,
-                transferredBytes: f.doneBytes + (running.get(f.plan.relPath) ?? 0),
-                totalBytes: f.plan.entry.size,
-              })),
-            };
-          },
-          emit,
-        );
-        committed = await transferWithPool(plans, getPool(summary.fetch), meter, active, {
-          store,
-          layout,
-          sourceUri: uri,
-          sourceOptions: workerSourceOptions(source, options.sourceOptions ?? {}),
-          algorithm,
-          concurrency,
-          checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
-          durable: options.durable ?? false,
-          stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
-          hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
-          ...contentOf(uri, remote.manifest, options.mirrors ?? [], emit),
-          signal,
-          emit,
-        });
-      }
-      if (place.base === undefined) {
-        for (const path of dropped) {
-          if (await removeIfUnchanged(store, layout.root, rootRelative(place.dir, path))) {
-            removed.push(path);
-          }
-        }
-      } else {
-        removed.push(...carried.removals);
-      }
-      for (const path of removed) {
-        emit({ type: 'removed', path: rootRelative(normalizedSubdir, path) });
-      }
-    }
-
-    const manifest = remote.manifest ?? (dryRun ? undefined : buildManifest(plans, committed));
-    const versionId =
-      remote.manifest !== undefined && remote.versionId !== undefined
-        ? remote.versionId
-        : manifest === undefined
-          ? undefined
-          : versionIdOf(manifest);
-    if (manifest !== undefined && versionId !== undefined && !dryRun) {
-      await recordFreshlyHashed(store, plans);
-      // A manifest is named by its content: one the store holds is there already.
-      if (tree?.versionId !== versionId) await store.putManifest(manifest);
-      if (remote.ref !== undefined) await store.setRef(uri, remote.ref, versionId);
-      const shownBefore =
-        place.switching && tree !== undefined && place.shown !== undefined
-          ? { versionId: tree.versionId, versionDir: place.shown }
-          : tree?.previous;
-      await store.commitTree(
-        normalizedSubdir,
-        {
-          source: uri,
-          versionId,
-          ...(remote.ref === undefined ? {} : { ref: remote.ref }),
-          ...(filter === undefined ? {} : { filter }),
-          ...(place.dir === normalizedSubdir ? {} : { versionDir: place.dir }),
-          ...(shownBefore === undefined || shownBefore.versionDir === place.dir
-            ? {}
-            : { previous: shownBefore }),
-          updatedAt: new Date().toISOString(),
-        },
-        // Records of files removed in place; a version left behind keeps its own.
-        place.base === undefined ? removed.map((path) => rootRelative(place.dir, path)) : [],
-      );
-      if (place.dir !== normalizedSubdir && !opened.readOnly) {
-        await switchFolder(layout, store, normalizedSubdir, place.dir, place.shown);
-        if (place.switching) await sweepVersionDirs(layout, store);
-      }
-    }
-    const fetchedBytes = committed.reduce((n, f) => n + f.fetchedBytes, 0);
-    const result: PullResult = {
-      ...(versionId === undefined ? {} : { versionId }),
-      dir: join(layout.root, normalizedSubdir),
-      files: plans.length,
-      bytes: plans.reduce((n, p) => n + p.entry.size, 0),
-      fetchedBytes,
-      reusedBytes: committed.reduce((n, f) => n + f.reusedBytes, 0),
-      fetchedFiles: committed.filter((f) => f.fetchedBytes > 0).length,
-      skippedFiles: plans.filter((p) => p.action.kind === 'skip').length,
-      removed: removed.map((path) => rootRelative(normalizedSubdir, path)),
-      requests: source.metrics.requests + (pool?.requests ?? 0),
-      durationMs: Math.round(performance.now() - started),
-      dryRun,
-    };
-    meter?.finish();
-    emit({ type: 'done', result });
-    return result;
-  } finally {
-    signal.removeEventListener('abort', stopPool);
-    await pool?.destroy();
-    await opened?.close();
-    if (ownsSource) await source.close();
+        ? none
+        : await carryOver(store, layout.root, place.base, dropped, files);
+    const removals = place.base === undefined ? dropped : carried.removals;
+    plan = { place, files, vouched: { files: 0, bytes: 0 }, removals, carried };
   }
+  const folderRemovals = plan.removals.map((path) => rootRelative(run.subdir, path));
+  if (target.servedLocally) checkHeldWhole(plan.files, uri, options.ref);
+  warnOfEdits(run, plan.files);
+  if (run.dryRun) emitPlannedFiles(plan.files, folderRemovals, emit);
+  else if (run.readOnly) checkNothingToWrite(plan.files, folderRemovals, place.relink, layout.root);
+  const summary = summarize(plan.files, folderRemovals.length);
+  summary.skip.files += plan.vouched.files;
+  summary.skip.bytes += plan.vouched.bytes;
+  emit({ type: 'plan', plan: summary });
+  return { ...plan, summary };
 }
 
-/** Runs the transfer with progress sampling. */
-async function transferWithPool(
-  plans: FilePlan[],
-  pool: PartPool,
-  meter: ProgressMeter,
-  active: ActiveFiles,
-  ctx: Omit<TransferContext, 'pool'>,
+/**
+ * A pull of the version the folder is at, in place, with the same filter: when every file
+ * is as ferry left it (see `allVouched`), there is nothing to plan.
+ */
+function atWarmStart(run: PullRun, target: Target, place: Place): boolean {
+  const { tree, remote } = target;
+  return (
+    tree !== undefined &&
+    remote.versionId !== undefined &&
+    tree.versionId === remote.versionId &&
+    !run.dryRun &&
+    (run.options.verify ?? 'stat') !== 'hash' &&
+    place.base === undefined &&
+    !place.switching &&
+    !place.relink &&
+    JSON.stringify(tree.filter) === JSON.stringify(run.filter)
+  );
+}
+
+/**
+ * Whether every entry's file is at `dir` as ferry wrote it: its stat record vouches for it
+ * (see `statVouches`) and names the entry's digest. Stops at the first that is not, and
+ * keeps nothing per file: the records are read a chunk at a time, the next chunk while this
+ * one's files are stat-ed.
+ */
+async function allVouched(run: PullRun, dir: string, entries: RemoteEntry[]): Promise<boolean> {
+  const read = (from: number) => {
+    const chunk = entries.slice(from, from + PLAN_CHUNK);
+    const records = run.store.getStatsOf(chunk.map((e) => rootRelative(dir, e.path)));
+    // Settled by the await below; handled now so a failure meanwhile is not unhandled.
+    records.catch(() => {});
+    return { chunk, records };
+  };
+  let next = entries.length > 0 ? read(0) : undefined;
+  for (let from = 0; next !== undefined; from += PLAN_CHUNK) {
+    const { chunk, records } = next;
+    const found = await records;
+    next = from + PLAN_CHUNK < entries.length ? read(from + PLAN_CHUNK) : undefined;
+    for (let i = 0; i < chunk.length; i++) {
+      const entry = chunk[i] as RemoteEntry;
+      const record = found[i];
+      if (record === undefined || record.digest !== entry.digest) return false;
+      const st = lstatSync(join(run.layout.root, rootRelative(dir, entry.path)), {
+        throwIfNoEntry: false,
+      });
+      if (st === undefined || !st.isFile() || !statVouches(record, st)) return false;
+    }
+  }
+  return true;
+}
+
+/** Files the user changed since ferry wrote them, which the pull replaces: say so. */
+function warnOfEdits(run: PullRun, plans: FilePlan[]): void {
+  if (run.dryRun) return;
+  const edits = plans
+    .filter((p) => p.overwritesEdit === true)
+    .map((p) => rootRelative(run.subdir, p.entry.path));
+  if (edits.length === 0) return;
+  run.emit({
+    type: 'warning',
+    message: `${edits.length === 1 ? `${edits[0]} was` : `${edits.length} files (${edits.slice(0, 3).join(', ')}${edits.length > 3 ? ', …' : ''}) were`} changed since ferry wrote ${edits.length === 1 ? 'it' : 'them'}; the version's ${edits.length === 1 ? 'copy replaces it' : 'copies replace them'}`,
+  });
+}
+
+/** What the transfer phase did: files written, files removed (`place.dir`-relative). */
+interface Moved {
+  committed: CommittedFile[];
+  removed: string[];
+}
+
+async function transferPlan(run: PullRun, target: Target, plan: PullPlan): Promise<Moved> {
+  const { store, layout, uri, options, emit } = run;
+  const { remote } = target;
+  const { place, files, carried, summary } = plan;
+  await removeOrphanPartials(layout.tmpDir, files);
+  await checkFreeSpace(layout.root, files, summary.resumedBytes);
+  const moves = files.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
+  if (moves || carried.keep.length > 0) {
+    await store.setPendingPull(run.subdir, {
+      source: uri,
+      ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+      ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
+      partSize: run.partSize,
+      ...(options.sourceOptions === undefined
+        ? {}
+        : { sourceOptions: persistable(options.sourceOptions) }),
+      ...(run.filter === undefined ? {} : { filter: run.filter }),
+      ...(place.dir === run.subdir ? {} : { versionDir: place.dir }),
+      startedAt: new Date().toISOString(),
+    });
+    await linkUnchanged(store, layout.root, files, carried.keep, place);
+  }
+  // A warm start ends here: nothing to move, so no worker thread is ever started.
+  const committed = files.some((p) => p.action.kind !== 'skip')
+    ? await transferWithProgress(run, remote, files, summary)
+    : [];
+  const removed: string[] = [];
+  if (place.base === undefined) {
+    for (const path of plan.removals) {
+      if (await removeIfUnchanged(store, layout.root, rootRelative(place.dir, path))) {
+        removed.push(path);
+      }
+    }
+  } else {
+    removed.push(...carried.removals);
+  }
+  for (const path of removed) emit({ type: 'removed', path: rootRelative(run.subdir, path) });
+  return { committed, removed };
+}
+
+/** Moves the plan's files, with progress sampled from the pool. */
+async function transferWithProgress(
+  run: PullRun,
+  remote: RemoteVersion,
+  files: FilePlan[],
+  summary: PlanSummary,
 ): Promise<CommittedFile[]> {
+  const { options, uri } = run;
+  const pool = run.pool.get(summary.fetch);
+  const active: ActiveFiles = new Set();
+  const meter = new ProgressMeter(
+    summary.fetch.bytes,
+    () => {
+      const running = pool.inFlightByOwner();
+      return {
+        transferredBytes: pool.fetchedBytes(),
+        active: [...active].map((f) => ({
+          path: f.plan.entry.path,
+          transferredBytes: f.doneBytes + (running.get(f.plan.relPath) ?? 0),
+          totalBytes: f.plan.entry.size,
+        })),
+      };
+    },
+    run.emit,
+  );
   meter.start(PROGRESS_INTERVAL_MS);
   try {
-    return await transferFiles(plans, { ...ctx, pool }, active);
+    const committed = await transferFiles(
+      files,
+      {
+        pool,
+        store: run.store,
+        layout: run.layout,
+        sourceUri: uri,
+        sourceOptions: workerSourceOptions(run.source, options.sourceOptions ?? {}),
+        algorithm: DEFAULT_ALGORITHM,
+        concurrency: run.concurrency,
+        checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
+        durable: options.durable ?? false,
+        stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+        hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,
+        ...contentOf(uri, remote.manifest, options.mirrors ?? [], run.emit),
+        signal: run.signal,
+        emit: run.emit,
+      },
+      active,
+    );
+    meter.finish();
+    return committed;
   } finally {
     meter.stop();
   }
+}
+
+/**
+ * Records the version the folder now holds (its manifest, the ref, the tree state) and
+ * shows it: a new version folder is switched to by one rename. Returns the version id.
+ */
+async function commitPull(
+  run: PullRun,
+  target: Target,
+  plan: PullPlan,
+  moved: Moved,
+): Promise<VersionId | undefined> {
+  const { store, layout, uri } = run;
+  const { remote, tree } = target;
+  const { place, files } = plan;
+  const manifest =
+    remote.manifest ?? (run.dryRun ? undefined : buildManifest(files, moved.committed));
+  if (manifest === undefined) return undefined;
+  const versionId =
+    remote.manifest !== undefined && remote.versionId !== undefined
+      ? remote.versionId
+      : versionIdOf(manifest);
+  if (run.dryRun) return versionId;
+  await recordFreshlyHashed(store, files);
+  // A manifest is named by its content: one the store holds is there already.
+  if (tree?.versionId !== versionId) await store.putManifest(manifest);
+  if (remote.ref !== undefined) await store.setRef(uri, remote.ref, versionId);
+  const shownBefore =
+    place.switching && tree !== undefined && place.shown !== undefined
+      ? { versionId: tree.versionId, versionDir: place.shown }
+      : tree?.previous;
+  await store.commitTree(
+    run.subdir,
+    {
+      source: uri,
+      versionId,
+      ...(remote.ref === undefined ? {} : { ref: remote.ref }),
+      ...(run.filter === undefined ? {} : { filter: run.filter }),
+      ...(place.dir === run.subdir ? {} : { versionDir: place.dir }),
+      ...(shownBefore === undefined || shownBefore.versionDir === place.dir
+        ? {}
+        : { previous: shownBefore }),
+      updatedAt: new Date().toISOString(),
+    },
+    // Records of files removed in place; a version left behind keeps its own.
+    place.base === undefined ? moved.removed.map((path) => rootRelative(place.dir, path)) : [],
+  );
+  if (place.dir !== run.subdir && !run.readOnly) {
+    await switchFolder(layout, store, run.subdir, place.dir, place.shown);
+    if (place.switching) await sweepVersionDirs(layout, store);
+  }
+  return versionId;
 }
 
 /** Source options worth recording for `resume`: plain settings, never credentials. */

@@ -120,16 +120,21 @@ async function readManifest(
 
 /**
  * Finds what the source holds: a published version (`.ferry/refs/<ref>` →
- * `.ferry/manifests/<id>.json`, two small reads whatever the number of files), or, when
- * the prefix is not published and no ref was asked for, the files a listing shows.
+ * `.ferry/manifests/<id>.json`, two small reads whatever the number of files; one when
+ * `held` has the manifest), or, when the prefix is not published and no ref was asked for,
+ * the files a listing shows.
  */
 export async function resolveRemote(
   source: Source,
   ref: string | undefined,
   signal?: AbortSignal,
+  held?: (id: VersionId) => Promise<Manifest | undefined>,
 ): Promise<RemoteVersion> {
+  // A version id names its content: a copy the cache holds is the one the source has.
+  const manifestOf = async (id: VersionId) =>
+    (await held?.(id)) ?? (await readManifest(source, id, signal));
   if (ref !== undefined && isVersionId(ref)) {
-    const manifest = await readManifest(source, ref, signal);
+    const manifest = await manifestOf(ref);
     return { published: true, versionId: ref, manifest, entries: manifest.entries };
   }
   const name = validateRef(ref ?? DEFAULT_REF);
@@ -176,7 +181,7 @@ export async function resolveRemote(
       },
     );
   }
-  const manifest = await readManifest(source, id, signal);
+  const manifest = await manifestOf(id);
   return { published: true, ref: name, versionId: id, manifest, entries: manifest.entries };
 }
 
