@@ -1,0 +1,71 @@
+// What the phases of one pull share (see pull.ts): its settings, store, source and the
+// worker pool it starts only when something must move.
+import type { Source } from '@ferry/adapters';
+import type { PathFilter } from '@ferry/manifest';
+import type { ManifestStore } from '@ferry/manifest/store';
+import type { CacheLayout } from './cache-layout.js';
+import { defaultWorkers, PartPool } from './part-pool.js';
+import type { PullEvent, PullOptions } from './types.js';
+
+/** A pull's options, checked before anything is opened. */
+export interface PullSettings {
+  /** The folder, root-relative (`''`: the cache root itself). */
+  subdir: string;
+  layout: CacheLayout;
+  partSize: number;
+  concurrency: number;
+  dryRun: boolean;
+  filter: PathFilter | undefined;
+}
+
+/** What every phase of one pull works with. */
+export interface PullRun extends PullSettings {
+  options: PullOptions;
+  source: Source;
+  uri: string;
+  store: ManifestStore;
+  /** The root cannot be written, or this is a dry run: the store is a private copy. */
+  readOnly: boolean;
+  /** The worker pool, started on first use (a warm start never starts it). */
+  pool: LazyPool;
+  signal: AbortSignal;
+  emit: (event: PullEvent) => void;
+}
+
+/**
+ * The pull's worker pool, created on first use. `work` (about what the pull will move)
+ * sizes it; the first call fixes it.
+ */
+export class LazyPool {
+  #pool: PartPool | undefined;
+
+  constructor(
+    private readonly options: PullOptions,
+    private readonly concurrency: number,
+    private readonly emit: (event: PullEvent) => void,
+  ) {}
+
+  get started(): PartPool | undefined {
+    return this.#pool;
+  }
+
+  get(work = { bytes: Number.POSITIVE_INFINITY }): PartPool {
+    this.#pool ??= new PartPool({
+      workers: this.options.workers ?? defaultWorkers(work, this.concurrency),
+      concurrency: this.concurrency,
+      ...(this.options.bandwidthLimit === undefined
+        ? {}
+        : { bytesPerSecond: this.options.bandwidthLimit }),
+      onRetry: (notice) =>
+        this.emit({
+          type: 'retry',
+          path: notice.key,
+          ...(notice.part === undefined ? {} : { part: notice.part }),
+          attempt: notice.attempt,
+          code: notice.code,
+          message: notice.message,
+        }),
+    });
+    return this.#pool;
+  }
+}
