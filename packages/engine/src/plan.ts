@@ -15,6 +15,7 @@ import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { mapLimit } from './map-limit.js';
 import { readCuts } from './part-cuts.js';
 import type { PartPool } from './part-pool.js';
+import { decide, type FileFacts } from './plan-rules.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
 import type { PlanSummary, VerifyMode } from './types.js';
@@ -99,10 +100,6 @@ function statOrUndefined(path: string): Stats | undefined {
     if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw error;
   }
-}
-
-function recordMatches(record: StatRecord | undefined, st: Stats): record is StatRecord {
-  return record !== undefined && statVouches(record, st);
 }
 
 /** Files planned at once: enough to keep the disk and the pool busy. */
@@ -193,176 +190,145 @@ async function planFile(
   const { layout, base } = input;
   const finalPath = join(layout.root, relPath);
   const partSize = entry.parts?.size ?? input.partSize;
-  let hashed = false;
-  let edited = false;
-  const plan = (action: FileAction): FilePlan => {
-    const p: FilePlan = { entry, relPath, finalPath, partSize, action };
-    if (hashed) p.hashed = true;
-    if (edited && action.kind !== 'skip') p.overwritesEdit = true;
-    return p;
-  };
   // The file to judge: the one at the path, or else the current version's beside it.
   let localPath = finalPath;
   let st = statOrUndefined(finalPath);
   let record = atPath;
   if (st === undefined && base !== undefined) {
-    const baseRel = rootRelative(base, entry.path);
-    localPath = join(layout.root, baseRel);
+    localPath = join(layout.root, rootRelative(base, entry.path));
     st = statOrUndefined(localPath);
     record = atBase;
   }
-  if (st && !st.isFile() && !st.isSymbolicLink()) {
-    throw new FerryError('FERRY_IO', `${localPath} is in the way: it is not a regular file`, {
-      key: localPath,
-      hint: 'Move it away, then pull again.',
-    });
-  }
-  edited = st?.isFile() === true && record !== undefined && !statVouches(record, st);
+  const journal = facts.journals.get(relPath);
+  const previous = input.remote.published ? undefined : previousEntry(input, facts, entry.path);
+  const file: FileFacts = {
+    entry,
+    published: input.remote.published,
+    verify: input.verify,
+    partSize,
+    local:
+      st === undefined
+        ? { kind: 'none' }
+        : st.isFile()
+          ? { kind: 'file', size: st.size }
+          : { kind: st.isSymbolicLink() ? 'symlink' : 'other' },
+    atBase: localPath !== finalPath,
+    recordVouches: st !== undefined && record !== undefined && statVouches(record, st),
+    resumable:
+      journal !== undefined &&
+      journal.source === input.sourceUri &&
+      journal.key === entry.path &&
+      journal.size === entry.size &&
+      journal.partSize === partSize &&
+      journal.algorithm === input.algorithm &&
+      journal.etag === entry.etag,
+  };
+  if (record !== undefined) file.record = record;
+  if (previous !== undefined) file.previous = previous;
+  const etagMd5 = input.remote.published ? undefined : md5FromEtag(entry.etag);
+  if (etagMd5 !== undefined) file.etagMd5 = etagMd5;
 
-  let reuse: { fromPath: string; digests: Digest[] } | undefined;
-  if (st?.isFile() && st.size === entry.size) {
-    const local = await judgeLocal(
-      input,
-      entry,
-      localPath,
-      st,
-      record,
-      input.remote.published ? undefined : previousEntry(input, facts, entry.path),
-    );
-    hashed = local.hashed === true;
-    if (local.right) {
-      // The plan-time stat goes with the hash it was taken for: a change after it shows.
-      const record: StatRecord = local.record ?? {
-        size: st.size,
-        mtimeMs: st.mtimeMs,
-        digest: local.known.digest,
-        ...(local.known.parts ? { parts: local.known.parts } : {}),
-      };
-      const linked = localPath !== finalPath;
-      const skip: FileAction = {
-        kind: 'skip',
-        known: local.known,
-        record,
-        fresh: linked || local.record === undefined,
-      };
-      if (local.record !== undefined && entry.digest === record.digest) {
+  let twin: { fromPath: string; relPath: string; record: StatRecord } | undefined;
+  let decision = decide(file);
+  while ('need' in decision) {
+    switch (decision.need) {
+      case 'hash':
+        file.content = await hashLocalFile(
+          input.pool(),
+          localPath,
+          st?.size ?? 0,
+          entry.parts?.size ?? record?.parts?.size ?? input.partSize,
+          input.algorithm,
+        );
+        break;
+      case 'md5':
+        file.md5 = (await input.pool().run({ kind: 'md5', path: localPath })).digest;
+        break;
+      case 'twin':
+        twin = await findTwin(input, facts, entry, relPath);
+        file.twin = twin !== undefined;
+        break;
+    }
+    decision = decide(file);
+  }
+
+  const plan = (action: FileAction): FilePlan => {
+    const p: FilePlan = { entry, relPath, finalPath, partSize, action };
+    if (decision.kind !== 'in-the-way' && decision.hashed) p.hashed = true;
+    if (decision.kind !== 'in-the-way' && decision.kind !== 'skip' && decision.overwritesEdit) {
+      p.overwritesEdit = true;
+    }
+    return p;
+  };
+  switch (decision.kind) {
+    case 'in-the-way':
+      throw new FerryError('FERRY_IO', `${localPath} is in the way: it is not a regular file`, {
+        key: localPath,
+        hint: 'Move it away, then pull again.',
+      });
+    case 'skip': {
+      const { known } = decision;
+      let kept: StatRecord =
+        decision.vouched && record !== undefined
+          ? record
+          : {
+              // The plan-time stat goes with the hash it was taken for: a change after it shows.
+              size: st?.size ?? entry.size,
+              mtimeMs: st?.mtimeMs ?? 0,
+              digest: known.digest,
+              ...(known.parts ? { parts: known.parts } : {}),
+            };
+      if (decision.vouched && entry.digest === kept.digest) {
         // A warm start keeps a plan per file: it points at the manifest's digest strings
         // rather than holding the record's own copies (most of a record's bytes).
-        const slim: StatRecord = {
-          size: record.size,
-          mtimeMs: record.mtimeMs,
-          digest: entry.digest,
-        };
-        const parts = entry.parts ?? record.parts;
+        const slim: StatRecord = { size: kept.size, mtimeMs: kept.mtimeMs, digest: entry.digest };
+        const parts = entry.parts ?? kept.parts;
         if (parts !== undefined) slim.parts = parts;
-        skip.known = slim;
-        skip.record = slim;
+        kept = slim;
       }
-      if (linked) skip.linkFrom = localPath;
+      const skip: FileAction = {
+        kind: 'skip',
+        known: decision.vouched ? kept : known,
+        record: kept,
+        fresh: decision.fresh,
+      };
+      if (file.atBase) skip.linkFrom = localPath;
       return plan(skip);
     }
-    if (local.known.parts?.size === partSize) {
-      reuse = { fromPath: localPath, digests: local.known.parts.digests };
+    case 'fetch': {
+      const { reuse } = decision;
+      return plan({
+        kind: 'fetch',
+        ...(decision.resume && journal !== undefined
+          ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } }
+          : {}),
+        ...(reuse === undefined ? {} : { reuse: { fromPath: localPath, digests: reuse } }),
+      });
     }
-  } else if (st?.isFile() && recordMatches(record, st) && record.parts?.size === partSize) {
-    // An older version of the file, still as ferry left it: its unchanged parts are reused.
-    reuse = { fromPath: localPath, digests: record.parts.digests };
-  }
-  // Only a manifest's part digests say which local parts are still right.
-  if (entry.parts === undefined) reuse = undefined;
-
-  const journal = facts.journals.get(relPath);
-  const resumable =
-    journal !== undefined &&
-    journal.source === input.sourceUri &&
-    journal.key === entry.path &&
-    journal.size === entry.size &&
-    journal.partSize === partSize &&
-    journal.algorithm === input.algorithm &&
-    journal.etag === entry.etag;
-  if (resumable || reuse) {
-    return plan({
-      kind: 'fetch',
-      ...(resumable ? { resume: { ...journal, partial: await readCuts(journal.tmpPath) } } : {}),
-      ...(reuse ? { reuse } : {}),
-    });
-  }
-
-  if (entry.digest !== undefined && entry.size > 0) {
-    const twin = (await recordsByDigest(input, facts)).get(entry.digest);
-    if (twin && twin.record.size === entry.size && twin.relPath !== relPath) {
-      const fromPath = join(layout.root, twin.relPath);
-      const twinStat = statOrUndefined(fromPath);
-      if (twinStat && recordMatches(twin.record, twinStat)) {
-        return plan({
-          kind: 'copy',
-          fromPath,
-          fromRelPath: twin.relPath,
-          record: twin.record,
-        });
-      }
+    case 'copy': {
+      if (twin === undefined) throw new Error('plan: a copy decided without its twin');
+      const { fromPath, relPath: fromRelPath, record: twinRecord } = twin;
+      return plan({ kind: 'copy', fromPath, fromRelPath, record: twinRecord });
     }
   }
-  return plan({ kind: 'fetch' });
 }
 
-interface LocalJudgement {
-  right: boolean;
-  known: { digest: Digest; parts?: PartList };
-  /** The file's content was read and hashed to decide. */
-  hashed?: boolean;
-  /** Set when the stat index already vouches for the file as it is. */
-  record?: StatRecord;
-}
-
-/** Decides whether a present file of the right size holds the remote content. */
-async function judgeLocal(
+/** Another file of the cache with the entry's content, still as ferry left it. */
+async function findTwin(
   input: PlanInput,
+  facts: PlanFacts,
   entry: RemoteEntry,
-  path: string,
-  st: Stats,
-  record: StatRecord | undefined,
-  previous: Entry | undefined,
-): Promise<LocalJudgement> {
-  const partSize = entry.parts?.size ?? record?.parts?.size ?? input.partSize;
-  const vouched = recordMatches(record, st) && input.verify !== 'hash';
-  let known: { digest: Digest; parts?: PartList };
-  if (vouched) {
-    // The record has the digest and parts: no copy per file of a large version.
-    known = record;
-  } else if (input.verify === 'size' && entry.digest !== undefined) {
-    // The model.json rule: the right size is enough. The manifest vouches for the digest.
-    return {
-      right: true,
-      known: { digest: entry.digest, ...(entry.parts ? { parts: entry.parts } : {}) },
-    };
-  } else {
-    known = await hashLocalFile(input.pool(), path, st.size, partSize, input.algorithm);
+  relPath: string,
+): Promise<{ fromPath: string; relPath: string; record: StatRecord } | undefined> {
+  if (entry.digest === undefined) return undefined;
+  const twin = (await recordsByDigest(input, facts)).get(entry.digest);
+  if (twin === undefined || twin.record.size !== entry.size || twin.relPath === relPath) {
+    return undefined;
   }
-  const vouching = vouched ? { record } : { hashed: true };
-
-  if (input.remote.published) {
-    return { right: known.digest === entry.digest, known, ...vouching };
-  }
-  // A plain listing has no digests: the file is right when it is what ferry fetched for the
-  // same ETag, or, failing that, when its MD5 matches a single-part ETag.
-  if (
-    previous &&
-    previous.etag === entry.etag &&
-    previous.size === entry.size &&
-    previous.digest === known.digest
-  ) {
-    return { right: true, known, ...vouching };
-  }
-  if (input.verify === 'size') return { right: true, known, ...vouching };
-  const md5 = md5FromEtag(entry.etag);
-  if (md5 !== undefined) {
-    const local = await input.pool().run({ kind: 'md5', path });
-    return { right: local.digest === md5, known };
-  }
-  // No way to compare content (multipart ETag, HTTP origin): fall back to the size rule
-  // only when ferry has no record saying this file came from a different object.
-  return { right: previous === undefined, known };
+  const fromPath = join(input.layout.root, twin.relPath);
+  const twinStat = statOrUndefined(fromPath);
+  if (twinStat === undefined || !statVouches(twin.record, twinStat)) return undefined;
+  return { fromPath, relPath: twin.relPath, record: twin.record };
 }
 
 /** Totals of a plan, for the `plan` event and dry runs. */
