@@ -144,7 +144,8 @@ export interface SourceOptions {
   forcePathStyle?: boolean;
   /**
    * When the S3 client computes and validates request/response checksums.
-   * `when-required` is needed for s3rver (see NOTES.md: the default corrupts its uploads).
+   * `when-required` is needed for s3rver: with the SDK's default it stores uploads with the
+   * `aws-chunked` framing in their bytes (the adapters README says why).
    * @default `FERRY_S3_CHECKSUMS`, else `when-required` with a custom endpoint, else `when-supported`
    */
   checksums?: 'when-required' | 'when-supported';

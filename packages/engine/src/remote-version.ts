@@ -66,7 +66,6 @@ export interface RemoteVersion {
 
 const DEFAULT_REF = 'latest';
 
-/** Whether `ref` names a version by its id (`sha256:<hex>`) rather than a ref name. */
 /**
  * The version the cache itself holds for `ref` of `uri`, without asking the source: a
  * version id whose manifest the store keeps, the version a ref name pointed at when it was
