@@ -9,7 +9,7 @@ import { FerryError } from './errors.js';
 import {
   encodeManifest,
   isVersionId,
-  parseManifest,
+  parseManifestById,
   validateRef,
   versionIdOfEncoded,
 } from './manifest.js';
@@ -403,7 +403,9 @@ export class ManifestStore {
     checkVersionId(id);
     return this.#run('getManifest', async () => {
       const text = await this.#db.get<string, string>(MANIFEST + id, { valueEncoding: 'utf8' });
-      return text === undefined ? undefined : parseManifest(text, `${this.location} ${id}`);
+      return text === undefined
+        ? undefined
+        : parseManifestById(text, id, `${this.location} ${id}`);
     });
   }
 

@@ -7,6 +7,7 @@ import {
   encodeManifest,
   isVersionId,
   parseManifest,
+  parseManifestById,
   validateRef,
   versionIdOf,
 } from './manifest.js';
@@ -277,6 +278,29 @@ describe('parseManifest', () => {
     const err = thrown(() => parseManifest(new Uint8Array([0x7b, 0xff, 0x7d]), 'm.json'));
     expect(err.code).toBe('FERRY_MANIFEST_INVALID');
     expect(err.message).toBe('invalid manifest m.json: not valid UTF-8');
+  });
+});
+
+describe('parseManifestById', () => {
+  it('rebuilds exactly what parseManifest would from canonical bytes under their id', () => {
+    fc.assert(
+      fc.property(manifestArb, (m) => {
+        const text = encodeManifest(m);
+        expect(parseManifestById(text, versionIdOf(m))).toEqual(parseManifest(text));
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('validates in full bytes that do not hash to the id', () => {
+    const m = createManifest([{ path: 'a', size: 1, digest: D1 }]);
+    const id = versionIdOf(m);
+    const corrupt = encodeManifest(m).replace('"a"', '"../a"');
+    expect(thrown(() => parseManifestById(corrupt, id, 'store')).code).toBe(
+      'FERRY_MANIFEST_INVALID',
+    );
+    const other = encodeManifest(createManifest([{ path: 'b', size: 2, digest: D2 }]));
+    expect(parseManifestById(other, id).entries[0]?.path).toBe('b');
   });
 });
 
