@@ -403,9 +403,7 @@ export class ManifestStore {
     checkVersionId(id);
     return this.#run('getManifest', async () => {
       const text = await this.#db.get<string, string>(MANIFEST + id, { valueEncoding: 'utf8' });
-      return text === undefined
-        ? undefined
-        : parseManifestById(text, id, `${this.location} ${id}`);
+      return text === undefined ? undefined : parseManifestById(text, id, `${this.location} ${id}`);
     });
   }
 
