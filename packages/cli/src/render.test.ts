@@ -32,6 +32,7 @@ const result: PullResult = {
   skippedFiles: 12,
   removed: ['m/old.txt'],
   requests: 4,
+  workers: 1,
   durationMs: 400,
   dryRun: false,
 };

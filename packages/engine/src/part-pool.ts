@@ -76,9 +76,12 @@ export class PartPool {
   readonly #onRetry: PartPoolOptions['onRetry'];
   #settledBytes = 0;
   #requests = 0;
+  /** Worker threads the pool runs. */
+  readonly workers: number;
 
   constructor(options: PartPoolOptions) {
     const workers = Math.max(1, options.workers);
+    this.workers = workers;
     const progress = new SharedArrayBuffer(4 * options.concurrency);
     const control = new SharedArrayBuffer(4);
     this.#progress = new Int32Array(progress);

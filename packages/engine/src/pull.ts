@@ -189,6 +189,7 @@ async function runPull(
       skippedFiles: plan.files.filter((p) => p.action.kind === 'skip').length + plan.vouched.files,
       removed: removed.map((path) => rootRelative(run.subdir, path)),
       requests: source.metrics.requests + (pool.started?.requests ?? 0),
+      workers: pool.started?.workers ?? 0,
       durationMs: Math.round(performance.now() - started),
       dryRun: run.dryRun,
     };

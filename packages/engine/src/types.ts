@@ -33,7 +33,10 @@ export interface PullOptions {
    * @default 'stat'
    */
   verify?: VerifyMode;
-  /** Worker threads that fetch and hash parts. @default min(4, cores) */
+  /**
+   * Worker threads that fetch and hash parts. @default one per core, but no more than the
+   * transfer can use: at least 256 MiB and two requests in flight each (`defaultWorkers`)
+   */
   workers?: number;
   /**
    * Make each file durable (fdatasync) before it is renamed into place, so a power cut or
@@ -127,6 +130,8 @@ export interface PullResult {
   removed: string[];
   /** Requests sent to the source (listing, manifests, ranges). */
   requests: number;
+  /** Worker threads the pull started: 0 when nothing had to move or be hashed. */
+  workers: number;
   durationMs: number;
   dryRun: boolean;
 }

@@ -13,6 +13,7 @@ export const PULL_FLAGS = {
   config: { type: 'string' },
   source: { type: 'string' },
   concurrency: { type: 'string' },
+  workers: { type: 'string' },
   'part-size': { type: 'string' },
   verify: { type: 'string' },
   durable: { type: 'boolean' },
@@ -35,6 +36,8 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --source <uri>        the store model.json's download_files_from is in (s3://bucket);
                         also model.json's "source" key or FERRY_SOURCE
   --concurrency <n>     ranged requests in flight (default 16)
+  --workers <n>         threads that fetch, hash and write (default: one per core, no
+                        more than the transfer can use; also FERRY_WORKERS)
   --part-size <size>    bytes per request for unpublished prefixes: 16MiB, 64MB, 1GiB
                         or bytes (default 16MiB; a published manifest's own size wins)
   --verify <mode>       how files already in the cache are trusted:
@@ -76,6 +79,7 @@ export interface PullFlagValues {
   config?: string;
   source?: string;
   concurrency?: string;
+  workers?: string;
   'part-size'?: string;
   verify?: string;
   durable?: boolean;
@@ -105,6 +109,7 @@ export async function pullOptionsFrom(
     values.concurrency === undefined
       ? undefined
       : parseCount(values.concurrency, '--concurrency', 1024);
+  const workers = workersFrom(values.workers, ctx.io.env.FERRY_WORKERS);
   const stallTimeoutMs =
     values['stall-timeout'] === undefined
       ? undefined
@@ -136,6 +141,7 @@ export async function pullOptionsFrom(
     ...(target.subdir === undefined ? {} : { subdir: target.subdir }),
     ...(partSize === undefined ? {} : { partSize }),
     ...(concurrency === undefined ? {} : { concurrency }),
+    ...(workers === undefined ? {} : { workers }),
     ...(bandwidthLimit === undefined ? {} : { bandwidthLimit }),
     ...(verify === undefined ? {} : { verify }),
     ...(values.durable === true || ctx.io.env.FERRY_DURABLE === '1' ? { durable: true } : {}),
@@ -148,6 +154,13 @@ export async function pullOptionsFrom(
     ...filterFrom(values, target.config, command),
     signal: ctx.signal,
   };
+}
+
+/** `--workers`, else `FERRY_WORKERS`: worker threads of the pull. */
+export function workersFrom(flag: string | undefined, env: string | undefined): number | undefined {
+  const text = flag ?? env;
+  if (text === undefined || text === '') return undefined;
+  return parseCount(text, flag === undefined ? 'FERRY_WORKERS' : '--workers', 256);
 }
 
 /** `--bwlimit`, else `FERRY_BWLIMIT`: a size per second (`50MiB`, `10MB/s`). */

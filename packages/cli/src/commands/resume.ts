@@ -5,7 +5,7 @@ import { outputMode } from '../output-mode.js';
 import { PullReporter } from '../pull-reporter.js';
 import { shellQuote } from '../shell-quote.js';
 import { CACHE_DIR_FLAGS, CACHE_DIR_HELP, cacheDir } from './cache-dir.js';
-import { bandwidthFrom, COMMON_FLAGS_HELP } from './pull-options.js';
+import { bandwidthFrom, COMMON_FLAGS_HELP, workersFrom } from './pull-options.js';
 
 const HELP = `Usage: ferry resume [<dir>] [flags]
 
@@ -17,6 +17,8 @@ ${CACHE_DIR_HELP}
 Flags:
   --config <file>       model.json whose download_files_to names the cache
   --concurrency <n>     ranged requests in flight (default 16)
+  --workers <n>         threads that fetch, hash and write (default: one per core, no
+                        more than the transfer can use; also FERRY_WORKERS)
   --bwlimit <rate>      cap the download rate, all requests together: 50MiB, 10MB/s
                         (also FERRY_BWLIMIT)
 ${COMMON_FLAGS_HELP}
@@ -35,13 +37,19 @@ export const resumeCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       'resume',
       args,
-      { ...CACHE_DIR_FLAGS, concurrency: { type: 'string' }, bwlimit: { type: 'string' } },
+      {
+        ...CACHE_DIR_FLAGS,
+        concurrency: { type: 'string' },
+        workers: { type: 'string' },
+        bwlimit: { type: 'string' },
+      },
       1,
     );
     const concurrency =
       values.concurrency === undefined
         ? undefined
         : parseCount(values.concurrency, '--concurrency', 1024);
+    const workers = workersFrom(values.workers, ctx.io.env.FERRY_WORKERS);
     const bandwidthLimit = bandwidthFrom(values.bwlimit, ctx.io.env.FERRY_BWLIMIT);
     const root = await cacheDir(positionals[0], values.config, ctx.io);
     ctx.setResumeHint(
@@ -55,6 +63,7 @@ export const resumeCommand: Command = {
       results = await resume({
         root,
         ...(concurrency === undefined ? {} : { concurrency }),
+        ...(workers === undefined ? {} : { workers }),
         ...(bandwidthLimit === undefined ? {} : { bandwidthLimit }),
         signal: ctx.signal,
         onEvent: reporter.event,
