@@ -42,7 +42,7 @@ export async function transferPlan(run: PullRun, target: Target, plan: PullPlan)
   const { store, layout, uri, options, emit } = run;
   const { remote } = target;
   const { place, files, carried, summary } = plan;
-  await removeOrphanPartials(layout.tmpDir, files);
+  await removeOrphanPartials(store, layout.tmpDir, files);
   await checkFreeSpace(layout.root, files, summary.resumedBytes);
   const moves = files.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
   if (moves || carried.keep.length > 0) {
@@ -247,15 +247,27 @@ async function checkFreeSpace(root: string, plans: FilePlan[], resumed: number):
   );
 }
 
-/** Partial files no planned resume will read: left by transfers that cannot resume. */
-async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<void> {
-  const keep = new Set(
-    plans.flatMap((p) =>
-      p.action.kind === 'fetch' && p.action.resume
-        ? [p.action.resume.tmpPath, cutsPathFor(p.action.resume.tmpPath)]
-        : [],
-    ),
+/**
+ * Partial files nothing can resume: this pull's files that will not resume, and files no
+ * journal names (a transfer killed before its journal, or one too small to have one).
+ * Another folder's interrupted transfers keep theirs: `ferry resume` finishes them.
+ */
+async function removeOrphanPartials(
+  store: ManifestStore,
+  tmpDir: string,
+  plans: FilePlan[],
+): Promise<void> {
+  const planned = new Set(plans.map((p) => p.relPath));
+  const resuming = new Set(
+    plans.flatMap((p) => (p.action.kind === 'fetch' && p.action.resume ? [p.relPath] : [])),
   );
+  const keep = new Set<string>();
+  for (const journal of await store.listJournals()) {
+    if (resuming.has(journal.path) || !planned.has(journal.path)) {
+      keep.add(journal.tmpPath);
+      keep.add(cutsPathFor(journal.tmpPath));
+    }
+  }
   const names = await readdir(tmpDir).catch(() => [] as string[]);
   await Promise.all(
     names
