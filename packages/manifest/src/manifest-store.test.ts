@@ -4,10 +4,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
 import { FerryError } from './errors.js';
-import { createManifest, versionIdOf } from './manifest.js';
+import { createManifest, encodeManifest, versionIdOf } from './manifest.js';
 import { ManifestStore, type PartJournal, type StatRecord } from './manifest-store.js';
 
 const D = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
@@ -229,7 +230,7 @@ describe('ManifestStore data', () => {
     const unencodable = { ...stat(1), size: 1n } as unknown as StatRecord;
     const err = await rejection(store.commitFile('w.bin', unencodable));
     expect(err.code).toBe('FERRY_STORE_FAILED');
-    expect(err.message).toContain('commitFile');
+    expect(err.message).toContain('stat batch failed');
     expect(err.cause).toBeInstanceOf(Error);
     expect(await store.getJournal('w.bin')).toEqual({ ...journal('w.bin'), done: { 0: D(1) } });
     expect(await store.getStat('w.bin')).toBeUndefined();
@@ -364,5 +365,44 @@ describe('pending pulls', () => {
     } finally {
       await dir.remove();
     }
+  });
+});
+
+describe('a cache written before sublevels', () => {
+  it('is moved into the tables on open, in one batch, and read back', async () => {
+    await store.close();
+    const m = createManifest([{ path: 'model.bin', size: 3, digest: D(1) }]);
+    const id = versionIdOf(m);
+    const tree = { source: 's3://b/p', versionId: id, ref: 'v3', updatedAt: 'now' };
+    const pending = { source: 's3://b/q', partSize: 10, startedAt: 'then' };
+    // The keys and encodings ferry wrote before: `<namespace>\0<fields joined by \0>`.
+    const old = new Level<string, unknown>(location, { valueEncoding: 'json' });
+    await old.put(`manifest\0${id}`, encodeManifest(m), { valueEncoding: 'utf8' });
+    await old.put('ref\0s3://b/p\0v3', id);
+    await old.put('tree\0p', tree);
+    await old.put('stat\0p/model.bin', stat(3));
+    await old.put('stat\0p/ÿ', stat(4));
+    await old.put('journal\0p/next.bin', journal('p/next.bin'));
+    await old.put('journal\0p/next.bin\0part\x000000000004', D(44));
+    await old.put('pull\0q', pending);
+    await old.close();
+
+    store = await ManifestStore.open(location);
+    expect(await store.getManifest(id)).toEqual(m);
+    expect(await store.listRefs()).toEqual([{ source: 's3://b/p', name: 'v3', versionId: id }]);
+    expect(await store.listTrees()).toEqual([{ dir: 'p', ...tree }]);
+    expect(await store.getStatsOf(['p/model.bin', 'p/ÿ'])).toEqual([stat(3), stat(4)]);
+    expect(await store.listJournals()).toEqual([{ ...journal('p/next.bin'), done: { 4: D(44) } }]);
+    expect(await store.listPendingPulls()).toEqual([{ dir: 'q', ...pending }]);
+    await store.close();
+
+    // Nothing is left at the top level, and a second open finds the tables as they were.
+    const raw = new Level<string, unknown>(location);
+    const keys = await raw.keys().all();
+    await raw.close();
+    expect(keys.filter((k) => !k.startsWith('!'))).toEqual([]);
+    store = await ManifestStore.open(location);
+    expect(await store.getStatsOf(['p/model.bin'])).toEqual([stat(3)]);
+    expect(await store.listManifests()).toEqual([id]);
   });
 });
