@@ -14,6 +14,7 @@ import type { PullPlan } from './pull-plan.js';
 import type { Target } from './pull-resolve.js';
 import type { PullRun } from './pull-run.js';
 import type { Moved } from './pull-transfer.js';
+import { TransferState } from './transfer-state.js';
 import { sweepVersionDirs, switchFolder } from './version-dirs.js';
 
 /**
@@ -45,7 +46,7 @@ export async function commitPull(
     place.switching && tree !== undefined && place.shown !== undefined
       ? { versionId: tree.versionId, versionDir: place.shown }
       : tree?.previous;
-  await store.commitTree(
+  await TransferState.of(store).commitTree(
     run.subdir,
     {
       source: uri,

@@ -14,6 +14,7 @@ import type { Target } from './pull-resolve.js';
 import type { PullRun } from './pull-run.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
+import { TransferState } from './transfer-state.js';
 import type { PlanSummary, PullEvent } from './types.js';
 import { folderState } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
@@ -189,7 +190,7 @@ async function choosePlace(
   remote: RemoteVersion,
 ): Promise<Place> {
   if (subdir === '') return decidePlace({ subdir, tree, previous, remote, folder: 'folder' });
-  const pending = (await store.listPendingPulls()).find((p) => p.dir === subdir);
+  const pending = await TransferState.of(store).getPendingPull(subdir);
   return decidePlace({
     subdir,
     tree,
@@ -314,7 +315,10 @@ async function checkNoOverlap(
 ): Promise<void> {
   const inside = (outer: string, inner: string) =>
     outer === '' || inner === outer || inner.startsWith(`${outer}/`);
-  const others = [...(await store.listTrees()), ...(await store.listPendingPulls())];
+  const others = [
+    ...(await store.listTrees()),
+    ...(await TransferState.of(store).listPendingPulls()),
+  ];
   for (const other of others) {
     if (other.dir === subdir) continue;
     if (!inside(other.dir, subdir) && !inside(subdir, other.dir)) continue;

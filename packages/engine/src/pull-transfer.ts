@@ -19,6 +19,7 @@ import type { PullRun } from './pull-run.js';
 import { ensureRealDirs } from './real-dirs.js';
 import type { RemoteVersion } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
+import { TransferState } from './transfer-state.js';
 import type { PlanSummary } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
@@ -46,7 +47,7 @@ export async function transferPlan(run: PullRun, target: Target, plan: PullPlan)
   await checkFreeSpace(layout.root, files, summary.resumedBytes);
   const moves = files.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
   if (moves || carried.keep.length > 0) {
-    await store.setPendingPull(run.subdir, {
+    await TransferState.of(store).setPendingPull(run.subdir, {
       source: uri,
       ...(remote.ref === undefined ? {} : { ref: remote.ref }),
       ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),

@@ -8,6 +8,7 @@ import { cutsPathFor } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
 import { realParents } from './real-dirs.js';
 import { statVouches } from './stat-vouches.js';
+import { TransferState } from './transfer-state.js';
 import { folderState, sweepVersionDirs, versionDirOf } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
 
@@ -38,7 +39,8 @@ export async function removeFolder(options: {
   const store = opened.store;
   try {
     const tree = await store.getTree(dir);
-    const pending = (await store.listPendingPulls()).find((p) => p.dir === dir);
+    const transfers = TransferState.of(store);
+    const pending = await transfers.getPendingPull(dir);
     if (tree === undefined && pending === undefined) {
       const known = (await store.listTrees()).map((t) => (t.dir === '' ? '.' : t.dir));
       throw new FerryError(
@@ -55,15 +57,15 @@ export async function removeFolder(options: {
     }
     const result: RemoveFolderResult = { dir, removedFiles: 0, freedBytes: 0, kept: [] };
     const inside = (relPath: string) => dir === '' || relPath.startsWith(`${dir}/`);
-    for (const journal of await store.listJournals()) {
+    for (const journal of await transfers.listJournals()) {
       if (!inside(journal.path)) continue;
       for (const path of [journal.tmpPath, cutsPathFor(journal.tmpPath)]) {
         result.freedBytes += (await lstat(path).catch(() => undefined))?.size ?? 0;
         await rm(path, { force: true });
       }
-      await store.deleteJournal(journal.path);
+      await transfers.deleteJournal(journal.path);
     }
-    if (pending !== undefined) await store.deletePendingPull(dir);
+    if (pending !== undefined) await transfers.deletePendingPull(dir);
 
     const manifest = tree === undefined ? undefined : await store.getManifest(tree.versionId);
     const storedIn = versionDirOf(dir, tree);

@@ -5,6 +5,7 @@ import { FerryError } from '@ferry/manifest';
 import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
 import type { CacheLayout } from './cache-layout.js';
 import { ensureRealDirs } from './real-dirs.js';
+import { TransferState } from './transfer-state.js';
 
 /**
  * Versions side by side. A tree's folder (`<root>/llama`) is a symbolic link to the folder
@@ -148,7 +149,7 @@ export async function sweepVersionDirs(
     if (tree.versionDir !== undefined) keep.add(tree.versionDir);
     if (tree.previous !== undefined) keep.add(tree.previous.versionDir);
   }
-  for (const pending of await store.listPendingPulls()) {
+  for (const pending of await TransferState.of(store).listPendingPulls()) {
     if (pending.versionDir !== undefined) keep.add(pending.versionDir);
   }
   const names = await readdir(join(layout.root, TREES_DIR)).catch(() => [] as string[]);

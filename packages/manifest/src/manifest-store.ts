@@ -4,7 +4,6 @@ import { mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
-import { parseDigest } from './digest.js';
 import { FerryError } from './errors.js';
 import {
   encodeManifest,
@@ -15,32 +14,29 @@ import {
 } from './manifest.js';
 import { normalizePath } from './paths.js';
 import { type Runner, Table, type TableOp } from './table.js';
-import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from './types.js';
+import type { Digest, Manifest, PartList, Ref, VersionId } from './types.js';
 
 /*
  * Each kind of record lives in its own sublevel (a table, see `Table`), keyed by:
  *
- *   manifest   <versionId>                       canonical manifest text (utf8 value)
- *   ref        <source>\0<name>                   VersionId
- *   tree       <dir>                             TreeState
- *   stat       <path>                            StatRecord
- *   journal    <path>                            PartJournal without `done`
- *   journal    <path>\0part\0<index, 10 digits>   Digest of one finished part
- *   pull       <dir>                             PendingPull: a pull into <dir> not yet committed
+ *   manifest   <versionId>          canonical manifest text (utf8 value)
+ *   ref        <source>\0<name>      VersionId
+ *   tree       <dir>                TreeState
+ *   stat       <path>               StatRecord
  *
- * NUL is refused in every field, so a field never swallows its neighbour, and it sorts
- * below every other byte: the refs of one source, and the parts of one journal, form a
- * range that one prefix scan reads, and a journal's parts sort right after its header.
- * Parts are keys of their own so recording one is a single small put, not a rewrite of
- * the journal.
- *
- * Caches written before sublevels kept the same keys at the top level, as
- * `<table>\0<key>`: `open` moves them (see `moveOldLayout`).
+ * NUL is refused in sources, so a source never swallows the name after it, and it sorts
+ * below every other byte: the refs of one source form a range one prefix scan reads.
+ * Other packages keep their own tables here (`table`), to write them in the same atomic
+ * batches: the engine's transfer state.
  */
-const TABLES = ['manifest', 'ref', 'tree', 'stat', 'journal', 'pull'] as const;
-const PART = '\0part\0';
-const INDEX_DIGITS = 10;
-const MAX_PART_INDEX = 10 ** INDEX_DIGITS - 1;
+const OWN_TABLES = new Set(['manifest', 'ref', 'tree', 'stat']);
+
+/**
+ * Caches written before sublevels kept the same keys at the top level, as
+ * `<namespace>\0<key>`: `open` moves each namespace's keys into the table of that name,
+ * the engine's (`journal`, `pull`) too.
+ */
+const OLD_NAMESPACES = [...OWN_TABLES, 'journal', 'pull'];
 
 /** What the stat index knows about one local file, enough to trust it without hashing. */
 export interface StatRecord {
@@ -52,31 +48,6 @@ export interface StatRecord {
   digest: Digest;
   /** Part digests, when known. */
   parts?: PartList;
-}
-
-/**
- * A pull that started and has not committed its tree yet: what `resume` needs to run it
- * again. Written when a pull starts transferring, deleted by `commitTree`.
- */
-export interface PendingPull {
-  /** Source URI, e.g. `s3://bucket/prefix`. */
-  source: string;
-  /** The ref asked for, if any. */
-  ref?: string;
-  /** The version being pulled, when the source is published. */
-  versionId?: VersionId;
-  /** Part size asked for (a published manifest's own part size wins). */
-  partSize: number;
-  /** Plain-data source options (endpoint, region…), never credentials. */
-  sourceOptions?: Record<string, string | number | boolean>;
-  /** The globs the pull selected files by, so a resume pulls the same subset. */
-  filter?: PathFilter;
-  /**
-   * Root-relative folder the pull builds the version in, beside the one the tree shows
-   * (`.ferry/trees/<id>`), so a resume goes on filling the same one.
-   */
-  versionDir?: string;
-  startedAt: string;
 }
 
 /** Which version a materialised local tree is at. */
@@ -112,30 +83,6 @@ export interface PathFilter {
   /** Exact paths, selected as an include glob would be (`--only`). */
   only?: string[];
   exclude?: string[];
-}
-
-/** The state of one in-flight file transfer, kept so an interrupted one can resume. */
-export interface PartJournal {
-  /** Root-relative final path of the file. */
-  path: string;
-  /** Where the partial file is being written. */
-  tmpPath: string;
-  /** The source the file comes from. */
-  source: string;
-  /** Object key (or URL path) in the source. */
-  key: string;
-  /** The object's ETag at the start; a resume must see the same one. */
-  etag?: string;
-  /** Expected size in bytes. */
-  size: number;
-  /** Part size the transfer uses. */
-  partSize: number;
-  /** Algorithm of the part digests. */
-  algorithm: DigestAlgorithm;
-  /** Finished, verified parts: index → digest. */
-  done: Record<number, Digest>;
-  /** ISO 8601 time the transfer started. */
-  startedAt: string;
 }
 
 /** The facts written next to the database so a refused opener can say who holds it. */
@@ -225,23 +172,11 @@ function checkVersionId(id: string): VersionId {
   return id;
 }
 
-function checkPartIndex(index: number): number {
-  if (!Number.isSafeInteger(index) || index < 0 || index > MAX_PART_INDEX) {
-    throw badArgument(
-      `invalid part index ${index}: must be an integer from 0 to ${MAX_PART_INDEX}`,
-    );
-  }
-  return index;
-}
-
-const partKey = (path: string, index: number) =>
-  `${path}${PART}${String(index).padStart(INDEX_DIGITS, '0')}`;
-
 /**
  * ferry's local state in one LevelDB per cache root (`<root>/.ferry/db`): manifests by
  * version id, refs per source, the version each local tree is at, the stat index that lets
- * a warm start skip hashing, and per-file transfer journals. Everything a crash could
- * leave half-written is written in one atomic batch.
+ * a warm start skip hashing, and the tables other packages keep beside them (`table`).
+ * Everything a crash could leave half-written is written in one atomic batch.
  *
  * One process at a time: LevelDB locks the directory. Open it once per process and share
  * the instance (all methods may run concurrently); a second `open` of the same location in
@@ -256,8 +191,7 @@ export class ManifestStore {
   readonly #refs: Table<VersionId>;
   readonly #trees: Table<TreeState>;
   readonly #stats: Table<StatRecord>;
-  readonly #journals: Table<Omit<PartJournal, 'done'> | Digest>;
-  readonly #pulls: Table<PendingPull>;
+  readonly #others = new Map<string, Table<unknown>>();
   #closed = false;
 
   /** The database directory. */
@@ -275,8 +209,6 @@ export class ManifestStore {
     this.#refs = json('ref');
     this.#trees = json('tree');
     this.#stats = json('stat');
-    this.#journals = json('journal');
-    this.#pulls = json('pull');
   }
 
   /**
@@ -368,10 +300,6 @@ export class ManifestStore {
     }
   }
 
-  async #journalKeys(path: string): Promise<string[]> {
-    return [path, ...(await this.#journals.keys(path + PART))];
-  }
-
   /** Stores a manifest under its version id (idempotent) and returns the id. */
   async putManifest(m: Manifest): Promise<VersionId> {
     // Encoded once: the id is the hash of these very bytes (encoding is most of the cost).
@@ -441,21 +369,6 @@ export class ManifestStore {
     return (await this.#trees.entries()).map(([dir, state]) => ({ dir, ...state }));
   }
 
-  /** Records that a pull into the tree at `dir` is under way (see PendingPull). */
-  async setPendingPull(dir: string, pending: PendingPull): Promise<void> {
-    return this.#pulls.put(checkTreeDir(dir), { ...pending });
-  }
-
-  /** Pulls that started and never committed, sorted by dir. */
-  async listPendingPulls(): Promise<Array<{ dir: string } & PendingPull>> {
-    return (await this.#pulls.entries()).map(([dir, pending]) => ({ dir, ...pending }));
-  }
-
-  /** Forgets a pending pull without committing its tree (e.g. a failed dry run of resume). */
-  async deletePendingPull(dir: string): Promise<void> {
-    return this.#pulls.del(checkTreeDir(dir));
-  }
-
   /** Forgets the tree at `dir`; its stat records stay. */
   async deleteTree(dir: string): Promise<void> {
     return this.#trees.del(checkTreeDir(dir));
@@ -493,9 +406,15 @@ export class ManifestStore {
     return this.#stats.getMany(paths.map(normalizePath));
   }
 
-  /** Writes stat records in one atomic batch. */
-  async putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
-    const ops: TableOp[] = [];
+  /**
+   * Writes stat records in one atomic batch, with the operations `also` holds on other
+   * tables of this index (a file's record replaces its transfer journal).
+   */
+  async putStats(
+    records: Iterable<[string, StatRecord]>,
+    also: readonly TableOp[] = [],
+  ): Promise<void> {
+    const ops = [...also];
     for (const [path, record] of records) {
       ops.push(this.#stats.putOp(normalizePath(path), statValue(record)));
     }
@@ -510,72 +429,35 @@ export class ManifestStore {
   }
 
   /**
-   * Starts the journal of a transfer, atomically replacing any journal of the same path
-   * together with all its recorded parts. Not isolated from a concurrent `recordPart` of the
-   * same path: the engine transfers one file at most once at a time.
-   */
-  async startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
-    const path = normalizePath(j.path);
-    const header = journalHeader(j);
-    const ops = (await this.#journalKeys(path)).map((key) => this.#journals.delOp(key));
-    ops.push(this.#journals.putOp(path, header));
-    return this.#journals.batch(ops);
-  }
-
-  /**
-   * Records one finished part: a single small put. A part recorded without a started
-   * journal is ignored by `getJournal` and dropped by the next `startJournal`.
-   */
-  async recordPart(path: string, index: number, digest: Digest): Promise<void> {
-    const key = partKey(normalizePath(path), checkPartIndex(index));
-    parseDigest(digest);
-    return this.#journals.put(key, digest);
-  }
-
-  /** The journal of `path` with its finished parts, if a transfer of it was started. */
-  async getJournal(path: string): Promise<PartJournal | undefined> {
-    const checked = normalizePath(path);
-    const header = await this.#journals.get(checked);
-    if (header === undefined) return undefined;
-    const parts = await this.#journals.entries(checked + PART);
-    return readJournals([[checked, header], ...parts])[0];
-  }
-
-  /** Every journal (every interrupted or running transfer), sorted by path. */
-  async listJournals(): Promise<PartJournal[]> {
-    return readJournals(await this.#journals.entries());
-  }
-
-  /** Deletes the journal of `path` and all its parts in one batch. */
-  async deleteJournal(path: string): Promise<void> {
-    const keys = await this.#journalKeys(normalizePath(path));
-    return this.#journals.batch(keys.map((key) => this.#journals.delOp(key)));
-  }
-
-  /**
-   * Marks a transfer finished in one atomic batch: writes the file's stat record and
-   * deletes its journal with all its parts. Call it after the file is renamed into place.
-   */
-  async commitFile(path: string, stat: StatRecord): Promise<void> {
-    const checked = normalizePath(path);
-    const value = statValue(stat);
-    const ops = (await this.#journalKeys(checked)).map((key) => this.#journals.delOp(key));
-    ops.push(this.#stats.putOp(checked, value));
-    return this.#stats.batch(ops);
-  }
-
-  /**
    * Marks a tree as being at a new version in one atomic batch: sets its state, deletes
-   * the stat records of the files the new version no longer has, and clears the tree's
-   * pending pull.
+   * the stat records of the files the new version no longer has, and applies the
+   * operations `also` holds on other tables of this index (the end of the tree's pending pull).
    */
-  async commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
-    const ops = [
-      this.#trees.putOp(checkTreeDir(dir), treeValue(state)),
-      this.#pulls.delOp(checkTreeDir(dir)),
-    ];
+  async commitTree(
+    dir: string,
+    state: TreeState,
+    removedPaths: string[],
+    also: readonly TableOp[] = [],
+  ): Promise<void> {
+    const ops = [...also, this.#trees.putOp(checkTreeDir(dir), treeValue(state))];
     for (const path of removedPaths) ops.push(this.#stats.delOp(normalizePath(path)));
     return this.#stats.batch(ops);
+  }
+
+  /**
+   * The table `name` of JSON values, for a package that keeps its own records in this
+   * index; the same instance on every call.
+   * @throws TypeError for the name of one of the index's own tables; abstract-level's
+   * `LEVEL_INVALID_PREFIX` for a name that is not printable ASCII above `"`.
+   */
+  table<V>(name: string): Table<V> {
+    if (OWN_TABLES.has(name)) throw badArgument(`table ${name} belongs to the index itself`);
+    let table = this.#others.get(name);
+    if (table === undefined) {
+      table = new Table(this.#db, name, 'json', (what, fn) => this.#run(what, fn));
+      this.#others.set(name, table);
+    }
+    return table as Table<V>;
   }
 }
 
@@ -595,7 +477,7 @@ async function moveOldLayout(db: Level<string, unknown>): Promise<void> {
     rows.push(row);
   }
   if (rows.length === 0) return;
-  const tables = new Map(TABLES.map((name) => [name as string, db.sublevel(name)]));
+  const tables = new Map(OLD_NAMESPACES.map((name) => [name, db.sublevel(name)]));
   const batch = db.batch();
   for (const [key, value] of rows) {
     const cut = key.indexOf(0);
@@ -697,35 +579,4 @@ function treeValue(state: TreeState): TreeState {
     };
   }
   return value;
-}
-
-function journalHeader(j: Omit<PartJournal, 'done'>): Omit<PartJournal, 'done'> {
-  const header: Omit<PartJournal, 'done'> = {
-    path: j.path,
-    tmpPath: j.tmpPath,
-    source: j.source,
-    key: j.key,
-    size: j.size,
-    partSize: j.partSize,
-    algorithm: j.algorithm,
-    startedAt: j.startedAt,
-  };
-  if (j.etag !== undefined) header.etag = j.etag;
-  return header;
-}
-
-// Rows of one or more journals in key order: each header followed by its parts.
-function readJournals(rows: Array<[string, unknown]>): PartJournal[] {
-  const journals: PartJournal[] = [];
-  let current: PartJournal | undefined;
-  for (const [key, value] of rows) {
-    const cut = key.indexOf(PART);
-    if (cut === -1) {
-      current = { ...(value as Omit<PartJournal, 'done'>), done: {} };
-      journals.push(current);
-    } else if (current !== undefined && current.path === key.slice(0, cut)) {
-      current.done[Number(key.slice(cut + PART.length))] = value as Digest;
-    }
-  }
-  return journals;
 }
