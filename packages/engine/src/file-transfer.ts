@@ -14,7 +14,7 @@ import {
   partCount,
   partRange,
 } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import type { ContentPlace } from './content-store.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
@@ -32,7 +32,7 @@ const INTEGRITY_ATTEMPTS = 3;
 
 export interface TransferContext {
   pool: PartPool;
-  store: ManifestStore;
+  store: CacheIndex;
   layout: CacheLayout;
   sourceUri: string;
   /** Options the workers open the source with (see `workerSourceOptions`). */
@@ -484,10 +484,10 @@ async function commitFile(
  */
 class Placement {
   readonly dirs = new Set<string>();
-  readonly #store: ManifestStore;
+  readonly #store: CacheIndex;
   #pending: Array<[string, StatRecord]> = [];
 
-  constructor(store: ManifestStore) {
+  constructor(store: CacheIndex) {
     this.#store = store;
   }
 

@@ -9,7 +9,7 @@ import {
   type PartList,
   partLength,
 } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { mapLimit } from './map-limit.js';
@@ -79,7 +79,7 @@ export interface PlanInput {
    * beside it (`subdir`): its files are linked or reused from there, never changed.
    */
   base?: string;
-  store: ManifestStore;
+  store: CacheIndex;
   verify: VerifyMode;
   partSize: number;
   algorithm: DigestAlgorithm;

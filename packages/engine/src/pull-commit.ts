@@ -6,7 +6,7 @@ import {
   type VersionId,
   versionIdOf,
 } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import type { CommittedFile } from './file-transfer.js';
 import type { FilePlan } from './plan.js';
@@ -70,7 +70,7 @@ export async function commitPull(
 }
 
 /** Files found right that the stat index did not vouch for yet go into it now. */
-async function recordFreshlyHashed(store: ManifestStore, plans: FilePlan[]): Promise<void> {
+async function recordFreshlyHashed(store: CacheIndex, plans: FilePlan[]): Promise<void> {
   const records = plans.flatMap(
     (p): Array<[string, StatRecord]> =>
       p.action.kind === 'skip' && p.action.fresh ? [[p.relPath, p.action.record]] : [],

@@ -4,7 +4,7 @@ import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, FerryError, type Manifest, type PathFilter } from '@ferry/manifest';
-import type { ManifestStore, TreeState } from '@ferry/manifest/store';
+import type { CacheIndex, TreeState } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import { checkFoldedPaths, foldsCase } from './case-fold.js';
 import { compileFilter } from './path-filter.js';
@@ -182,7 +182,7 @@ function droppedPaths(
  * interrupted pull of it was building.
  */
 async function choosePlace(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   subdir: string,
   tree: TreeState | undefined,
@@ -208,7 +208,7 @@ async function choosePlace(
  * left them (`removals`: left behind). Links in the folder are not followed nor carried.
  */
 async function carryOver(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   base: string,
   dropped: string[],
@@ -308,7 +308,7 @@ function emitPlannedFiles(
  * so two nested trees would overwrite and delete each other's files.
  */
 async function checkNoOverlap(
-  store: ManifestStore,
+  store: CacheIndex,
   subdir: string,
   root: string,
   uri: string,

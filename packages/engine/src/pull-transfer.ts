@@ -5,7 +5,7 @@ import { copyFile, link, lstat, readdir, rm, statfs } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
 import { DEFAULT_ALGORITHM, FerryError, formatBytes } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import { contentOf } from './content-store.js';
 import { type ActiveFiles, type CommittedFile, transferFiles } from './file-transfer.js';
@@ -154,7 +154,7 @@ function persistable(options: SourceOptions): Record<string, string | number | b
  * copied instead, and verified on the way like any copy.
  */
 async function linkUnchanged(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   plans: FilePlan[],
   keep: string[],

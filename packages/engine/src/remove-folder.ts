@@ -1,7 +1,7 @@
 import { lstat, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, normalizePath } from '@ferry/manifest';
-import type { ManifestStore } from '@ferry/manifest/store';
+import type { CacheIndex } from '@ferry/manifest/store';
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
@@ -112,7 +112,7 @@ export async function removeFolder(options: {
  */
 async function dropVersions(
   root: string,
-  store: ManifestStore,
+  store: CacheIndex,
   dir: string,
   versionDir: string,
 ): Promise<void> {
@@ -145,7 +145,7 @@ function normalizeDir(dir: string): string {
 
 /** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
 export async function removeIfUnchanged(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   relPath: string,
 ): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { FerryError } from '@ferry/manifest';
-import { ManifestStore, type StatRecord } from '@ferry/manifest/store';
+import { CacheIndex, type StatRecord } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
 import { type PartJournal, TransferState } from './transfer-state.js';
@@ -31,13 +31,13 @@ async function rejection(promise: Promise<unknown>): Promise<FerryError> {
 
 let tmp: TempDir;
 let location: string;
-let store: ManifestStore;
+let store: CacheIndex;
 let state: TransferState;
 
 beforeEach(async () => {
   tmp = await makeTempDir('transfer-state');
   location = join(tmp.path, 'db');
-  store = await ManifestStore.open(location);
+  store = await CacheIndex.open(location);
   state = TransferState.of(store);
 });
 
@@ -74,7 +74,7 @@ describe('journals', () => {
 
     await state.recordPart('a b', 4, D(44));
     await store.close();
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     expect(await TransferState.of(store).getJournal('a b')).toEqual({
       ...journal('a b'),
       done: { 4: D(44) },

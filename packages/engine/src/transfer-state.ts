@@ -5,7 +5,7 @@
 
 import type { Digest, DigestAlgorithm, PathFilter, VersionId } from '@ferry/manifest';
 import { normalizePath, parseDigest } from '@ferry/manifest';
-import type { ManifestStore, StatRecord, Table, TreeState } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord, Table, TreeState } from '@ferry/manifest/store';
 
 /**
  * A pull that started and has not committed its tree yet: what `resume` needs to run it
@@ -86,17 +86,17 @@ const partKey = (path: string, index: number) =>
  * Paths are root-relative; `FERRY_BAD_PATH` for one that is not normalised.
  */
 export class TransferState {
-  readonly #index: ManifestStore;
+  readonly #index: CacheIndex;
   readonly #journals: Table<JournalHeader | Digest>;
   readonly #pulls: Table<PendingPull>;
 
-  private constructor(index: ManifestStore) {
+  private constructor(index: CacheIndex) {
     this.#index = index;
     this.#journals = index.table(JOURNALS);
     this.#pulls = index.table(PULLS);
   }
 
-  static of(index: ManifestStore): TransferState {
+  static of(index: CacheIndex): TransferState {
     return new TransferState(index);
   }
 
@@ -181,7 +181,7 @@ export class TransferState {
 
   /**
    * Marks the tree at `dir` as being at a new version and ends its pending pull, in one
-   * atomic batch (see `ManifestStore.commitTree`).
+   * atomic batch (see `CacheIndex.commitTree`).
    */
   async commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
     await this.#index.commitTree(dir, state, removedPaths, [this.#pulls.delOp(dir)]);

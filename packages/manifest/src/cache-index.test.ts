@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
+import { CacheIndex, type StatRecord } from './cache-index.js';
 import { FerryError } from './errors.js';
 import { createManifest, encodeManifest, versionIdOf } from './manifest.js';
-import { ManifestStore, type StatRecord } from './manifest-store.js';
 
 const D = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const CHILD = fileURLToPath(new URL('./test-store-child.ts', import.meta.url));
@@ -54,12 +54,12 @@ async function firstLine(proc: ChildProcessWithoutNullStreams): Promise<unknown>
 const stat = (n: number): StatRecord => ({ size: n, mtimeMs: 1000 + n, digest: D(n) });
 let tmp: TempDir;
 let location: string;
-let store: ManifestStore;
+let store: CacheIndex;
 
 beforeEach(async () => {
   tmp = await makeTempDir('store');
   location = join(tmp.path, '.ferry', 'db');
-  store = await ManifestStore.open(location);
+  store = await CacheIndex.open(location);
 });
 
 afterEach(async () => {
@@ -67,7 +67,7 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-describe('ManifestStore data', () => {
+describe('CacheIndex data', () => {
   it('keeps everything across close and reopen', async () => {
     const m = createManifest([{ path: 'model.bin', size: 3, digest: D(1) }]);
     const id = await store.putManifest(m);
@@ -83,7 +83,7 @@ describe('ManifestStore data', () => {
     await store.table('other').put('k', { n: 1 });
     await store.close();
 
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     expect(await store.getManifest(id)).toEqual(m);
     expect(await store.listManifests()).toEqual([id]);
     expect(await store.getRef('s3://b/p', 'v3')).toBe(id);
@@ -227,13 +227,13 @@ describe('ManifestStore data', () => {
     const err = await rejection(store.getStats(''));
     expect(err.code).toBe('FERRY_STORE_FAILED');
     expect(err.message).toContain('closed');
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 });
 
-describe('ManifestStore locking', () => {
+describe('CacheIndex locking', () => {
   it('refuses a second open in this process without dropping the lock', async () => {
-    const err = await rejection(ManifestStore.open(location));
+    const err = await rejection(CacheIndex.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain('already open in this process');
     expect(err.message).toContain(String(process.pid));
@@ -254,14 +254,14 @@ describe('ManifestStore locking', () => {
     await store.close();
     const holder = child(location, 'hold');
     const { ready } = (await firstLine(holder)) as { ready: number };
-    const err = await rejection(ManifestStore.open(location));
+    const err = await rejection(CacheIndex.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain(`pid ${ready}`);
     expect(err.message).toContain('test-store-child.ts');
     expect(err.hint).toContain(String(ready));
     holder.stdin.end();
     await once(holder, 'exit');
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 
   it('refuses a worker thread of the process that holds it', async () => {
@@ -276,7 +276,7 @@ describe('ManifestStore locking', () => {
     expect(outcome.message).toContain('already open in this process');
     // The child's main thread holds the store until the child is gone.
     await exited;
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 
   it('ignores a holder file left by a dead process', async () => {
@@ -287,16 +287,16 @@ describe('ManifestStore locking', () => {
     await once(dead, 'exit');
     const pid = dead.pid ?? -1;
     await writeFile(holderFile, JSON.stringify({ pid, command: 'gone', process: 'x', token: 't' }));
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     const holder = JSON.parse(await readFile(holderFile, 'utf8')) as { pid: number };
     expect(holder.pid).toBe(process.pid);
   });
 
   it('reports other open failures as FERRY_STORE_FAILED with the cause', async () => {
     const broken = join(tmp.path, 'broken');
-    await (await ManifestStore.open(broken)).close();
+    await (await CacheIndex.open(broken)).close();
     await writeFile(join(broken, 'CURRENT'), 'garbage');
-    const err = await rejection(ManifestStore.open(broken));
+    const err = await rejection(CacheIndex.open(broken));
     expect(err.code).toBe('FERRY_STORE_FAILED');
     expect(err.message).toContain(broken);
     expect(err.cause).toBeInstanceOf(Error);
@@ -323,7 +323,7 @@ describe('a cache written before sublevels', () => {
     await old.put('pull\0q', pending);
     await old.close();
 
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     expect(await store.getManifest(id)).toEqual(m);
     expect(await store.listRefs()).toEqual([{ source: 's3://b/p', name: 'v3', versionId: id }]);
     expect(await store.listTrees()).toEqual([{ dir: 'p', ...tree }]);
@@ -341,7 +341,7 @@ describe('a cache written before sublevels', () => {
     const keys = await raw.keys().all();
     await raw.close();
     expect(keys.filter((k) => !k.startsWith('!'))).toEqual([]);
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     expect(await store.getStatsOf(['p/model.bin'])).toEqual([stat(3)]);
     expect(await store.listManifests()).toEqual([id]);
   });

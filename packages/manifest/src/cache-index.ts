@@ -173,7 +173,7 @@ function checkVersionId(id: string): VersionId {
 }
 
 /**
- * ferry's local state in one LevelDB per cache root (`<root>/.ferry/db`): manifests by
+ * The cache root's index, in one LevelDB (`<root>/.ferry/db`): manifests by
  * version id, refs per source, the version each local tree is at, the stat index that lets
  * a warm start skip hashing, and the tables other packages keep beside them (`table`).
  * Everything a crash could leave half-written is written in one atomic batch.
@@ -182,7 +182,7 @@ function checkVersionId(id: string): VersionId {
  * the instance (all methods may run concurrently); a second `open` of the same location in
  * the same process is refused with `FERRY_STORE_LOCKED` too.
  */
-export class ManifestStore {
+export class CacheIndex {
   readonly #db: Level<string, unknown>;
   readonly #key: string;
   readonly #holderFile: string;
@@ -212,7 +212,7 @@ export class ManifestStore {
   }
 
   /**
-   * Opens (creating if needed) the store at `location`, usually `<root>/.ferry/db`, and
+   * Opens (creating if needed) the index at `location`, usually `<root>/.ferry/db`, and
    * records this process in `<location>-holder.json` (e.g. `.ferry/db-holder.json`) so that
    * a refused opener can name it. A holder file left by a dead process does not matter:
    * LevelDB's lock dies with its process, and the next open replaces the file.
@@ -221,7 +221,7 @@ export class ManifestStore {
    * message names its pid, command line and start time, when known) or this process has it
    * open already; `FERRY_STORE_FAILED` for any other failure, with LevelDB's error as `cause`.
    */
-  static async open(location: string): Promise<ManifestStore> {
+  static async open(location: string): Promise<CacheIndex> {
     const dir = resolve(location);
     let key: string;
     try {
@@ -242,7 +242,7 @@ export class ManifestStore {
         `store ${dir} is already open in this process (pid ${process.pid})`,
         {
           key: dir,
-          hint: 'open the ManifestStore once per process and share it; close it before opening it again',
+          hint: 'open the CacheIndex once per process and share it; close it before opening it again',
         },
       );
     }
@@ -267,7 +267,7 @@ export class ManifestStore {
     }
     const token = randomUUID();
     await writeHolder(holderFile, token);
-    return new ManifestStore(db, dir, key, token);
+    return new CacheIndex(db, dir, key, token);
   }
 
   /** Closes the database and removes the holder file; calling it again does nothing. */
