@@ -43,7 +43,7 @@ export async function transferPlan(run: PullRun, target: Target, plan: PullPlan)
   const { store, layout, uri, options, emit } = run;
   const { remote } = target;
   const { place, files, carried, summary } = plan;
-  await removeOrphanPartials(layout.tmpDir, files);
+  await removeOrphanPartials(run, place, files);
   await checkFreeSpace(layout.root, files, summary.resumedBytes);
   const moves = files.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
   if (moves || carried.keep.length > 0) {
@@ -248,8 +248,12 @@ async function checkFreeSpace(root: string, plans: FilePlan[], resumed: number):
   );
 }
 
-/** Partial files no planned resume will read: left by transfers that cannot resume. */
-async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<void> {
+/**
+ * Partial files no planned resume will read: left by transfers that cannot resume. The
+ * journaled ones of other folders stay (all folders of a root share one tmp folder): their
+ * own interrupted pulls resume them, and `gc` drops those no pull will.
+ */
+async function removeOrphanPartials(run: PullRun, place: Place, plans: FilePlan[]): Promise<void> {
   const keep = new Set(
     plans.flatMap((p) =>
       p.action.kind === 'fetch' && p.action.resume
@@ -257,6 +261,12 @@ async function removeOrphanPartials(tmpDir: string, plans: FilePlan[]): Promise<
         : [],
     ),
   );
+  const ours = (path: string) =>
+    [run.subdir, place.dir].some((dir) => dir === '' || path.startsWith(`${dir}/`));
+  for (const journal of await TransferState.of(run.store).listJournals()) {
+    if (!ours(journal.path)) keep.add(journal.tmpPath).add(cutsPathFor(journal.tmpPath));
+  }
+  const tmpDir = run.layout.tmpDir;
   const names = await readdir(tmpDir).catch(() => [] as string[]);
   await Promise.all(
     names

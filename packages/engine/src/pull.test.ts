@@ -312,6 +312,19 @@ describe('cancellation and resume', () => {
     });
   });
 
+  it("keeps the partial files of another folder's interrupted pull", async () => {
+    const { files, server } = await pullCutShort();
+    const other = join(tmp.path, 'other');
+    await writeModel(join(tmp.path, 'origin-n'), { shards: [MiB], seed: 7 });
+    await publish({ dir: join(tmp.path, 'origin-n'), dest: other, ref: 'v1', partSize });
+    await pull({ source: other, ref: 'v1', root: cache, subdir: 'n' });
+
+    const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
+    expect(await differingFiles(resumed.dir, files)).toEqual([]);
+    // Only the rest of the part cut short: the other pull left m's partial file alone.
+    expect(resumed.fetchedBytes).toBe(3 * MiB);
+  });
+
   it('resumes a transfer whose cuts sidecar is missing (killed between its journal and the sidecar): parts start over, the pull completes', async () => {
     const { files, server } = await pullCutShort();
     const tmpDir = join(cache, '.ferry', 'tmp');
