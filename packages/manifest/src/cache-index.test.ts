@@ -316,6 +316,7 @@ describe('a cache written before sublevels', () => {
     await old.put(`manifest\0${id}`, encodeManifest(m), { valueEncoding: 'utf8' });
     await old.put('ref\0s3://b/p\0v3', id);
     await old.put('tree\0p', tree);
+    await old.put('tree\0', tree);
     await old.put('stat\0p/model.bin', stat(3));
     await old.put('stat\0p/ÿ', stat(4));
     await old.put('journal\0p/next.bin', header);
@@ -326,7 +327,10 @@ describe('a cache written before sublevels', () => {
     store = await CacheIndex.open(location);
     expect(await store.getManifest(id)).toEqual(m);
     expect(await store.listRefs()).toEqual([{ source: 's3://b/p', name: 'v3', versionId: id }]);
-    expect(await store.listTrees()).toEqual([{ dir: 'p', ...tree }]);
+    expect(await store.listTrees()).toEqual([
+      { dir: '', ...tree },
+      { dir: 'p', ...tree },
+    ]);
     expect(await store.getStatsOf(['p/model.bin', 'p/ÿ'])).toEqual([stat(3), stat(4)]);
     // The engine's tables (see its transfer-state.ts), keys as they were after the namespace.
     expect(await store.table('journal').entries()).toEqual([
