@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ManifestStore } from '@ferry/manifest/store';
+import { CacheIndex } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   differingFiles,
@@ -210,7 +210,7 @@ describe('verify, gc, diff, bake', () => {
     await writeModel(origin, { shards: [MiB] });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
     await pull({ source: store, ref: 'v1', root: cache });
-    const holder = await ManifestStore.open(join(cache, '.ferry', 'db'));
+    const holder = await CacheIndex.open(join(cache, '.ferry', 'db'));
     try {
       expect((await status({ root: cache })).trees).toMatchObject([{ dir: 'm', ref: 'v1' }]);
       expect((await verify({ root: cache })).problems).toEqual([]);

@@ -14,7 +14,7 @@ import {
   partCount,
   partRange,
 } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, tmpPathFor } from './cache-layout.js';
 import type { ContentPlace } from './content-store.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
@@ -24,6 +24,7 @@ import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
 import { ensureRealDirs } from './real-dirs.js';
 import { partKey } from './remote-version.js';
+import { TransferState } from './transfer-state.js';
 import type { PullEvent } from './types.js';
 
 /** A bad part is fetched again this many times before the file fails. */
@@ -31,7 +32,7 @@ const INTEGRITY_ATTEMPTS = 3;
 
 export interface TransferContext {
   pool: PartPool;
-  store: ManifestStore;
+  store: CacheIndex;
   layout: CacheLayout;
   sourceUri: string;
   /** Options the workers open the source with (see `workerSourceOptions`). */
@@ -258,7 +259,7 @@ async function openFile(file: FileState, ctx: TransferContext, active: ActiveFil
         if (plan.entry.size > 0) await truncate(file.tmpPath, plan.entry.size);
       }
       if (file.journaled) {
-        await ctx.store.startJournal({
+        await TransferState.of(ctx.store).startJournal({
           path: plan.relPath,
           tmpPath: file.tmpPath,
           source: ctx.sourceUri,
@@ -410,7 +411,8 @@ async function fetchPart(part: PartAt, ctx: TransferContext): Promise<void> {
       if (r.mtimeMs !== undefined) file.mtimeMs = r.mtimeMs;
       file.fetchedBytes += r.bytes;
       file.doneBytes += r.bytes + (r.kept ?? 0);
-      if (file.journaled) await ctx.store.recordPart(plan.relPath, index, r.digest);
+      if (file.journaled)
+        await TransferState.of(ctx.store).recordPart(plan.relPath, index, r.digest);
       return;
     } catch (error) {
       if (!isFerryError(error, 'FERRY_INTEGRITY') || attempt >= INTEGRITY_ATTEMPTS) throw error;
@@ -482,10 +484,10 @@ async function commitFile(
  */
 class Placement {
   readonly dirs = new Set<string>();
-  readonly #store: ManifestStore;
+  readonly #store: CacheIndex;
   #pending: Array<[string, StatRecord]> = [];
 
-  constructor(store: ManifestStore) {
+  constructor(store: CacheIndex) {
     this.#store = store;
   }
 
@@ -542,7 +544,7 @@ async function placeFile(
     ...(content.parts ? { parts: content.parts } : {}),
   };
   if (content.journaled) {
-    await ctx.store.commitFile(plan.relPath, record);
+    await TransferState.of(ctx.store).commitFile(plan.relPath, record);
     await rm(cutsPathFor(tmpPath), { force: true });
   } else await place.record(plan.relPath, record);
 }
@@ -620,6 +622,6 @@ async function abandonFile(file: FileState, error: unknown, ctx: TransferContext
   await rm(file.tmpPath, { force: true });
   if (file.journaled) {
     await rm(cutsPathFor(file.tmpPath), { force: true });
-    await ctx.store.deleteJournal(file.plan.relPath);
+    await TransferState.of(ctx.store).deleteJournal(file.plan.relPath);
   }
 }

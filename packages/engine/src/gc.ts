@@ -5,6 +5,7 @@ import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
+import { TransferState } from './transfer-state.js';
 import { sweepVersionDirs, versionDirOf } from './version-dirs.js';
 
 export interface GcResult {
@@ -67,7 +68,8 @@ export async function gc(options: { root: string }): Promise<GcResult> {
         trees.push(tree);
       }
     }
-    const pending = await store.listPendingPulls();
+    const transfers = TransferState.of(store);
+    const pending = await transfers.listPendingPulls();
     const refs = await store.listRefs();
     // Where interrupted pulls write: a resume needs their journals, partials and records.
     const pendingDirs = new Set(
@@ -83,12 +85,12 @@ export async function gc(options: { root: string }): Promise<GcResult> {
       previousDirs.some((dir) => relPath.startsWith(`${dir}/`));
 
     const keepPartials = new Set<string>();
-    for (const journal of await store.listJournals()) {
+    for (const journal of await transfers.listJournals()) {
       if (inPendingTree(journal.path)) {
         keepPartials.add(journal.tmpPath);
         keepPartials.add(cutsPathFor(journal.tmpPath));
       } else {
-        await store.deleteJournal(journal.path);
+        await transfers.deleteJournal(journal.path);
         result.removedRecords++;
       }
     }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
-import { ManifestStore } from '@ferry/manifest/store';
+import { CacheIndex } from '@ferry/manifest/store';
 import { type CacheLayout, cacheLayout } from './cache-layout.js';
 
 /** How often a waiting pull tries the lock again. */
@@ -19,11 +19,11 @@ const LOCK_POLL_MS = 250;
 export async function openStore(
   layout: CacheLayout,
   options: { wait: boolean; signal?: AbortSignal; onWait?: (holder: string) => void },
-): Promise<ManifestStore> {
+): Promise<CacheIndex> {
   let told = false;
   for (;;) {
     try {
-      return await ManifestStore.open(layout.dbDir);
+      return await CacheIndex.open(layout.dbDir);
     } catch (error) {
       if (!options.wait || !isFerryError(error, 'FERRY_STORE_LOCKED')) throw error;
       if (!told) {
@@ -41,7 +41,7 @@ export async function openStore(
 
 /** A store opened for one command, and whether writes can reach the cache root. */
 export interface OpenedStore {
-  store: ManifestStore;
+  store: CacheIndex;
   /**
    * The root cannot be written (a read-only image or mount) or the command must not write
    * (a dry run): `store` is a private copy of the root's store, dropped by `close()`.
@@ -110,7 +110,7 @@ async function openSnapshot(layout: CacheLayout): Promise<OpenedStore> {
     for (const name of await readdir(copy)) await chmod(join(copy, name), 0o600);
   }
   try {
-    const store = await ManifestStore.open(copy);
+    const store = await CacheIndex.open(copy);
     return {
       store,
       readOnly: true,

@@ -1,6 +1,7 @@
 import type { Manifest } from '@ferry/manifest';
-import type { PendingPull, TreeState } from '@ferry/manifest/store';
+import type { TreeState } from '@ferry/manifest/store';
 import type { RemoteVersion } from './remote-version.js';
+import type { PendingPull } from './transfer-state.js';
 import { newVersionDir, versionDirOf } from './version-dirs.js';
 
 /** Where a pull puts the version's files (see version-dirs.ts). */

@@ -1,7 +1,7 @@
 import { lstat, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '@ferry/manifest';
-import { ManifestStore, type StatRecord } from '@ferry/manifest/store';
+import { CacheIndex, type StatRecord } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
 import { cacheLayout } from './cache-layout.js';
@@ -15,11 +15,11 @@ const path = (i: number) => `d${Math.floor(i / 100)}/f${i}`;
 const body = (i: number) => `content of file ${i}\n`;
 
 let tmp: TempDir;
-let store: ManifestStore;
+let store: CacheIndex;
 
 beforeEach(async () => {
   tmp = await makeTempDir('plan');
-  store = await ManifestStore.open(cacheLayout(tmp.path).dbDir);
+  store = await CacheIndex.open(cacheLayout(tmp.path).dbDir);
 });
 afterEach(async () => {
   await store.close();

@@ -9,7 +9,7 @@ import {
   type PartList,
   partLength,
 } from '@ferry/manifest';
-import type { ManifestStore, PartJournal, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { type CacheLayout, rootRelative } from './cache-layout.js';
 import { hashLocalFile, md5FromEtag } from './local-hash.js';
 import { mapLimit } from './map-limit.js';
@@ -18,6 +18,7 @@ import type { PartPool } from './part-pool.js';
 import { decide, type FileFacts } from './plan-rules.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
+import { type PartJournal, TransferState } from './transfer-state.js';
 import type { PlanSummary, VerifyMode } from './types.js';
 
 /** What to do about one remote file. */
@@ -78,7 +79,7 @@ export interface PlanInput {
    * beside it (`subdir`): its files are linked or reused from there, never changed.
    */
   base?: string;
-  store: ManifestStore;
+  store: CacheIndex;
   verify: VerifyMode;
   partSize: number;
   algorithm: DigestAlgorithm;
@@ -118,7 +119,7 @@ export const PLAN_CHUNK = 1024;
  */
 export async function planPull(input: PlanInput): Promise<FilePlan[]> {
   const { remote, subdir, base, store } = input;
-  const journals = new Map((await store.listJournals()).map((j) => [j.path, j]));
+  const journals = new Map((await TransferState.of(store).listJournals()).map((j) => [j.path, j]));
   const facts: PlanFacts = { journals };
   const plans: FilePlan[] = [];
   const chunks = Math.ceil(remote.entries.length / PLAN_CHUNK);

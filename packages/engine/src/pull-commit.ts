@@ -6,7 +6,7 @@ import {
   type VersionId,
   versionIdOf,
 } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import type { CommittedFile } from './file-transfer.js';
 import type { FilePlan } from './plan.js';
@@ -14,6 +14,7 @@ import type { PullPlan } from './pull-plan.js';
 import type { Target } from './pull-resolve.js';
 import type { PullRun } from './pull-run.js';
 import type { Moved } from './pull-transfer.js';
+import { TransferState } from './transfer-state.js';
 import { sweepVersionDirs, switchFolder } from './version-dirs.js';
 
 /**
@@ -45,7 +46,7 @@ export async function commitPull(
     place.switching && tree !== undefined && place.shown !== undefined
       ? { versionId: tree.versionId, versionDir: place.shown }
       : tree?.previous;
-  await store.commitTree(
+  await TransferState.of(store).commitTree(
     run.subdir,
     {
       source: uri,
@@ -69,7 +70,7 @@ export async function commitPull(
 }
 
 /** Files found right that the stat index did not vouch for yet go into it now. */
-async function recordFreshlyHashed(store: ManifestStore, plans: FilePlan[]): Promise<void> {
+async function recordFreshlyHashed(store: CacheIndex, plans: FilePlan[]): Promise<void> {
   const records = plans.flatMap(
     (p): Array<[string, StatRecord]> =>
       p.action.kind === 'skip' && p.action.fresh ? [[p.relPath, p.action.record]] : [],

@@ -4,7 +4,7 @@ import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, FerryError, type Manifest, type PathFilter } from '@ferry/manifest';
-import type { ManifestStore, TreeState } from '@ferry/manifest/store';
+import type { CacheIndex, TreeState } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import { checkFoldedPaths, foldsCase } from './case-fold.js';
 import { compileFilter } from './path-filter.js';
@@ -14,6 +14,7 @@ import type { Target } from './pull-resolve.js';
 import type { PullRun } from './pull-run.js';
 import type { RemoteEntry, RemoteVersion } from './remote-version.js';
 import { statVouches } from './stat-vouches.js';
+import { TransferState } from './transfer-state.js';
 import type { PlanSummary, PullEvent } from './types.js';
 import { folderState } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
@@ -181,7 +182,7 @@ function droppedPaths(
  * interrupted pull of it was building.
  */
 async function choosePlace(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   subdir: string,
   tree: TreeState | undefined,
@@ -189,7 +190,7 @@ async function choosePlace(
   remote: RemoteVersion,
 ): Promise<Place> {
   if (subdir === '') return decidePlace({ subdir, tree, previous, remote, folder: 'folder' });
-  const pending = (await store.listPendingPulls()).find((p) => p.dir === subdir);
+  const pending = await TransferState.of(store).getPendingPull(subdir);
   return decidePlace({
     subdir,
     tree,
@@ -207,7 +208,7 @@ async function choosePlace(
  * left them (`removals`: left behind). Links in the folder are not followed nor carried.
  */
 async function carryOver(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   base: string,
   dropped: string[],
@@ -307,14 +308,17 @@ function emitPlannedFiles(
  * so two nested trees would overwrite and delete each other's files.
  */
 async function checkNoOverlap(
-  store: ManifestStore,
+  store: CacheIndex,
   subdir: string,
   root: string,
   uri: string,
 ): Promise<void> {
   const inside = (outer: string, inner: string) =>
     outer === '' || inner === outer || inner.startsWith(`${outer}/`);
-  const others = [...(await store.listTrees()), ...(await store.listPendingPulls())];
+  const others = [
+    ...(await store.listTrees()),
+    ...(await TransferState.of(store).listPendingPulls()),
+  ];
   for (const other of others) {
     if (other.dir === subdir) continue;
     if (!inside(other.dir, subdir) && !inside(subdir, other.dir)) continue;

@@ -2,7 +2,7 @@
 // worker pool it starts only when something must move.
 import type { Source } from '@ferry/adapters';
 import type { PathFilter } from '@ferry/manifest';
-import type { ManifestStore } from '@ferry/manifest/store';
+import type { CacheIndex } from '@ferry/manifest/store';
 import type { CacheLayout } from './cache-layout.js';
 import { defaultWorkers, PartPool } from './part-pool.js';
 import type { PullEvent, PullOptions } from './types.js';
@@ -23,7 +23,7 @@ export interface PullRun extends PullSettings {
   options: PullOptions;
   source: Source;
   uri: string;
-  store: ManifestStore;
+  store: CacheIndex;
   /** The root cannot be written, or this is a dry run: the store is a private copy. */
   readOnly: boolean;
   /** The worker pool, started on first use (a warm start never starts it). */

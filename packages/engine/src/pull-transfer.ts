@@ -5,7 +5,7 @@ import { copyFile, link, lstat, readdir, rm, statfs } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { SourceOptions } from '@ferry/adapters';
 import { DEFAULT_ALGORITHM, FerryError, formatBytes } from '@ferry/manifest';
-import type { ManifestStore, StatRecord } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import { contentOf } from './content-store.js';
 import { type ActiveFiles, type CommittedFile, transferFiles } from './file-transfer.js';
@@ -19,6 +19,7 @@ import type { PullRun } from './pull-run.js';
 import { ensureRealDirs } from './real-dirs.js';
 import type { RemoteVersion } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
+import { TransferState } from './transfer-state.js';
 import type { PlanSummary } from './types.js';
 import { workerSourceOptions } from './worker-source-options.js';
 
@@ -42,11 +43,11 @@ export async function transferPlan(run: PullRun, target: Target, plan: PullPlan)
   const { store, layout, uri, options, emit } = run;
   const { remote } = target;
   const { place, files, carried, summary } = plan;
-  await removeOrphanPartials(store, layout.tmpDir, files);
+  await removeOrphanPartials(run, place, files);
   await checkFreeSpace(layout.root, files, summary.resumedBytes);
   const moves = files.some((p) => p.action.kind !== 'skip' || p.action.linkFrom);
   if (moves || carried.keep.length > 0) {
-    await store.setPendingPull(run.subdir, {
+    await TransferState.of(store).setPendingPull(run.subdir, {
       source: uri,
       ...(remote.ref === undefined ? {} : { ref: remote.ref }),
       ...(remote.versionId === undefined ? {} : { versionId: remote.versionId }),
@@ -153,7 +154,7 @@ function persistable(options: SourceOptions): Record<string, string | number | b
  * copied instead, and verified on the way like any copy.
  */
 async function linkUnchanged(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   plans: FilePlan[],
   keep: string[],
@@ -248,26 +249,24 @@ async function checkFreeSpace(root: string, plans: FilePlan[], resumed: number):
 }
 
 /**
- * Partial files nothing can resume: this pull's files that will not resume, and files no
- * journal names (a transfer killed before its journal, or one too small to have one).
- * Another folder's interrupted transfers keep theirs: `ferry resume` finishes them.
+ * Partial files no planned resume will read: left by transfers that cannot resume. The
+ * journaled ones of other folders stay (all folders of a root share one tmp folder): their
+ * own interrupted pulls resume them, and `gc` drops those no pull will.
  */
-async function removeOrphanPartials(
-  store: ManifestStore,
-  tmpDir: string,
-  plans: FilePlan[],
-): Promise<void> {
-  const planned = new Set(plans.map((p) => p.relPath));
-  const resuming = new Set(
-    plans.flatMap((p) => (p.action.kind === 'fetch' && p.action.resume ? [p.relPath] : [])),
+async function removeOrphanPartials(run: PullRun, place: Place, plans: FilePlan[]): Promise<void> {
+  const keep = new Set(
+    plans.flatMap((p) =>
+      p.action.kind === 'fetch' && p.action.resume
+        ? [p.action.resume.tmpPath, cutsPathFor(p.action.resume.tmpPath)]
+        : [],
+    ),
   );
-  const keep = new Set<string>();
-  for (const journal of await store.listJournals()) {
-    if (resuming.has(journal.path) || !planned.has(journal.path)) {
-      keep.add(journal.tmpPath);
-      keep.add(cutsPathFor(journal.tmpPath));
-    }
+  const ours = (path: string) =>
+    [run.subdir, place.dir].some((dir) => dir === '' || path.startsWith(`${dir}/`));
+  for (const journal of await TransferState.of(run.store).listJournals()) {
+    if (!ours(journal.path)) keep.add(journal.tmpPath).add(cutsPathFor(journal.tmpPath));
   }
+  const tmpDir = run.layout.tmpDir;
   const names = await readdir(tmpDir).catch(() => [] as string[]);
   await Promise.all(
     names

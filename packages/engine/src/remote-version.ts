@@ -16,7 +16,7 @@ import {
   validateRef,
   versionIdOf,
 } from '@ferry/manifest';
-import type { ManifestStore } from '@ferry/manifest/store';
+import type { CacheIndex } from '@ferry/manifest/store';
 
 /** Where a published prefix keeps its metadata, relative to the source root. */
 export const META_PREFIX = '.ferry/';
@@ -72,7 +72,7 @@ const DEFAULT_REF = 'latest';
  * last pulled, or (no ref) the version the folder is at. Undefined when the cache has none.
  */
 export async function resolveLocal(
-  store: ManifestStore,
+  store: CacheIndex,
   uri: string,
   ref: string | undefined,
   subdir: string,

@@ -1,6 +1,6 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ManifestStore } from '@ferry/manifest/store';
+import { CacheIndex } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir, writeModel } from '#fixtures';
 import { gc } from './gc.js';
@@ -28,7 +28,7 @@ beforeEach(async () => {
 afterEach(() => tmp.remove());
 
 async function statPaths(): Promise<string[]> {
-  const db = await ManifestStore.open(join(cache, '.ferry', 'db'));
+  const db = await CacheIndex.open(join(cache, '.ferry', 'db'));
   try {
     return [...(await db.getStats('')).keys()];
   } finally {

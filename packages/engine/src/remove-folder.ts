@@ -1,13 +1,14 @@
 import { lstat, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, normalizePath } from '@ferry/manifest';
-import type { ManifestStore } from '@ferry/manifest/store';
+import type { CacheIndex } from '@ferry/manifest/store';
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { openExistingStore } from './open-store.js';
 import { cutsPathFor } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
 import { realParents } from './real-dirs.js';
 import { statVouches } from './stat-vouches.js';
+import { TransferState } from './transfer-state.js';
 import { folderState, sweepVersionDirs, versionDirOf } from './version-dirs.js';
 import { walkFiles } from './walk-files.js';
 
@@ -38,7 +39,8 @@ export async function removeFolder(options: {
   const store = opened.store;
   try {
     const tree = await store.getTree(dir);
-    const pending = (await store.listPendingPulls()).find((p) => p.dir === dir);
+    const transfers = TransferState.of(store);
+    const pending = await transfers.getPendingPull(dir);
     if (tree === undefined && pending === undefined) {
       const known = (await store.listTrees()).map((t) => (t.dir === '' ? '.' : t.dir));
       throw new FerryError(
@@ -55,15 +57,15 @@ export async function removeFolder(options: {
     }
     const result: RemoveFolderResult = { dir, removedFiles: 0, freedBytes: 0, kept: [] };
     const inside = (relPath: string) => dir === '' || relPath.startsWith(`${dir}/`);
-    for (const journal of await store.listJournals()) {
+    for (const journal of await transfers.listJournals()) {
       if (!inside(journal.path)) continue;
       for (const path of [journal.tmpPath, cutsPathFor(journal.tmpPath)]) {
         result.freedBytes += (await lstat(path).catch(() => undefined))?.size ?? 0;
         await rm(path, { force: true });
       }
-      await store.deleteJournal(journal.path);
+      await transfers.deleteJournal(journal.path);
     }
-    if (pending !== undefined) await store.deletePendingPull(dir);
+    if (pending !== undefined) await transfers.deletePendingPull(dir);
 
     const manifest = tree === undefined ? undefined : await store.getManifest(tree.versionId);
     const storedIn = versionDirOf(dir, tree);
@@ -110,7 +112,7 @@ export async function removeFolder(options: {
  */
 async function dropVersions(
   root: string,
-  store: ManifestStore,
+  store: CacheIndex,
   dir: string,
   versionDir: string,
 ): Promise<void> {
@@ -143,7 +145,7 @@ function normalizeDir(dir: string): string {
 
 /** Removes a file ferry put there, unless someone changed it since: their bytes stay. */
 export async function removeIfUnchanged(
-  store: ManifestStore,
+  store: CacheIndex,
   root: string,
   relPath: string,
 ): Promise<boolean> {

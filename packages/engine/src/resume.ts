@@ -2,6 +2,7 @@ import type { SourceOptions } from '@ferry/adapters';
 import { cacheLayout } from './cache-layout.js';
 import { openStore } from './open-store.js';
 import { pull } from './pull.js';
+import { type PendingPull, TransferState } from './transfer-state.js';
 import type { PullEvent, PullResult } from './types.js';
 
 export interface ResumeOptions {
@@ -28,9 +29,9 @@ export async function resume(options: ResumeOptions): Promise<PullResult[]> {
     wait: true,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  let pending: Awaited<ReturnType<typeof store.listPendingPulls>>;
+  let pending: Array<{ dir: string } & PendingPull>;
   try {
-    pending = await store.listPendingPulls();
+    pending = await TransferState.of(store).listPendingPulls();
   } finally {
     await store.close();
   }

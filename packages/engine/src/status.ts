@@ -5,6 +5,7 @@ import { folderGone } from './gc.js';
 import { openExistingStore } from './open-store.js';
 import { readCuts } from './part-cuts.js';
 import { heldEntries } from './path-filter.js';
+import { TransferState } from './transfer-state.js';
 
 export interface CacheStatus {
   root: string;
@@ -71,8 +72,10 @@ export async function status(options: {
         updatedAt: tree.updatedAt,
       });
     }
+    const transfers = TransferState.of(store);
+    const pending = await transfers.listPendingPulls();
     // A version being built beside the one shown: its files named as the folder will show them.
-    const building = (await store.listPendingPulls()).flatMap((p) =>
+    const building = pending.flatMap((p) =>
       p.versionDir === undefined ? [] : [{ from: `${p.versionDir}/`, to: rootRelative(p.dir, '') }],
     );
     const shownPath = (relPath: string) => {
@@ -80,7 +83,7 @@ export async function status(options: {
       return b === undefined ? relPath : b.to + relPath.slice(b.from.length);
     };
     const partials: CacheStatus['partials'] = [];
-    for (const j of await store.listJournals()) {
+    for (const j of await transfers.listJournals()) {
       const parts = partCount(j.size, j.partSize);
       const done = Object.keys(j.done).map(Number);
       const length = (i: number) => partLength(j.size, j.partSize, i);
@@ -98,7 +101,7 @@ export async function status(options: {
         doneParts: done.length,
       });
     }
-    const interrupted = (await store.listPendingPulls()).map((p) => ({
+    const interrupted = pending.map((p) => ({
       dir: p.dir,
       source: p.source,
       ...(p.ref === undefined ? {} : { ref: p.ref }),

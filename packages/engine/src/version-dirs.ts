@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerryError } from '@ferry/manifest';
-import type { ManifestStore, StatRecord, TreeState } from '@ferry/manifest/store';
+import type { CacheIndex, StatRecord, TreeState } from '@ferry/manifest/store';
 import type { CacheLayout } from './cache-layout.js';
 import { ensureRealDirs } from './real-dirs.js';
+import { TransferState } from './transfer-state.js';
 
 /**
  * Versions side by side. A tree's folder (`<root>/llama`) is a symbolic link to the folder
@@ -94,7 +95,7 @@ export async function showsVersion(
  */
 export async function switchFolder(
   layout: CacheLayout,
-  store: ManifestStore,
+  store: CacheIndex,
   dir: string,
   versionDir: string,
   asideDir: string | undefined,
@@ -123,7 +124,7 @@ export async function switchFolder(
 }
 
 /** Re-keys the stat records of the files under `from` to the same files under `to`. */
-async function moveRecords(store: ManifestStore, from: string, to: string): Promise<void> {
+async function moveRecords(store: CacheIndex, from: string, to: string): Promise<void> {
   const records = await store.getStats(`${from}/`);
   const moved: Array<[string, StatRecord]> = [...records].map(([path, record]) => [
     `${to}/${path.slice(from.length + 1)}`,
@@ -141,14 +142,14 @@ async function moveRecords(store: ManifestStore, from: string, to: string): Prom
  */
 export async function sweepVersionDirs(
   layout: CacheLayout,
-  store: ManifestStore,
+  store: CacheIndex,
 ): Promise<{ removed: string[]; freedBytes: number }> {
   const keep = new Set<string>();
   for (const tree of await store.listTrees()) {
     if (tree.versionDir !== undefined) keep.add(tree.versionDir);
     if (tree.previous !== undefined) keep.add(tree.previous.versionDir);
   }
-  for (const pending of await store.listPendingPulls()) {
+  for (const pending of await TransferState.of(store).listPendingPulls()) {
     if (pending.versionDir !== undefined) keep.add(pending.versionDir);
   }
   const names = await readdir(join(layout.root, TREES_DIR)).catch(() => [] as string[]);
@@ -181,7 +182,7 @@ async function unsharedBytes(dir: string): Promise<number> {
 /** Deletes one version folder and its stat records (`rm` removes links, never follows them). */
 export async function removeVersionDir(
   layout: CacheLayout,
-  store: ManifestStore,
+  store: CacheIndex,
   versionDir: string,
 ): Promise<void> {
   await rm(join(layout.root, versionDir), { recursive: true, force: true });

@@ -15,7 +15,7 @@ import {
 } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isFerryError } from '@ferry/manifest';
-import { ManifestStore } from '@ferry/manifest/store';
+import { CacheIndex } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { differingFiles, makeTempDir, type TempDir, writeModel } from '#fixtures';
 import { gc } from './gc.js';
@@ -182,7 +182,7 @@ describe('versions side by side', () => {
     const versionDir = await shown();
     await rm(join(cache, 'm'));
     await rename(join(cache, versionDir), join(cache, 'm'));
-    const db = await ManifestStore.open(join(cache, '.ferry', 'db'));
+    const db = await CacheIndex.open(join(cache, '.ferry', 'db'));
     try {
       const records = await db.getStats(`${versionDir}/`);
       await db.putStats(

@@ -1,4 +1,5 @@
 export { formatBytes, parseSize } from './byte-size.js';
+export type { PathFilter } from './cache-index.js';
 export { diff, type ManifestDiff } from './diff.js';
 export {
   combinePartDigests,
@@ -32,7 +33,6 @@ export {
   validateRef,
   versionIdOf,
 } from './manifest.js';
-export type { PathFilter } from './manifest-store.js';
 export { checkCaseCollisions, compareUtf8, isReservedPath, normalizePath } from './paths.js';
 export type {
   Digest,

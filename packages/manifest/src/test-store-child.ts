@@ -4,14 +4,14 @@
 //   open    try to open, print {"opened":true} or {"code","message"}
 //   thread  open the store, then try to open it again in a worker thread and print that
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { CacheIndex } from './cache-index.js';
 import { isFerryError } from './errors.js';
-import { ManifestStore } from './manifest-store.js';
 
 type Outcome = { opened: true } | { code: string; message: string };
 
 async function tryOpen(location: string): Promise<Outcome> {
   try {
-    await (await ManifestStore.open(location)).close();
+    await (await CacheIndex.open(location)).close();
     return { opened: true };
   } catch (err) {
     if (isFerryError(err)) return { code: err.code, message: err.message };
@@ -29,7 +29,7 @@ if (isMainThread) {
   if (mode === 'open') {
     print(await tryOpen(location));
   } else {
-    const store = await ManifestStore.open(location);
+    const store = await CacheIndex.open(location);
     if (mode === 'thread') {
       // `--import tsx` does not reach worker threads on Node 20: register tsx inside it.
       const source = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;

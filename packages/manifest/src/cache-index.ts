@@ -4,7 +4,6 @@ import { mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
-import { parseDigest } from './digest.js';
 import { FerryError } from './errors.js';
 import {
   encodeManifest,
@@ -14,37 +13,30 @@ import {
   versionIdOfEncoded,
 } from './manifest.js';
 import { normalizePath } from './paths.js';
-import type { Digest, DigestAlgorithm, Manifest, PartList, Ref, VersionId } from './types.js';
+import { type Runner, Table, type TableOp } from './table.js';
+import type { Digest, Manifest, PartList, Ref, VersionId } from './types.js';
 
 /*
- * Key layout. Keys are UTF-8 strings of `<namespace>\0<fields joined by \0>`. NUL is
- * refused in every field, so a field never swallows its neighbour, and it sorts below
- * every other byte, so all keys of one namespace (or of one source, or one journal) form
- * a contiguous range that a single scan reads:
+ * Each kind of record lives in its own sublevel (a table, see `Table`), keyed by:
  *
- *   manifest\0<versionId>                    canonical manifest text (utf8 value)
- *   ref\0<source>\0<name>                    VersionId
- *   tree\0<dir>                              TreeState
- *   stat\0<path>                             StatRecord
- *   journal\0<path>                          PartJournal without `done`
- *   journal\0<path>\0part\0<index, 10 digits> Digest of one finished part
- *   pull\0<dir>                              PendingPull: a pull into <dir> not yet committed
+ *   manifest   <versionId>          canonical manifest text (utf8 value)
+ *   ref        <source>\0<name>      VersionId
+ *   tree       <dir>                TreeState
+ *   stat       <path>               StatRecord
  *
- * A journal's part keys sort right after its header (`\0` is below `/` and every other
- * character of a path), so [`journal\0<path>`, `journal\0<path>\x01`) holds exactly one
- * journal. Parts are keys of their own so recording one is a single small put, not a
- * rewrite of the journal. Range ends are byte strings ending in 0xFF (never part of
- * UTF-8), so a prefix scan sees every key that starts with the prefix, whatever it contains.
+ * NUL is refused in sources, so a source never swallows the name after it, and it sorts
+ * below every other byte: the refs of one source form a range one prefix scan reads.
+ * Other packages keep their own tables here (`table`), to write them in the same atomic
+ * batches: the engine's transfer state.
  */
-const MANIFEST = 'manifest\0';
-const REF = 'ref\0';
-const TREE = 'tree\0';
-const STAT = 'stat\0';
-const JOURNAL = 'journal\0';
-const PART = '\0part\0';
-const PULL = 'pull\0';
-const INDEX_DIGITS = 10;
-const MAX_PART_INDEX = 10 ** INDEX_DIGITS - 1;
+const OWN_TABLES = new Set(['manifest', 'ref', 'tree', 'stat']);
+
+/**
+ * Caches written before sublevels kept the same keys at the top level, as
+ * `<namespace>\0<key>`: `open` moves each namespace's keys into the table of that name,
+ * the engine's (`journal`, `pull`) too.
+ */
+const OLD_NAMESPACES = [...OWN_TABLES, 'journal', 'pull'];
 
 /** What the stat index knows about one local file, enough to trust it without hashing. */
 export interface StatRecord {
@@ -56,31 +48,6 @@ export interface StatRecord {
   digest: Digest;
   /** Part digests, when known. */
   parts?: PartList;
-}
-
-/**
- * A pull that started and has not committed its tree yet: what `resume` needs to run it
- * again. Written when a pull starts transferring, deleted by `commitTree`.
- */
-export interface PendingPull {
-  /** Source URI, e.g. `s3://bucket/prefix`. */
-  source: string;
-  /** The ref asked for, if any. */
-  ref?: string;
-  /** The version being pulled, when the source is published. */
-  versionId?: VersionId;
-  /** Part size asked for (a published manifest's own part size wins). */
-  partSize: number;
-  /** Plain-data source options (endpoint, region…), never credentials. */
-  sourceOptions?: Record<string, string | number | boolean>;
-  /** The globs the pull selected files by, so a resume pulls the same subset. */
-  filter?: PathFilter;
-  /**
-   * Root-relative folder the pull builds the version in, beside the one the tree shows
-   * (`.ferry/trees/<id>`), so a resume goes on filling the same one.
-   */
-  versionDir?: string;
-  startedAt: string;
 }
 
 /** Which version a materialised local tree is at. */
@@ -116,30 +83,6 @@ export interface PathFilter {
   /** Exact paths, selected as an include glob would be (`--only`). */
   only?: string[];
   exclude?: string[];
-}
-
-/** The state of one in-flight file transfer, kept so an interrupted one can resume. */
-export interface PartJournal {
-  /** Root-relative final path of the file. */
-  path: string;
-  /** Where the partial file is being written. */
-  tmpPath: string;
-  /** The source the file comes from. */
-  source: string;
-  /** Object key (or URL path) in the source. */
-  key: string;
-  /** The object's ETag at the start; a resume must see the same one. */
-  etag?: string;
-  /** Expected size in bytes. */
-  size: number;
-  /** Part size the transfer uses. */
-  partSize: number;
-  /** Algorithm of the part digests. */
-  algorithm: DigestAlgorithm;
-  /** Finished, verified parts: index → digest. */
-  done: Record<number, Digest>;
-  /** ISO 8601 time the transfer started. */
-  startedAt: string;
 }
 
 /** The facts written next to the database so a refused opener can say who holds it. */
@@ -229,41 +172,26 @@ function checkVersionId(id: string): VersionId {
   return id;
 }
 
-function checkPartIndex(index: number): number {
-  if (!Number.isSafeInteger(index) || index < 0 || index > MAX_PART_INDEX) {
-    throw badArgument(
-      `invalid part index ${index}: must be an integer from 0 to ${MAX_PART_INDEX}`,
-    );
-  }
-  return index;
-}
-
-const utf8 = (s: string) => Buffer.from(s, 'utf8');
-const upTo0xff = (prefix: string) => Buffer.concat([utf8(prefix), Buffer.from([0xff])]);
-const journalRange = (path: string) => ({
-  gte: utf8(JOURNAL + path),
-  lt: utf8(`${JOURNAL}${path}\x01`),
-});
-const partKey = (path: string, index: number) =>
-  `${JOURNAL}${path}${PART}${String(index).padStart(INDEX_DIGITS, '0')}`;
-
-type Operation = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
-
 /**
- * ferry's local state in one LevelDB per cache root (`<root>/.ferry/db`): manifests by
+ * The cache root's index, in one LevelDB (`<root>/.ferry/db`): manifests by
  * version id, refs per source, the version each local tree is at, the stat index that lets
- * a warm start skip hashing, and per-file transfer journals. Everything a crash could
- * leave half-written is written in one atomic batch.
+ * a warm start skip hashing, and the tables other packages keep beside them (`table`).
+ * Everything a crash could leave half-written is written in one atomic batch.
  *
  * One process at a time: LevelDB locks the directory. Open it once per process and share
  * the instance (all methods may run concurrently); a second `open` of the same location in
  * the same process is refused with `FERRY_STORE_LOCKED` too.
  */
-export class ManifestStore {
+export class CacheIndex {
   readonly #db: Level<string, unknown>;
   readonly #key: string;
   readonly #holderFile: string;
   readonly #token: string;
+  readonly #manifests: Table<string>;
+  readonly #refs: Table<VersionId>;
+  readonly #trees: Table<TreeState>;
+  readonly #stats: Table<StatRecord>;
+  readonly #others = new Map<string, Table<unknown>>();
   #closed = false;
 
   /** The database directory. */
@@ -275,10 +203,16 @@ export class ManifestStore {
     this.#key = key;
     this.#holderFile = holderFileOf(location);
     this.#token = token;
+    const run: Runner = (what, fn) => this.#run(what, fn);
+    this.#manifests = new Table(db, 'manifest', 'utf8', run);
+    const json = <V>(name: string) => new Table<V>(db, name, 'json', run);
+    this.#refs = json('ref');
+    this.#trees = json('tree');
+    this.#stats = json('stat');
   }
 
   /**
-   * Opens (creating if needed) the store at `location`, usually `<root>/.ferry/db`, and
+   * Opens (creating if needed) the index at `location`, usually `<root>/.ferry/db`, and
    * records this process in `<location>-holder.json` (e.g. `.ferry/db-holder.json`) so that
    * a refused opener can name it. A holder file left by a dead process does not matter:
    * LevelDB's lock dies with its process, and the next open replaces the file.
@@ -287,7 +221,7 @@ export class ManifestStore {
    * message names its pid, command line and start time, when known) or this process has it
    * open already; `FERRY_STORE_FAILED` for any other failure, with LevelDB's error as `cause`.
    */
-  static async open(location: string): Promise<ManifestStore> {
+  static async open(location: string): Promise<CacheIndex> {
     const dir = resolve(location);
     let key: string;
     try {
@@ -308,7 +242,7 @@ export class ManifestStore {
         `store ${dir} is already open in this process (pid ${process.pid})`,
         {
           key: dir,
-          hint: 'open the ManifestStore once per process and share it; close it before opening it again',
+          hint: 'open the CacheIndex once per process and share it; close it before opening it again',
         },
       );
     }
@@ -324,9 +258,16 @@ export class ManifestStore {
       }
       throw storeFailed(dir, 'opening', err);
     }
+    try {
+      await moveOldLayout(db);
+    } catch (err) {
+      openHere.delete(key);
+      await db.close().catch(() => undefined);
+      throw storeFailed(dir, 'moving the old key layout into sublevels', err);
+    }
     const token = randomUUID();
     await writeHolder(holderFile, token);
-    return new ManifestStore(db, dir, key, token);
+    return new CacheIndex(db, dir, key, token);
   }
 
   /** Closes the database and removes the holder file; calling it again does nothing. */
@@ -359,40 +300,13 @@ export class ManifestStore {
     }
   }
 
-  async #scan(gte: Buffer, lt: Buffer): Promise<Array<[string, unknown]>> {
-    const rows: Array<[string, unknown]> = [];
-    for await (const [k, v] of this.#db.iterator<Buffer, unknown>({
-      gte,
-      lt,
-      keyEncoding: 'buffer',
-    })) {
-      rows.push([k.toString('utf8'), v]);
-    }
-    return rows;
-  }
-
-  async #journalKeys(path: string): Promise<string[]> {
-    const { gte, lt } = journalRange(path);
-    const keys: string[] = [];
-    for await (const k of this.#db.keys<Buffer>({ gte, lt, keyEncoding: 'buffer' })) {
-      keys.push(k.toString('utf8'));
-    }
-    return keys;
-  }
-
-  #batch(ops: Operation[]): Promise<void> {
-    return this.#db.batch(ops);
-  }
-
   /** Stores a manifest under its version id (idempotent) and returns the id. */
   async putManifest(m: Manifest): Promise<VersionId> {
     // Encoded once: the id is the hash of these very bytes (encoding is most of the cost).
     const text = encodeManifest(m);
     const id = versionIdOfEncoded(text);
-    return this.#run('putManifest', async () => {
-      await this.#db.put<string, string>(MANIFEST + id, text, { valueEncoding: 'utf8' });
-      return id;
-    });
+    await this.#manifests.put(id, text);
+    return id;
   }
 
   /**
@@ -400,32 +314,18 @@ export class ManifestStore {
    * @throws FerryError `FERRY_MANIFEST_INVALID` when the stored bytes are corrupt.
    */
   async getManifest(id: VersionId): Promise<Manifest | undefined> {
-    checkVersionId(id);
-    return this.#run('getManifest', async () => {
-      const text = await this.#db.get<string, string>(MANIFEST + id, { valueEncoding: 'utf8' });
-      return text === undefined ? undefined : parseManifestById(text, id, `${this.location} ${id}`);
-    });
+    const text = await this.#manifests.get(checkVersionId(id));
+    return text === undefined ? undefined : parseManifestById(text, id, `${this.location} ${id}`);
   }
 
   /** Deletes a manifest; refs pointing at it are left alone. */
   async deleteManifest(id: VersionId): Promise<void> {
-    checkVersionId(id);
-    return this.#run('deleteManifest', () => this.#db.del(MANIFEST + id));
+    return this.#manifests.del(checkVersionId(id));
   }
 
   /** Version ids of all stored manifests, in key order. */
   async listManifests(): Promise<VersionId[]> {
-    return this.#run('listManifests', async () => {
-      const ids: VersionId[] = [];
-      for await (const k of this.#db.keys<Buffer>({
-        gte: utf8(MANIFEST),
-        lt: upTo0xff(MANIFEST),
-        keyEncoding: 'buffer',
-      })) {
-        ids.push(k.toString('utf8').slice(MANIFEST.length));
-      }
-      return ids;
-    });
+    return (await this.#manifests.keys()) as VersionId[];
   }
 
   /**
@@ -434,80 +334,44 @@ export class ManifestStore {
    * containing NUL, or a malformed version id.
    */
   async setRef(source: string, name: Ref, id: VersionId): Promise<void> {
-    const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
-    checkVersionId(id);
-    return this.#run('setRef', () => this.#db.put(key, id));
+    const key = `${checkField(source, 'source')}\0${validateRef(name)}`;
+    return this.#refs.put(key, checkVersionId(id));
   }
 
   /** The version id ref `name` of `source` points at. */
   async getRef(source: string, name: Ref): Promise<VersionId | undefined> {
-    const key = `${REF}${checkField(source, 'source')}\0${validateRef(name)}`;
-    return this.#run('getRef', async () => (await this.#db.get(key)) as VersionId | undefined);
+    return this.#refs.get(`${checkField(source, 'source')}\0${validateRef(name)}`);
   }
 
   /** All refs, or those of one source, sorted by source then name. */
   async listRefs(
     source?: string,
   ): Promise<Array<{ source: string; name: Ref; versionId: VersionId }>> {
-    const prefix = source === undefined ? REF : `${REF}${checkField(source, 'source')}\0`;
-    return this.#run('listRefs', async () =>
-      (await this.#scan(utf8(prefix), upTo0xff(prefix))).map(([k, v]) => {
-        const rest = k.slice(REF.length);
-        const cut = rest.lastIndexOf('\0');
-        return { source: rest.slice(0, cut), name: rest.slice(cut + 1), versionId: v as VersionId };
-      }),
-    );
+    const prefix = source === undefined ? '' : `${checkField(source, 'source')}\0`;
+    return (await this.#refs.entries(prefix)).map(([k, versionId]) => {
+      const cut = k.lastIndexOf('\0');
+      return { source: k.slice(0, cut), name: k.slice(cut + 1), versionId };
+    });
   }
 
   /** Records which version the local tree at `dir` is at. */
   async setTree(dir: string, state: TreeState): Promise<void> {
-    const key = TREE + checkTreeDir(dir);
-    const value = treeValue(state);
-    return this.#run('setTree', () => this.#db.put(key, value));
+    return this.#trees.put(checkTreeDir(dir), treeValue(state));
   }
 
   /** The recorded state of the local tree at `dir`. */
   async getTree(dir: string): Promise<TreeState | undefined> {
-    const key = TREE + checkTreeDir(dir);
-    return this.#run('getTree', async () => (await this.#db.get(key)) as TreeState | undefined);
+    return this.#trees.get(checkTreeDir(dir));
   }
 
   /** Every recorded tree, sorted by dir. */
   async listTrees(): Promise<Array<{ dir: string } & TreeState>> {
-    return this.#run('listTrees', async () =>
-      (await this.#scan(utf8(TREE), upTo0xff(TREE))).map(([k, v]) => ({
-        dir: k.slice(TREE.length),
-        ...(v as TreeState),
-      })),
-    );
-  }
-
-  /** Records that a pull into the tree at `dir` is under way (see PendingPull). */
-  async setPendingPull(dir: string, pending: PendingPull): Promise<void> {
-    const key = PULL + checkTreeDir(dir);
-    return this.#run('setPendingPull', () => this.#db.put(key, { ...pending }));
-  }
-
-  /** Pulls that started and never committed, sorted by dir. */
-  async listPendingPulls(): Promise<Array<{ dir: string } & PendingPull>> {
-    return this.#run('listPendingPulls', async () =>
-      (await this.#scan(utf8(PULL), upTo0xff(PULL))).map(([k, v]) => ({
-        dir: k.slice(PULL.length),
-        ...(v as PendingPull),
-      })),
-    );
-  }
-
-  /** Forgets a pending pull without committing its tree (e.g. a failed dry run of resume). */
-  async deletePendingPull(dir: string): Promise<void> {
-    const key = PULL + checkTreeDir(dir);
-    return this.#run('deletePendingPull', () => this.#db.del(key));
+    return (await this.#trees.entries()).map(([dir, state]) => ({ dir, ...state }));
   }
 
   /** Forgets the tree at `dir`; its stat records stay. */
   async deleteTree(dir: string): Promise<void> {
-    const key = TREE + checkTreeDir(dir);
-    return this.#run('deleteTree', () => this.#db.del(key));
+    return this.#trees.del(checkTreeDir(dir));
   }
 
   /**
@@ -515,8 +379,7 @@ export class ManifestStore {
    * @throws FerryError `FERRY_BAD_PATH` when `path` is not a normalised relative path.
    */
   async getStat(path: string): Promise<StatRecord | undefined> {
-    const key = STAT + normalizePath(path);
-    return this.#run('getStat', async () => (await this.#db.get(key)) as StatRecord | undefined);
+    return this.#stats.get(normalizePath(path));
   }
 
   /**
@@ -530,10 +393,7 @@ export class ManifestStore {
         `invalid stat prefix ${JSON.stringify(prefix)}: must be a string without NUL`,
       );
     }
-    return this.#run('getStats', async () => {
-      const rows = await this.#scan(utf8(STAT + prefix), upTo0xff(STAT + prefix));
-      return new Map(rows.map(([k, v]) => [k.slice(STAT.length), v as StatRecord]));
-    });
+    return new Map(await this.#stats.entries(prefix));
   }
 
   /**
@@ -543,106 +403,95 @@ export class ManifestStore {
    * @throws FerryError `FERRY_BAD_PATH` when a path is not a normalised relative path.
    */
   async getStatsOf(paths: readonly string[]): Promise<Array<StatRecord | undefined>> {
-    const keys = paths.map((path) => STAT + normalizePath(path));
-    return this.#run(
-      'getStatsOf',
-      async () => (await this.#db.getMany(keys)) as Array<StatRecord | undefined>,
-    );
+    return this.#stats.getMany(paths.map(normalizePath));
   }
 
-  /** Writes stat records in one atomic batch. */
-  async putStats(records: Iterable<[string, StatRecord]>): Promise<void> {
-    const ops: Operation[] = [];
+  /**
+   * Writes stat records in one atomic batch, with the operations `also` holds on other
+   * tables of this index (a file's record replaces its transfer journal).
+   */
+  async putStats(
+    records: Iterable<[string, StatRecord]>,
+    also: readonly TableOp[] = [],
+  ): Promise<void> {
+    const ops = [...also];
     for (const [path, record] of records) {
-      ops.push({ type: 'put', key: STAT + normalizePath(path), value: statValue(record) });
+      ops.push(this.#stats.putOp(normalizePath(path), statValue(record)));
     }
-    return this.#run('putStats', () => this.#batch(ops));
+    return this.#stats.batch(ops);
   }
 
   /** Deletes stat records in one atomic batch; missing ones are ignored. */
   async deleteStats(paths: Iterable<string>): Promise<void> {
-    const ops: Operation[] = [];
-    for (const path of paths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
-    return this.#run('deleteStats', () => this.#batch(ops));
-  }
-
-  /**
-   * Starts the journal of a transfer, atomically replacing any journal of the same path
-   * together with all its recorded parts. Not isolated from a concurrent `recordPart` of the
-   * same path: the engine transfers one file at most once at a time.
-   */
-  async startJournal(j: Omit<PartJournal, 'done'>): Promise<void> {
-    const path = normalizePath(j.path);
-    const header = journalHeader(j);
-    return this.#run('startJournal', async () => {
-      const ops: Operation[] = (await this.#journalKeys(path)).map((key) => ({ type: 'del', key }));
-      ops.push({ type: 'put', key: JOURNAL + path, value: header });
-      await this.#batch(ops);
-    });
-  }
-
-  /**
-   * Records one finished part: a single small put. A part recorded without a started
-   * journal is ignored by `getJournal` and dropped by the next `startJournal`.
-   */
-  async recordPart(path: string, index: number, digest: Digest): Promise<void> {
-    const key = partKey(normalizePath(path), checkPartIndex(index));
-    parseDigest(digest);
-    return this.#run('recordPart', () => this.#db.put(key, digest));
-  }
-
-  /** The journal of `path` with its finished parts, if a transfer of it was started. */
-  async getJournal(path: string): Promise<PartJournal | undefined> {
-    const { gte, lt } = journalRange(normalizePath(path));
-    return this.#run('getJournal', async () => readJournals(await this.#scan(gte, lt))[0]);
-  }
-
-  /** Every journal (every interrupted or running transfer), sorted by path. */
-  async listJournals(): Promise<PartJournal[]> {
-    return this.#run('listJournals', async () =>
-      readJournals(await this.#scan(utf8(JOURNAL), upTo0xff(JOURNAL))),
-    );
-  }
-
-  /** Deletes the journal of `path` and all its parts in one batch. */
-  async deleteJournal(path: string): Promise<void> {
-    const checked = normalizePath(path);
-    return this.#run('deleteJournal', async () => {
-      const keys = await this.#journalKeys(checked);
-      await this.#batch(keys.map((key) => ({ type: 'del', key })));
-    });
-  }
-
-  /**
-   * Marks a transfer finished in one atomic batch: writes the file's stat record and
-   * deletes its journal with all its parts. Call it after the file is renamed into place.
-   */
-  async commitFile(path: string, stat: StatRecord): Promise<void> {
-    const checked = normalizePath(path);
-    const value = statValue(stat);
-    return this.#run('commitFile', async () => {
-      const ops: Operation[] = (await this.#journalKeys(checked)).map((key) => ({
-        type: 'del',
-        key,
-      }));
-      ops.push({ type: 'put', key: STAT + checked, value });
-      await this.#batch(ops);
-    });
+    const ops: TableOp[] = [];
+    for (const path of paths) ops.push(this.#stats.delOp(normalizePath(path)));
+    return this.#stats.batch(ops);
   }
 
   /**
    * Marks a tree as being at a new version in one atomic batch: sets its state, deletes
-   * the stat records of the files the new version no longer has, and clears the tree's
-   * pending pull.
+   * the stat records of the files the new version no longer has, and applies the
+   * operations `also` holds on other tables of this index (the end of the tree's pending pull).
    */
-  async commitTree(dir: string, state: TreeState, removedPaths: string[]): Promise<void> {
-    const ops: Operation[] = [
-      { type: 'put', key: TREE + checkTreeDir(dir), value: treeValue(state) },
-      { type: 'del', key: PULL + checkTreeDir(dir) },
-    ];
-    for (const path of removedPaths) ops.push({ type: 'del', key: STAT + normalizePath(path) });
-    return this.#run('commitTree', () => this.#batch(ops));
+  async commitTree(
+    dir: string,
+    state: TreeState,
+    removedPaths: string[],
+    also: readonly TableOp[] = [],
+  ): Promise<void> {
+    const ops = [...also, this.#trees.putOp(checkTreeDir(dir), treeValue(state))];
+    for (const path of removedPaths) ops.push(this.#stats.delOp(normalizePath(path)));
+    return this.#stats.batch(ops);
   }
+
+  /**
+   * The table `name` of JSON values, for a package that keeps its own records in this
+   * index; the same instance on every call.
+   * @throws TypeError for the name of one of the index's own tables; abstract-level's
+   * `LEVEL_INVALID_PREFIX` for a name that is not printable ASCII above `"`.
+   */
+  table<V>(name: string): Table<V> {
+    if (OWN_TABLES.has(name)) throw badArgument(`table ${name} belongs to the index itself`);
+    let table = this.#others.get(name);
+    if (table === undefined) {
+      table = new Table(this.#db, name, 'json', (what, fn) => this.#run(what, fn));
+      this.#others.set(name, table);
+    }
+    return table as Table<V>;
+  }
+}
+
+/**
+ * Moves the keys of a cache written before sublevels (`<table>\0<key>` at the top level)
+ * into their tables, in one batch: a crash leaves the old layout whole, to move next time.
+ * The old keys sort after every sublevel's (whose prefix starts with `!`), so a cache in
+ * the new layout costs one seek.
+ */
+async function moveOldLayout(db: Level<string, unknown>): Promise<void> {
+  const rows: Array<[Buffer, Buffer]> = [];
+  for await (const row of db.iterator<Buffer, Buffer>({
+    gte: Buffer.from('"'),
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+  })) {
+    rows.push(row);
+  }
+  if (rows.length === 0) return;
+  const tables = new Map(OLD_NAMESPACES.map((name) => [name, db.sublevel(name)]));
+  const batch = db.batch();
+  for (const [key, value] of rows) {
+    const cut = key.indexOf(0);
+    const sublevel = cut === -1 ? undefined : tables.get(key.toString('utf8', 0, cut));
+    if (sublevel === undefined) continue;
+    batch.del(key, { keyEncoding: 'buffer' });
+    // The bytes as they are: each table encodes its values as the old layout did.
+    batch.put(key.subarray(cut + 1), value, {
+      sublevel,
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    });
+  }
+  await batch.write();
 }
 
 function holderFileOf(location: string): string {
@@ -730,36 +579,4 @@ function treeValue(state: TreeState): TreeState {
     };
   }
   return value;
-}
-
-function journalHeader(j: Omit<PartJournal, 'done'>): Omit<PartJournal, 'done'> {
-  const header: Omit<PartJournal, 'done'> = {
-    path: j.path,
-    tmpPath: j.tmpPath,
-    source: j.source,
-    key: j.key,
-    size: j.size,
-    partSize: j.partSize,
-    algorithm: j.algorithm,
-    startedAt: j.startedAt,
-  };
-  if (j.etag !== undefined) header.etag = j.etag;
-  return header;
-}
-
-// Rows of one or more journals in key order: each header followed by its parts.
-function readJournals(rows: Array<[string, unknown]>): PartJournal[] {
-  const journals: PartJournal[] = [];
-  let current: PartJournal | undefined;
-  for (const [key, value] of rows) {
-    const rest = key.slice(JOURNAL.length);
-    const cut = rest.indexOf(PART);
-    if (cut === -1) {
-      current = { ...(value as Omit<PartJournal, 'done'>), done: {} };
-      journals.push(current);
-    } else if (current !== undefined && current.path === rest.slice(0, cut)) {
-      current.done[Number(rest.slice(cut + PART.length))] = value as Digest;
-    }
-  }
-  return journals;
 }

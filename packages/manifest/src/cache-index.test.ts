@@ -4,11 +4,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Level } from 'level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
+import { CacheIndex, type StatRecord } from './cache-index.js';
 import { FerryError } from './errors.js';
-import { createManifest, versionIdOf } from './manifest.js';
-import { ManifestStore, type PartJournal, type StatRecord } from './manifest-store.js';
+import { createManifest, encodeManifest, versionIdOf } from './manifest.js';
 
 const D = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const CHILD = fileURLToPath(new URL('./test-store-child.ts', import.meta.url));
@@ -51,26 +52,14 @@ async function firstLine(proc: ChildProcessWithoutNullStreams): Promise<unknown>
 }
 
 const stat = (n: number): StatRecord => ({ size: n, mtimeMs: 1000 + n, digest: D(n) });
-const journal = (path: string): Omit<PartJournal, 'done'> => ({
-  path,
-  tmpPath: `.ferry/tmp/${path.replaceAll('/', '_')}`,
-  source: 's3://bucket/models',
-  key: `models/${path}`,
-  etag: '"abc"',
-  size: 100,
-  partSize: 10,
-  algorithm: 'sha256',
-  startedAt: '2026-11-27T12:00:00.000Z',
-});
-
 let tmp: TempDir;
 let location: string;
-let store: ManifestStore;
+let store: CacheIndex;
 
 beforeEach(async () => {
   tmp = await makeTempDir('store');
   location = join(tmp.path, '.ferry', 'db');
-  store = await ManifestStore.open(location);
+  store = await CacheIndex.open(location);
 });
 
 afterEach(async () => {
@@ -78,7 +67,7 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-describe('ManifestStore data', () => {
+describe('CacheIndex data', () => {
   it('keeps everything across close and reopen', async () => {
     const m = createManifest([{ path: 'model.bin', size: 3, digest: D(1) }]);
     const id = await store.putManifest(m);
@@ -91,11 +80,10 @@ describe('ManifestStore data', () => {
       updatedAt: 'now',
     });
     await store.putStats([['p/model.bin', stat(3)]]);
-    await store.startJournal(journal('p/next.bin'));
-    await store.recordPart('p/next.bin', 4, D(44));
+    await store.table('other').put('k', { n: 1 });
     await store.close();
 
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     expect(await store.getManifest(id)).toEqual(m);
     expect(await store.listManifests()).toEqual([id]);
     expect(await store.getRef('s3://b/p', 'v3')).toBe(id);
@@ -106,10 +94,7 @@ describe('ManifestStore data', () => {
       updatedAt: 'now',
     });
     expect(await store.getStat('p/model.bin')).toEqual(stat(3));
-    expect(await store.getJournal('p/next.bin')).toEqual({
-      ...journal('p/next.bin'),
-      done: { 4: D(44) },
-    });
+    expect(await store.table('other').get('k')).toEqual({ n: 1 });
   });
 
   it('stores, lists and deletes manifests; missing ones are undefined', async () => {
@@ -185,65 +170,56 @@ describe('ManifestStore data', () => {
     expect((await rejection(store.putStats([['a/../b', stat(1)]]))).code).toBe('FERRY_BAD_PATH');
   });
 
-  it('keeps journals apart, restarts them clean and lists them', async () => {
-    for (const p of ['a', 'a b', 'a/b']) await store.startJournal(journal(p));
-    await store.recordPart('a', 0, D(10));
-    await store.recordPart('a', 11, D(11));
-    await store.recordPart('a/b', 2, D(12));
-    await store.recordPart('orphan', 0, D(13));
-    expect((await store.getJournal('a'))?.done).toEqual({ 0: D(10), 11: D(11) });
-    expect((await store.getJournal('a b'))?.done).toEqual({});
-    expect(await store.getJournal('orphan')).toBeUndefined();
-    expect((await store.listJournals()).map((j) => [j.path, j.done])).toEqual([
-      ['a', { 0: D(10), 11: D(11) }],
-      ['a b', {}],
-      ['a/b', { 2: D(12) }],
-    ]);
-
-    await store.startJournal({ ...journal('a'), etag: '"new"' });
-    expect(await store.getJournal('a')).toEqual({ ...journal('a'), etag: '"new"', done: {} });
-    await store.deleteJournal('a/b');
-    expect((await store.listJournals()).map((j) => j.path)).toEqual(['a', 'a b']);
-    await expect(store.recordPart('a', -1, D(1))).rejects.toThrow(TypeError);
-    expect((await rejection(store.recordPart('a', 0, 'sha256:zz'))).code).toBe(
-      'FERRY_MANIFEST_INVALID',
-    );
+  it('keeps the tables of other packages, one instance per name, none of its own', async () => {
+    const notes = store.table<{ n: number }>('notes');
+    expect(store.table('notes')).toBe(notes);
+    await notes.put('a/b', { n: 1 });
+    await notes.put('a/b\0x', { n: 2 });
+    await notes.put('a/bc', { n: 3 });
+    expect(await notes.entries('a/b\0')).toEqual([['a/b\0x', { n: 2 }]]);
+    expect(await notes.keys('a/b')).toEqual(['a/b', 'a/b\0x', 'a/bc']);
+    expect(await notes.getMany(['a/bc', 'none'])).toEqual([{ n: 3 }, undefined]);
+    await notes.del('a/b');
+    expect(await notes.get('a/b')).toBeUndefined();
+    // A table's keys never meet the index's own, however they are spelt.
+    await store.table('others').put('p/model.bin', { n: 4 });
+    expect(await store.getStats('')).toEqual(new Map());
+    expect(() => store.table('stat')).toThrow(TypeError);
   });
 
-  it('commits a file in one batch: stat written, journal and parts gone', async () => {
-    await store.startJournal(journal('m/w.bin'));
-    await store.recordPart('m/w.bin', 0, D(1));
-    await store.commitFile('m/w.bin', { ...stat(100), parts: { size: 10, digests: [D(1)] } });
-    expect(await store.getStat('m/w.bin')).toEqual({
-      ...stat(100),
-      parts: { size: 10, digests: [D(1)] },
-    });
-    expect(await store.getJournal('m/w.bin')).toBeUndefined();
-    expect(await store.listJournals()).toEqual([]);
+  it("writes other tables' operations in the same batch as stat records", async () => {
+    const notes = store.table<string>('notes');
+    await notes.put('w.bin', 'journal');
+    await store.putStats([['w.bin', stat(1)]], [notes.delOp('w.bin')]);
+    expect(await store.getStat('w.bin')).toEqual(stat(1));
+    expect(await notes.get('w.bin')).toBeUndefined();
   });
 
-  it('leaves the journal intact when the commit batch fails', async () => {
-    await store.startJournal(journal('w.bin'));
-    await store.recordPart('w.bin', 0, D(1));
-    // A BigInt cannot be encoded as JSON, so the batch fails after its deletes are queued.
+  it('writes nothing when the batch fails', async () => {
+    const notes = store.table<string>('notes');
+    await notes.put('w.bin', 'journal');
+    // A BigInt cannot be encoded as JSON, so the batch fails after its delete is queued.
     const unencodable = { ...stat(1), size: 1n } as unknown as StatRecord;
-    const err = await rejection(store.commitFile('w.bin', unencodable));
+    const err = await rejection(store.putStats([['w.bin', unencodable]], [notes.delOp('w.bin')]));
     expect(err.code).toBe('FERRY_STORE_FAILED');
-    expect(err.message).toContain('commitFile');
+    expect(err.message).toContain('stat batch failed');
     expect(err.cause).toBeInstanceOf(Error);
-    expect(await store.getJournal('w.bin')).toEqual({ ...journal('w.bin'), done: { 0: D(1) } });
+    expect(await notes.get('w.bin')).toBe('journal');
     expect(await store.getStat('w.bin')).toBeUndefined();
   });
 
-  it('commits a tree: new state and stats of removed paths deleted', async () => {
+  it("commits a tree: new state, stats of removed paths and other tables' operations", async () => {
     await store.putStats([
       ['t/keep', stat(1)],
       ['t/drop', stat(2)],
     ]);
+    const notes = store.table<string>('notes');
+    await notes.put('t', 'pending');
     const state = { source: 's', versionId: D(9), updatedAt: 'u' };
-    await store.commitTree('/cache/t', state, ['t/drop']);
+    await store.commitTree('/cache/t', state, ['t/drop'], [notes.delOp('t')]);
     expect(await store.getTree('/cache/t')).toEqual(state);
     expect([...(await store.getStats('t/')).keys()]).toEqual(['t/keep']);
+    expect(await notes.get('t')).toBeUndefined();
   });
 
   it('fails clearly when used after close', async () => {
@@ -251,13 +227,13 @@ describe('ManifestStore data', () => {
     const err = await rejection(store.getStats(''));
     expect(err.code).toBe('FERRY_STORE_FAILED');
     expect(err.message).toContain('closed');
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 });
 
-describe('ManifestStore locking', () => {
+describe('CacheIndex locking', () => {
   it('refuses a second open in this process without dropping the lock', async () => {
-    const err = await rejection(ManifestStore.open(location));
+    const err = await rejection(CacheIndex.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain('already open in this process');
     expect(err.message).toContain(String(process.pid));
@@ -278,14 +254,14 @@ describe('ManifestStore locking', () => {
     await store.close();
     const holder = child(location, 'hold');
     const { ready } = (await firstLine(holder)) as { ready: number };
-    const err = await rejection(ManifestStore.open(location));
+    const err = await rejection(CacheIndex.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain(`pid ${ready}`);
     expect(err.message).toContain('test-store-child.ts');
     expect(err.hint).toContain(String(ready));
     holder.stdin.end();
     await once(holder, 'exit');
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 
   it('refuses a worker thread of the process that holds it', async () => {
@@ -300,7 +276,7 @@ describe('ManifestStore locking', () => {
     expect(outcome.message).toContain('already open in this process');
     // The child's main thread holds the store until the child is gone.
     await exited;
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
   });
 
   it('ignores a holder file left by a dead process', async () => {
@@ -311,58 +287,66 @@ describe('ManifestStore locking', () => {
     await once(dead, 'exit');
     const pid = dead.pid ?? -1;
     await writeFile(holderFile, JSON.stringify({ pid, command: 'gone', process: 'x', token: 't' }));
-    store = await ManifestStore.open(location);
+    store = await CacheIndex.open(location);
     const holder = JSON.parse(await readFile(holderFile, 'utf8')) as { pid: number };
     expect(holder.pid).toBe(process.pid);
   });
 
   it('reports other open failures as FERRY_STORE_FAILED with the cause', async () => {
     const broken = join(tmp.path, 'broken');
-    await (await ManifestStore.open(broken)).close();
+    await (await CacheIndex.open(broken)).close();
     await writeFile(join(broken, 'CURRENT'), 'garbage');
-    const err = await rejection(ManifestStore.open(broken));
+    const err = await rejection(CacheIndex.open(broken));
     expect(err.code).toBe('FERRY_STORE_FAILED');
     expect(err.message).toContain(broken);
     expect(err.cause).toBeInstanceOf(Error);
   });
 });
 
-describe('pending pulls', () => {
-  it('are listed until commitTree clears them in the same batch', async () => {
-    const dir = await makeTempDir('store-pending');
-    try {
-      const store = await ManifestStore.open(join(dir.path, 'db'));
-      try {
-        const versionId = `sha256:${'a'.repeat(64)}`;
-        await store.setPendingPull('models/m', {
-          source: 's3://bucket/models/m',
-          ref: 'v1',
-          versionId,
-          partSize: 1024,
-          sourceOptions: { endpoint: 'http://127.0.0.1:9000' },
-          startedAt: '2026-01-01T00:00:00.000Z',
-        });
-        await store.setPendingPull('', { source: 'file:///x', partSize: 1, startedAt: 'now' });
-        expect((await store.listPendingPulls()).map((p) => p.dir)).toEqual(['', 'models/m']);
-        expect((await store.listPendingPulls())[1]).toMatchObject({
-          ref: 'v1',
-          versionId,
-          partSize: 1024,
-        });
+describe('a cache written before sublevels', () => {
+  it('is moved into the tables on open, in one batch, and read back', async () => {
+    await store.close();
+    const m = createManifest([{ path: 'model.bin', size: 3, digest: D(1) }]);
+    const id = versionIdOf(m);
+    const tree = { source: 's3://b/p', versionId: id, ref: 'v3', updatedAt: 'now' };
+    const header = { path: 'p/next.bin', size: 100, partSize: 10 };
+    const pending = { source: 's3://b/q', partSize: 10, startedAt: 'then' };
+    // The keys and encodings ferry wrote before: `<namespace>\0<fields joined by \0>`.
+    const old = new Level<string, unknown>(location, { valueEncoding: 'json' });
+    await old.put(`manifest\0${id}`, encodeManifest(m), { valueEncoding: 'utf8' });
+    await old.put('ref\0s3://b/p\0v3', id);
+    await old.put('tree\0p', tree);
+    await old.put('tree\0', tree);
+    await old.put('stat\0p/model.bin', stat(3));
+    await old.put('stat\0p/ÿ', stat(4));
+    await old.put('journal\0p/next.bin', header);
+    await old.put('journal\0p/next.bin\0part\x000000000004', D(44));
+    await old.put('pull\0q', pending);
+    await old.close();
 
-        await store.commitTree(
-          'models/m',
-          { source: 's3://bucket/models/m', versionId, updatedAt: 'now' },
-          [],
-        );
-        expect((await store.listPendingPulls()).map((p) => p.dir)).toEqual(['']);
-        await store.deletePendingPull('');
-        expect(await store.listPendingPulls()).toEqual([]);
-      } finally {
-        await store.close();
-      }
-    } finally {
-      await dir.remove();
-    }
+    store = await CacheIndex.open(location);
+    expect(await store.getManifest(id)).toEqual(m);
+    expect(await store.listRefs()).toEqual([{ source: 's3://b/p', name: 'v3', versionId: id }]);
+    expect(await store.listTrees()).toEqual([
+      { dir: '', ...tree },
+      { dir: 'p', ...tree },
+    ]);
+    expect(await store.getStatsOf(['p/model.bin', 'p/ÿ'])).toEqual([stat(3), stat(4)]);
+    // The engine's tables (see its transfer-state.ts), keys as they were after the namespace.
+    expect(await store.table('journal').entries()).toEqual([
+      ['p/next.bin', header],
+      ['p/next.bin\0part\x000000000004', D(44)],
+    ]);
+    expect(await store.table('pull').entries()).toEqual([['q', pending]]);
+    await store.close();
+
+    // Nothing is left at the top level, and a second open finds the tables as they were.
+    const raw = new Level<string, unknown>(location);
+    const keys = await raw.keys().all();
+    await raw.close();
+    expect(keys.filter((k) => !k.startsWith('!'))).toEqual([]);
+    store = await CacheIndex.open(location);
+    expect(await store.getStatsOf(['p/model.bin'])).toEqual([stat(3)]);
+    expect(await store.listManifests()).toEqual([id]);
   });
 });
