@@ -107,4 +107,38 @@ describe('readRange', () => {
     expect(received).toBe(SIZE);
     expect(notices).toEqual([expect.stringMatching(/model\.bin stalled: no bytes for 100 ms/)]);
   });
+
+  it('measures a stalled body’s idle time by the clock, so a starved event loop hedges it', async () => {
+    server.inject({ kind: 'stall', afterBytes: 65_536 }, { key: 'model.bin' });
+    const idle: number[] = [];
+    let blocked = false;
+    let received = 0;
+    await readRange(
+      http,
+      'model.bin',
+      {
+        start: 0,
+        end: SIZE,
+        lagging: (idleMs) => {
+          idle.push(idleMs);
+          if (!blocked) {
+            // A machine too busy to run timers: the next tick comes 600 ms late.
+            blocked = true;
+            const until = performance.now() + 600;
+            while (performance.now() < until);
+            return false;
+          }
+          return true;
+        },
+      },
+      (chunk) => {
+        received += chunk.length;
+        return undefined;
+      },
+      { ...FAST, stallTimeoutMs: 60_000 },
+    );
+    expect(received).toBe(SIZE);
+    // Counted in ticks, the late tick read 2 × 250 ms; the clock says at least the 600 ms.
+    expect(idle[1]).toBeGreaterThanOrEqual(600);
+  });
 });

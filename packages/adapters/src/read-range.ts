@@ -96,7 +96,13 @@ export async function readRange(
   }
 }
 
-/** Idle time is measured in steps of at most this: hedging decisions need sub-second resolution. */
+/**
+ * Idle bodies are checked this often: hedging decisions need sub-second resolution. Idle
+ * time itself is read off the clock, not counted in ticks: on a starved machine timers fire
+ * late, and ticks counted as their nominal length made a body look idle for less time than
+ * it was, so the bytes the others moved since it went quiet fell outside the hedging window
+ * and a stalled body waited for the full stall timeout.
+ */
 const MAX_TICK_MS = 250;
 
 /** The body being read: the opened range and how much of it arrived. */
@@ -123,7 +129,8 @@ class BodyDrain {
   #pending: Promise<void> | undefined;
   #settled = false;
   #moved = false;
-  #idleMs = 0;
+  /** When the body was last seen moving (or waiting on its consumer). */
+  #quietSince = 0;
   #hedge: AbortController | undefined;
   #resolve: () => void = () => {};
   #reject: (error: unknown) => void = () => {};
@@ -156,23 +163,25 @@ class BodyDrain {
       const stallMs = this.#policy.stallTimeoutMs;
       const tickMs = Math.min(MAX_TICK_MS, stallMs / 4);
       if (Number.isFinite(tickMs) && tickMs > 0) {
-        this.#ticker = setInterval(() => this.#tick(tickMs), tickMs);
+        this.#ticker = setInterval(() => this.#tick(), tickMs);
       }
+      this.#quietSince = performance.now();
       this.#attach(range);
       if (this.#attempt.signal.aborted) return this.#onAbort();
       this.#attempt.signal.addEventListener('abort', this.#onAbort, { once: true });
     });
   }
 
-  #tick(tickMs: number): void {
+  #tick(): void {
     if (this.#settled) return;
+    const now = performance.now();
     if (this.#moved || this.#pending !== undefined) {
       this.#moved = false;
-      this.#idleMs = 0;
+      this.#quietSince = now;
       return;
     }
-    this.#idleMs += tickMs;
-    if (this.#idleMs >= this.#policy.stallTimeoutMs) {
+    const idleMs = now - this.#quietSince;
+    if (idleMs >= this.#policy.stallTimeoutMs) {
       const at = this.#from + this.#delivered;
       this.#fail(
         new FerryError(
@@ -187,7 +196,7 @@ class BodyDrain {
       );
       return;
     }
-    if (this.#hedge === undefined && this.#options.lagging?.(this.#idleMs) === true) {
+    if (this.#hedge === undefined && this.#options.lagging?.(idleMs) === true) {
       this.#startHedge();
     }
   }
@@ -213,7 +222,7 @@ class BodyDrain {
         const stalled = this.#current;
         stalled?.detach();
         stalled?.range.body.destroy();
-        this.#idleMs = 0;
+        this.#quietSince = performance.now();
         this.#attach(range);
       },
       () => {
