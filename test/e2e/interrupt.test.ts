@@ -9,6 +9,7 @@ import {
   randomBytes,
   startFaultServer,
   type TempDir,
+  totalSize,
 } from '#fixtures';
 import {
   cleanEnv,
@@ -188,7 +189,7 @@ describe('interruption', () => {
       const partBytes = stalling.requests
         .filter((r) => r.url.includes('/.ferry/parts/'))
         .reduce((sum, r) => sum + r.bodyBytes, 0);
-      const total = [...files.values()].reduce((sum, b) => sum + b.length, 0);
+      const total = totalSize(files);
       expect(partBytes - total).toBeLessThan(stops.length * cutInterval);
       // Each stopped part was read again from at most one batch before its stop.
       const resumedAt = stalling.requests.slice(firstRun).map((r) => ({
