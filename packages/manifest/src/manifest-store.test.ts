@@ -11,8 +11,7 @@ import { createManifest, versionIdOf } from './manifest.js';
 import { ManifestStore, type PartJournal, type StatRecord } from './manifest-store.js';
 
 const D = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
-const CHILD = fileURLToPath(new URL('./test-store-child.ts', import.meta.url));
-const WORKSPACE = fileURLToPath(new URL('../../..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./test-store-child.mjs', import.meta.url));
 
 async function rejection(promise: Promise<unknown>): Promise<FerryError> {
   try {
@@ -25,13 +24,7 @@ async function rejection(promise: Promise<unknown>): Promise<FerryError> {
 }
 
 function child(location: string, mode: 'hold' | 'open' | 'thread'): ChildProcessWithoutNullStreams {
-  return spawn(
-    process.execPath,
-    ['--import', 'tsx', '--conditions', 'ferry-source', CHILD, location, mode],
-    {
-      cwd: WORKSPACE,
-    },
-  );
+  return spawn(process.execPath, [CHILD, location, mode]);
 }
 
 async function firstLine(proc: ChildProcessWithoutNullStreams): Promise<unknown> {
@@ -281,7 +274,7 @@ describe('ManifestStore locking', () => {
     const err = await rejection(ManifestStore.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain(`pid ${ready}`);
-    expect(err.message).toContain('test-store-child.ts');
+    expect(err.message).toContain('test-store-child.mjs');
     expect(err.hint).toContain(String(ready));
     holder.stdin.end();
     await once(holder, 'exit');
