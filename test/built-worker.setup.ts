@@ -20,9 +20,10 @@ function newestSource(dir: string): number {
 
 /**
  * Tests run the packages from their TypeScript sources, but the engine's worker threads run
- * the built worker (FERRY_PART_WORKER, set in vitest.config.ts): a build older than the
- * sources would test yesterday's worker, so it is rebuilt first (`pnpm test` builds anyway;
- * this covers `pnpm vitest run <file>` after an edit).
+ * the built worker (FERRY_PART_WORKER, set in vitest.config.ts), and the store's lock tests
+ * a child on the built @ferry/manifest: a build older than the sources would test
+ * yesterday's code, so it is rebuilt first (`pnpm test` builds anyway; this covers
+ * `pnpm vitest run <file>` after an edit).
  */
 export default function buildWorkerIfStale(): void {
   const worker = join(root, 'packages', 'engine', 'dist', 'part-worker.js');

@@ -134,7 +134,9 @@ describe('runtime errors exit 1', () => {
   it('an unreachable endpoint', async () => {
     const endpoint = `http://127.0.0.1:${await closedPort()}`;
     const run = await runFerry(['pull', 's3://weights/m', '--to', join(tmp.path, 'c3'), '--json'], {
-      env: { ...env, AWS_ENDPOINT_URL: endpoint },
+      // Five backoffs of 1, 2, 4, 8, 16 ms at most, not the default's ~3 s (with-retry.test.ts
+      // asserts the default schedule).
+      env: { ...env, AWS_ENDPOINT_URL: endpoint, FERRY_RETRY_BASE_MS: '1' },
     });
     expectOneLineError(
       run,
@@ -142,7 +144,9 @@ describe('runtime errors exit 1', () => {
       `Cannot connect to ${endpoint} (ECONNREFUSED) (gave up after 6 attempts)`,
     );
     expect(run.stderr).toContain(`hint: Check that the server at ${endpoint} is running`);
-    expect(jsonLines(run.stdout).at(-1)).toMatchObject({ type: 'error', code: 'FERRY_TRANSIENT' });
+    const events = jsonLines(run.stdout);
+    expect(events.filter((e) => e.type === 'retry').map((e) => e.attempt)).toEqual([2, 3, 4, 5, 6]);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'FERRY_TRANSIENT' });
   });
 
   it('a ref that is not published', async () => {

@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PullResult } from '@ferry/engine';
+import { type PullResult, publish } from '@ferry/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type FaultServer,
@@ -9,6 +9,7 @@ import {
   randomBytes,
   startFaultServer,
   type TempDir,
+  totalSize,
 } from '#fixtures';
 import {
   cleanEnv,
@@ -36,11 +37,8 @@ beforeEach(async () => {
   const store = join(tmp.path, 'store');
   await mkdir(model);
   await writeFile(join(model, 'shard.bin'), shard);
-  const published = await runFerry(
-    ['publish', model, store, '--ref', 'v1', '--part-size', '1MiB'],
-    { env },
-  );
-  expect(published.code).toBe(0);
+  // In this process: what these tests spawn `ferry` for is interrupting a pull.
+  await publish({ dir: model, dest: store, ref: 'v1', partSize: MiB });
   // Served over HTTP so one ranged GET can hang on cue: the pull is certainly still running
   // when the signal comes, whatever the machine's speed.
   server = await startFaultServer({ root: store });
@@ -112,11 +110,7 @@ describe('interruption', () => {
     await mkdir(model);
     const big = randomBytes(8 * MiB, 8);
     await writeFile(join(model, 'shard.bin'), big);
-    const published = await runFerry(
-      ['publish', model, store, '--ref', 'v1', '--part-size', '4MiB'],
-      { env },
-    );
-    expect(published.code).toBe(0);
+    await publish({ dir: model, dest: store, ref: 'v1', partSize: 4 * MiB });
     const stalling = await startFaultServer({ root: store });
     try {
       // The second part stops after 3 MiB, most of it behind a checkpoint.
@@ -157,11 +151,7 @@ describe('interruption', () => {
       ['c.bin', randomBytes(700 * 1024, 13)],
     ]);
     for (const [name, bytes] of files) await writeFile(join(model, name), bytes);
-    const published = await runFerry(
-      ['publish', model, store, '--ref', 'v1', '--part-size', '4MiB'],
-      { env },
-    );
-    expect(published.code).toBe(0);
+    await publish({ dir: model, dest: store, ref: 'v1', partSize: 4 * MiB });
     // Where each stopped part stops, from its first byte: inside the first batch, just short
     // of a MiB, past two MiB, near the end of a one-part file, inside a small one-part file.
     // a.bin's last part is not stopped: it lands whole before the kill.
@@ -199,7 +189,7 @@ describe('interruption', () => {
       const partBytes = stalling.requests
         .filter((r) => r.url.includes('/.ferry/parts/'))
         .reduce((sum, r) => sum + r.bodyBytes, 0);
-      const total = [...files.values()].reduce((sum, b) => sum + b.length, 0);
+      const total = totalSize(files);
       expect(partBytes - total).toBeLessThan(stops.length * cutInterval);
       // Each stopped part was read again from at most one batch before its stop.
       const resumedAt = stalling.requests.slice(firstRun).map((r) => ({

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmod, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PullResult } from '@ferry/engine';
+import { type PullResult, publish } from '@ferry/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   makeTempDir,
@@ -27,7 +27,8 @@ beforeEach(async () => {
   model = join(tmp.path, 'model');
   store = join(tmp.path, 'store', 'm');
   await writeModel(model, { shards: [3 * MiB], smallFiles: 3 });
-  expect((await runFerry(['publish', model, store, '--ref', 'v1'], { env })).code).toBe(0);
+  // In this process: what these tests run as `ferry` is pulling, and a spawn costs a second.
+  await publish({ dir: model, dest: store, ref: 'v1' });
 });
 afterEach(async () => {
   execFileSync('chmod', ['-R', 'u+w', tmp.path]);
@@ -57,7 +58,7 @@ describe('a baked cache on a read-only root', () => {
     expect(await treeSnapshot(cache)).toEqual(before);
 
     await writeFile(join(model, 'model-00001.safetensors'), randomBytes(3 * MiB, 5));
-    expect((await runFerry(['publish', model, store, '--ref', 'v2'], { env })).code).toBe(0);
+    await publish({ dir: model, dest: store, ref: 'v2' });
     const change = await runFerry(['pull', `${store}@v2`, '--to', cache, '--json'], nobody);
     expect(change.code).toBe(1);
     expect(jsonLines(change.stdout).at(-1)).toMatchObject({
@@ -76,7 +77,7 @@ describe('switching versions', () => {
     const v1 = await readlink(join(cache, 'm'));
     expect(v1).toMatch(/^\.ferry\/trees\/[0-9a-f]{16}$/);
     await writeFile(join(model, 'config.json'), '{"v":2}');
-    expect((await runFerry(['publish', model, store, '--ref', 'v2'], { env })).code).toBe(0);
+    await publish({ dir: model, dest: store, ref: 'v2' });
     const next = await runFerry(['pull', `${store}@v2`, '--to', cache, '--json'], { env });
     expect(doneResult<PullResult>(next.stdout)).toMatchObject({ fetchedBytes: 7 });
     expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"v":2}');
@@ -115,14 +116,14 @@ describe('starting without the store', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`offline: this cache holds no version of ${source} for v2`);
 
-    const fallback = await runFerry(['pull', `${source}@v1`, '--to', cache], { env });
+    // The store is down: each run retries its first request, 1 ms backoffs instead of ~3 s.
+    const down = { env: { ...env, FERRY_RETRY_BASE_MS: '1' } };
+    const fallback = await runFerry(['pull', `${source}@v1`, '--to', cache], down);
     expect(fallback.code).toBe(0);
     expect(fallback.stderr).toMatch(
       /^ferry: warning: .* cannot be reached .*; serving the version this cache holds for v1, sha256:/,
     );
-    const strict = await runFerry(['pull', `${source}@v1`, '--to', cache, '--no-fallback'], {
-      env,
-    });
+    const strict = await runFerry(['pull', `${source}@v1`, '--to', cache, '--no-fallback'], down);
     expect(strict.code).toBe(1);
   });
 

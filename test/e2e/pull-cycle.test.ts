@@ -10,6 +10,7 @@ import {
   s3Env,
   startS3Server,
   type TempDir,
+  totalSize,
   writeFiles,
 } from '#fixtures';
 import { cleanEnv, doneResult, jsonLines, runFerry } from './ferry-process.js';
@@ -23,7 +24,7 @@ let model: string;
 let cache: string;
 const files = new Map<string, Buffer>();
 
-const totalBytes = () => [...files.values()].reduce((n, b) => n + b.length, 0);
+const totalBytes = () => totalSize(files);
 
 beforeAll(async () => {
   s3 = await startS3Server();

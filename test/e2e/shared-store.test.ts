@@ -1,4 +1,3 @@
-import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PublishResult, PullResult, RemoteGcResult } from '@ferry/engine';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +8,8 @@ import {
   s3Env,
   startS3Server,
   type TempDir,
-  writeModel,
+  totalSize,
+  writeTwoModels,
 } from '#fixtures';
 import { cleanEnv, doneResult, runFerry } from './ferry-process.js';
 
@@ -30,17 +30,11 @@ beforeEach(async () => {
 });
 
 /** Two models sharing a 4 MiB shard; each has a 2 MiB shard and a tokenizer of its own. */
-async function twoModels(): Promise<{ a: Map<string, Buffer>; b: Map<string, Buffer> }> {
-  const a = await writeModel(join(tmp.path, 'llama-a'), { shards: [4 * MiB, 2 * MiB], seed: 3 });
-  const b = await writeModel(join(tmp.path, 'llama-b'), { shards: [4 * MiB, 2 * MiB], seed: 90 });
-  const shard = 'model-00001.safetensors';
-  await copyFile(join(tmp.path, 'llama-a', shard), join(tmp.path, 'llama-b', shard));
-  b.set(shard, a.get(shard) as Buffer);
-  return { a, b };
-}
-
-const sizeOf = (files: Map<string, Buffer>) =>
-  [...files.values()].reduce((n, f) => n + f.length, 0);
+const twoModels = () =>
+  writeTwoModels([join(tmp.path, 'llama-a'), join(tmp.path, 'llama-b')], {
+    shards: [4 * MiB, 2 * MiB],
+    seeds: [3, 90],
+  });
 
 async function ferryJson<T>(args: string[]): Promise<T> {
   const run = await runFerry([...args, '--json'], { env });
@@ -64,11 +58,11 @@ describe('ferry publish to a store shared by models', () => {
         '1MiB',
       ]);
     const first = await publish('llama-a');
-    expect(first).toMatchObject({ store: `s3://${bucket}`, uploadedBytes: sizeOf(a) });
+    expect(first).toMatchObject({ store: `s3://${bucket}`, uploadedBytes: totalSize(a) });
     const second = await publish('llama-b');
     const config = a.get('config.json')?.length ?? 0;
     expect(second).toMatchObject({ store: `s3://${bucket}`, uploadedParts: 3 });
-    expect(second.uploadedBytes).toBe(sizeOf(b) - 4 * MiB - config);
+    expect(second.uploadedBytes).toBe(totalSize(b) - 4 * MiB - config);
 
     const text = await runFerry(['refs', `s3://${bucket}/llama-b`], { env });
     expect(text.stdout).toMatch(/\nv1 +sha256:\w{12} +\S+ +5 +\S+ MiB +store\n/);

@@ -14,6 +14,7 @@ import {
   startFaultServer,
   startS3Server,
   type TempDir,
+  totalSize,
   writeModel,
 } from '#fixtures';
 
@@ -173,9 +174,7 @@ describe('pull from s3rver', () => {
       pull({ source: dest, ref: 'v1', root: cache, sourceOptions: options, onEvent }),
     ]);
     expect(await differingFiles(a.dir, files)).toEqual([]);
-    expect(a.fetchedBytes + b.fetchedBytes).toBe(
-      [...files.values()].reduce((n, f) => n + f.length, 0),
-    );
+    expect(a.fetchedBytes + b.fetchedBytes).toBe(totalSize(files));
     expect(waits).toHaveLength(1);
     // The holder has the store open once it reports what the source holds.
     let opened: () => void = () => {};

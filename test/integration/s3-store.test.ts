@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -15,7 +15,8 @@ import {
   type S3Server,
   startS3Server,
   type TempDir,
-  writeModel,
+  totalSize,
+  writeTwoModels,
 } from '#fixtures';
 
 const MiB = 1024 * 1024;
@@ -54,17 +55,11 @@ async function keys(uri: string, prefix = ''): Promise<string[]> {
 }
 
 /** Two models sharing a 16 MiB shard (4 parts) and their config. */
-async function twoModels(): Promise<{ a: Map<string, Buffer>; b: Map<string, Buffer> }> {
-  const a = await writeModel(join(tmp.path, 'a'), { shards: [16 * MiB, 8 * MiB], seed: 1 });
-  const b = await writeModel(join(tmp.path, 'b'), { shards: [16 * MiB, 8 * MiB], seed: 70 });
-  const shard = 'model-00001.safetensors';
-  await copyFile(join(tmp.path, 'a', shard), join(tmp.path, 'b', shard));
-  b.set(shard, a.get(shard) as Buffer);
-  return { a, b };
-}
-
-const sizeOf = (files: Map<string, Buffer>) =>
-  [...files.values()].reduce((n, f) => n + f.length, 0);
+const twoModels = () =>
+  writeTwoModels([join(tmp.path, 'a'), join(tmp.path, 'b')], {
+    shards: [16 * MiB, 8 * MiB],
+    seeds: [1, 70],
+  });
 
 describe('a bucket as the store of its models (s3rver)', () => {
   it('stores a shard two models share once, uploads it once, and each model pulls byte-exact', async () => {
@@ -86,7 +81,7 @@ describe('a bucket as the store of its models (s3rver)', () => {
       sourceOptions: options,
     });
     const config = a.get('config.json')?.length ?? 0;
-    expect(second.uploadedBytes).toBe(sizeOf(b) - 16 * MiB - config);
+    expect(second.uploadedBytes).toBe(totalSize(b) - 16 * MiB - config);
     expect(second.uploadedParts).toBe(3); // the tokenizer and shard 2's two parts
 
     const all = await keys(`s3://${bucket}`);
@@ -193,7 +188,7 @@ describe('a bucket as the store of its models (s3rver)', () => {
     });
     expect(v2).toMatchObject({ store: `s3://${bucket}`, uploadedParts: 1, copiedParts: 7 });
     expect(v2.uploadedBytes).toBe(4 * MiB);
-    expect(v2.copiedBytes).toBe(sizeOf(a) - 4 * MiB);
+    expect(v2.copiedBytes).toBe(totalSize(a) - 4 * MiB);
     for (const [ref, files] of [
       ['v0', a],
       ['v1', a],

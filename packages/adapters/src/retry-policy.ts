@@ -2,11 +2,23 @@ import { AbortError, errorDetails, FerryError, isFerryError } from '@ferry/manif
 import { AttemptSignal } from './attempt-signal.js';
 import { backoffDelay, sleep } from './backoff.js';
 
+/**
+ * The default `baseDelayMs`: 200, or `FERRY_RETRY_BASE_MS` (whole milliseconds), read once.
+ * Only tests set it: a spawned CLI takes no `sleep`, and its retries against an endpoint
+ * that refuses every connection otherwise wait out seconds of real backoff.
+ */
+const DEFAULT_BASE_DELAY_MS = /^\d+$/.test(process.env.FERRY_RETRY_BASE_MS ?? '')
+  ? Number(process.env.FERRY_RETRY_BASE_MS)
+  : 200;
+
 /** How `withRetry` retries. Every field is optional. */
 export interface RetryOptions {
   /** Retries after the first attempt; the operation fails after `retries + 1` attempts. @default 5 */
   retries?: number;
-  /** Ceiling of the first backoff; it doubles per failure (full jitter below it). @default 200 */
+  /**
+   * Ceiling of the first backoff; it doubles per failure (full jitter below it).
+   * @default 200, or `FERRY_RETRY_BASE_MS` when set (for tests)
+   */
   baseDelayMs?: number;
   /** Largest backoff ceiling. A server's Retry-After can ask for longer and is honoured. @default 20000 */
   maxDelayMs?: number;
@@ -57,7 +69,7 @@ export class RetryPolicy {
 
   constructor(options: RetryOptions = {}) {
     this.retries = options.retries ?? 5;
-    this.baseDelayMs = options.baseDelayMs ?? 200;
+    this.baseDelayMs = options.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
     this.maxDelayMs = options.maxDelayMs ?? 20_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 60_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;

@@ -269,3 +269,25 @@ describe('withRetry listing', () => {
     expect(retried).toHaveLength(1);
   });
 });
+
+describe('withRetry backoff', () => {
+  it('by default backs off below 200, 400, 800, 1600 and 3200 ms, then gives up', async () => {
+    const waits: number[] = [];
+    const refused: Source = Object.assign(Object.create(new LocalSource('/')) as Source, {
+      stat: async () => {
+        throw new FerryError('FERRY_TRANSIENT', 'connection refused', { retryable: true });
+      },
+    });
+    const source = withRetry(refused, {
+      random: () => 0.999,
+      // What a test that spawns the CLI saves with FERRY_RETRY_BASE_MS: these waits, real.
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    await expect(source.stat('x')).rejects.toMatchObject({
+      message: 'connection refused (gave up after 6 attempts)',
+    });
+    expect(waits).toEqual([199, 399, 799, 1598, 3196]);
+  });
+});

@@ -12,6 +12,7 @@ import {
   randomBytes,
   startFaultServer,
   type TempDir,
+  totalSize,
   writeModel,
 } from '#fixtures';
 import { gc } from './gc.js';
@@ -87,7 +88,7 @@ describe('pull from a published local prefix', () => {
     expect(first.versionId).toBe(published.versionId);
     expect(first.dir).toBe(join(cache, 'm'));
     expect(await differingFiles(first.dir, files)).toEqual([]);
-    expect(first.fetchedBytes).toBe([...files.values()].reduce((n, b) => n + b.length, 0));
+    expect(first.fetchedBytes).toBe(totalSize(files));
 
     const warm = await pull({ source: store, ref: 'v1', root: cache });
     expect(warm.fetchedBytes).toBe(0);
@@ -283,7 +284,7 @@ describe('cancellation and resume', () => {
       const resumed = await pull({ source: `${server.url}/`, ref: 'v1', root: cache, subdir: 'm' });
       expect(await differingFiles(resumed.dir, files)).toEqual([]);
       // At most the two parts in flight at the abort are fetched again.
-      const total = [...files.values()].reduce((n, b) => n + b.length, 0);
+      const total = totalSize(files);
       expect(resumed.fetchedBytes).toBeLessThanOrEqual(total - 12 * MiB + 2 * partSize);
     } finally {
       await server.close();
@@ -686,7 +687,7 @@ describe('pulling a subset by glob', () => {
     });
     const selected = only((p) => p.endsWith('.json') && p !== 'config.json');
     expect(await onDisk()).toEqual([...selected.keys()].sort());
-    expect(tokenizer.fetchedBytes).toBe([...selected.values()].reduce((n, b) => n + b.length, 0));
+    expect(tokenizer.fetchedBytes).toBe(totalSize(selected));
 
     // An interrupted filtered pull resumes the same subset.
     const server = await startFaultServer({ root: store });
@@ -784,7 +785,7 @@ describe('bandwidth limit', () => {
       });
       const ended = performance.now();
       expect(await differingFiles(result.dir, files)).toEqual([]);
-      const total = [...files.values()].reduce((n, b) => n + b.length, 0);
+      const total = totalSize(files);
       expect(result.fetchedBytes).toBe(total);
       // 12 MiB at 4 MiB/s is 3 s of booked time: never less, whatever the workers and
       // requests. While bytes flow, the rate is the limit within 10 %: measured between the

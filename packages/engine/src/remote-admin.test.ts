@@ -1,7 +1,14 @@
 import { readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { differingFiles, makeTempDir, randomBytes, type TempDir, writeModel } from '#fixtures';
+import {
+  differingFiles,
+  makeTempDir,
+  randomBytes,
+  type TempDir,
+  totalSize,
+  writeModel,
+} from '#fixtures';
 import { publish } from './publish.js';
 import { pull } from './pull.js';
 import { gcRemote, listRefs, unpublish } from './remote-admin.js';
@@ -36,8 +43,8 @@ describe('refs, unpublish and gc --remote', () => {
     await publish({ dir: origin, dest: store, ref: 'v2', partSize: MiB });
     const refs = await listRefs({ source: store });
     expect(refs.map((r) => [r.ref, r.files, r.bytes, r.layout])).toEqual([
-      ['v1', v1.size, [...v1.values()].reduce((n, b) => n + b.length, 0), 'parts'],
-      ['v2', v1.size, [...v1.values()].reduce((n, b) => n + b.length, 0), 'parts'],
+      ['v1', v1.size, totalSize(v1), 'parts'],
+      ['v2', v1.size, totalSize(v1), 'parts'],
     ]);
     // tokenizer and config are shared; the shard's 3 parts differ.
     const before = await parts();
@@ -84,7 +91,7 @@ describe('refs, unpublish and gc --remote', () => {
       },
     });
     await collecting;
-    expect(v3.uploadedBytes).toBe([...files.values()].reduce((n, b) => n + b.length, 0));
+    expect(v3.uploadedBytes).toBe(totalSize(files));
     // Once more, with nothing in flight: v3's parts are needed, nothing goes.
     expect(await gcRemote({ source: store, graceMs: 0 })).toMatchObject({ removedParts: 0 });
     const result = await pull({ source: store, ref: 'v3', root: join(tmp.path, 'cache') });

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openSource, type Source } from '@ferry/adapters';
@@ -10,7 +10,9 @@ import {
   randomBytes,
   startHttpServer,
   type TempDir,
+  totalSize,
   writeModel,
+  writeTwoModels,
 } from '#fixtures';
 import { publish } from './publish.js';
 import { pull } from './pull.js';
@@ -31,17 +33,11 @@ afterEach(() => tmp.remove());
  * Two models sharing their first shard (3 parts of 1 MiB) and config, each with a second
  * shard (2 parts) and a tokenizer of its own.
  */
-async function twoModels(): Promise<{ a: Map<string, Buffer>; b: Map<string, Buffer> }> {
-  const a = await writeModel(join(tmp.path, 'llama-a'), { shards: [3 * MiB, 2 * MiB], seed: 1 });
-  const b = await writeModel(join(tmp.path, 'llama-b'), { shards: [3 * MiB, 2 * MiB], seed: 50 });
-  const shared = 'model-00001.safetensors';
-  await copyFile(join(tmp.path, 'llama-a', shared), join(tmp.path, 'llama-b', shared));
-  b.set(shared, a.get(shared) as Buffer);
-  return { a, b };
-}
-
-const sizeOf = (files: Map<string, Buffer>) =>
-  [...files.values()].reduce((n, f) => n + f.length, 0);
+const twoModels = () =>
+  writeTwoModels([join(tmp.path, 'llama-a'), join(tmp.path, 'llama-b')], {
+    shards: [3 * MiB, 2 * MiB],
+    seeds: [1, 50],
+  });
 
 /** Every file under `dir` (relative, sorted). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -76,7 +72,7 @@ describe('a store shared by models', () => {
       partSize: MiB,
     });
     expect(first.store).toBe(pathToFileURL(store).href);
-    expect(first.uploadedBytes).toBe(sizeOf(a));
+    expect(first.uploadedBytes).toBe(totalSize(a));
     // The second model names no store: the first publish marked one above it.
     const events: string[] = [];
     const second = await publish({
@@ -90,7 +86,7 @@ describe('a store shared by models', () => {
     });
     expect(events).toEqual([`${pathToFileURL(store).href} true`]);
     const shared = 3 * MiB + (a.get('config.json')?.length ?? 0);
-    expect(second.uploadedBytes).toBe(sizeOf(b) - shared);
+    expect(second.uploadedBytes).toBe(totalSize(b) - shared);
     expect(second.uploadedParts).toBe(3); // tokenizer, 2 parts of shard 2, nothing of shard 1
     // 3 shared shard parts + config, and per model 2 shard parts + a tokenizer.
     expect(await storeParts()).toHaveLength(4 + 2 * 3);
@@ -222,7 +218,9 @@ describe('a store shared by models', () => {
     });
     expect(gc).toMatchObject({ removedParts: 0 });
     // Nothing had to go up again after the manifest: the shared parts never vanished.
-    expect(published.uploadedBytes).toBe(sizeOf(b) - 3 * MiB - (a.get('config.json')?.length ?? 0));
+    expect(published.uploadedBytes).toBe(
+      totalSize(b) - 3 * MiB - (a.get('config.json')?.length ?? 0),
+    );
     const result = await pull({
       source: join(store, 'llama-b'),
       ref: 'v1',

@@ -12,8 +12,7 @@ import { FerryError } from './errors.js';
 import { createManifest, encodeManifest, versionIdOf } from './manifest.js';
 
 const D = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
-const CHILD = fileURLToPath(new URL('./test-store-child.ts', import.meta.url));
-const WORKSPACE = fileURLToPath(new URL('../../..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./test-store-child.mjs', import.meta.url));
 
 async function rejection(promise: Promise<unknown>): Promise<FerryError> {
   try {
@@ -26,13 +25,7 @@ async function rejection(promise: Promise<unknown>): Promise<FerryError> {
 }
 
 function child(location: string, mode: 'hold' | 'open' | 'thread'): ChildProcessWithoutNullStreams {
-  return spawn(
-    process.execPath,
-    ['--import', 'tsx', '--conditions', 'ferry-source', CHILD, location, mode],
-    {
-      cwd: WORKSPACE,
-    },
-  );
+  return spawn(process.execPath, [CHILD, location, mode]);
 }
 
 async function firstLine(proc: ChildProcessWithoutNullStreams): Promise<unknown> {
@@ -257,7 +250,7 @@ describe('CacheIndex locking', () => {
     const err = await rejection(CacheIndex.open(location));
     expect(err.code).toBe('FERRY_STORE_LOCKED');
     expect(err.message).toContain(`pid ${ready}`);
-    expect(err.message).toContain('test-store-child.ts');
+    expect(err.message).toContain('test-store-child.mjs');
     expect(err.hint).toContain(String(ready));
     holder.stdin.end();
     await once(holder, 'exit');
