@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { FerryError } from '@ferry/manifest';
+import { isFerryError } from '@ferry/manifest';
 import { CacheIndex, type StatRecord } from '@ferry/manifest/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, type TempDir } from '#fixtures';
@@ -18,16 +18,6 @@ const journal = (path: string): Omit<PartJournal, 'done'> => ({
   algorithm: 'sha256',
   startedAt: '2026-11-27T12:00:00.000Z',
 });
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FerryError);
-    return err as FerryError;
-  }
-  throw new Error('expected a rejection');
-}
 
 let tmp: TempDir;
 let location: string;
@@ -67,10 +57,12 @@ describe('journals', () => {
     await state.deleteJournal('a/b');
     expect((await state.listJournals()).map((j) => j.path)).toEqual(['a', 'a b']);
     await expect(state.recordPart('a', -1, D(1))).rejects.toThrow(TypeError);
-    expect((await rejection(state.recordPart('a', 0, 'sha256:zz'))).code).toBe(
-      'FERRY_MANIFEST_INVALID',
+    await expect(state.recordPart('a', 0, 'sha256:zz')).rejects.toSatisfy((e) =>
+      isFerryError(e, 'FERRY_MANIFEST_INVALID'),
     );
-    expect((await rejection(state.startJournal(journal('../a')))).code).toBe('FERRY_BAD_PATH');
+    await expect(state.startJournal(journal('../a'))).rejects.toSatisfy((e) =>
+      isFerryError(e, 'FERRY_BAD_PATH'),
+    );
 
     await state.recordPart('a b', 4, D(44));
     await store.close();
@@ -98,8 +90,9 @@ describe('journals', () => {
     await state.recordPart('w.bin', 0, D(1));
     // A BigInt cannot be encoded as JSON, so the batch fails after its deletes are queued.
     const unencodable = { ...stat(1), size: 1n } as unknown as StatRecord;
-    const err = await rejection(state.commitFile('w.bin', unencodable));
-    expect(err.code).toBe('FERRY_STORE_FAILED');
+    await expect(state.commitFile('w.bin', unencodable)).rejects.toSatisfy((e) =>
+      isFerryError(e, 'FERRY_STORE_FAILED'),
+    );
     expect(await state.getJournal('w.bin')).toEqual({ ...journal('w.bin'), done: { 0: D(1) } });
     expect(await store.getStat('w.bin')).toBeUndefined();
   });
