@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultWorkers } from './part-pool.js';
+import { defaultWorkers, hashingWorkers } from './part-pool.js';
 
 const MiB = 2 ** 20;
 
@@ -15,5 +15,18 @@ describe('defaultWorkers', () => {
     [0, 1, 8, 1],
   ])('%d bytes, concurrency %d, %d cores: %d', (bytes, concurrency, cores, want) => {
     expect(defaultWorkers({ bytes }, concurrency, cores)).toBe(want);
+  });
+});
+
+describe('hashingWorkers', () => {
+  it.each([
+    // bytes, cores → workers
+    [4 * MiB, 16, 1], // a small publish boots one thread, not one per core
+    [768 * MiB, 2, 2],
+    [768 * MiB, 16, 3],
+    [100 * 1024 * MiB, 64, 64], // every core for a large model
+    [0, 8, 1],
+  ])('%d bytes, %d cores: %d', (bytes, cores, want) => {
+    expect(hashingWorkers(bytes, cores)).toBe(want);
   });
 });

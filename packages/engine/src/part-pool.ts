@@ -38,6 +38,15 @@ export function defaultWorkers(
   );
 }
 
+/**
+ * Worker threads for hashing `bytes` of local files (publish): one per core, but no more
+ * than there is work for, by the same `BYTES_PER_WORKER` (hashing is faster than a transfer,
+ * so a worker's ~0.1 CPU-s boot pays even sooner). A publish of a few MiB starts one.
+ */
+export function hashingWorkers(bytes: number, cores: number = availableParallelism()): number {
+  return Math.max(1, Math.min(cores, Math.ceil(bytes / BYTES_PER_WORKER)));
+}
+
 export interface PartPoolOptions {
   /** Worker threads (`defaultWorkers` chooses for a pull). */
   workers: number;

@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import {
   type ObjectInfo,
@@ -38,7 +37,7 @@ import {
   storePartKey,
 } from './content-store.js';
 import { hashLocalFile } from './local-hash.js';
-import { PartPool } from './part-pool.js';
+import { hashingWorkers, PartPool } from './part-pool.js';
 import { prefixView } from './prefix-view.js';
 import { PartTally, PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { referencedParts, storeUsers } from './remote-admin.js';
@@ -73,7 +72,7 @@ export interface PublishOptions {
   partSize?: number;
   /** Uploads in flight at once. @default 4 */
   concurrency?: number;
-  /** Worker threads for hashing. @default min(4, cores) */
+  /** Worker threads for hashing. @default one per core, one per 256 MiB at most (`hashingWorkers`) */
   workers?: number;
   signal?: AbortSignal;
   onEvent?: (event: PublishEvent) => void;
@@ -292,7 +291,7 @@ async function hashFiles(
   options: PublishOptions,
 ): Promise<Entry[]> {
   const pool = new PartPool({
-    workers: options.workers ?? availableParallelism(),
+    workers: options.workers ?? hashingWorkers(files.reduce((n, f) => n + f.size, 0)),
     concurrency: 1,
   });
   options.onEvent?.({
