@@ -107,7 +107,10 @@ async function openSnapshot(layout: CacheLayout): Promise<OpenedStore> {
     await cp(layout.dbDir, copy, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
     // The copy keeps the originals' modes: a read-only image's files would stay read-only.
     await chmod(copy, 0o700);
-    for (const name of await readdir(copy)) await chmod(join(copy, name), 0o600);
+    // (Its manifests folder too: a folder must stay searchable.)
+    for (const entry of await readdir(copy, { withFileTypes: true })) {
+      await chmod(join(copy, entry.name), entry.isDirectory() ? 0o700 : 0o600);
+    }
   }
   try {
     const store = await CacheIndex.open(copy);

@@ -1,6 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -91,11 +91,18 @@ describe('CacheIndex data', () => {
   });
 
   it('stores, lists and deletes manifests; missing ones are undefined', async () => {
-    const a = await store.putManifest(createManifest([{ path: 'a', size: 0, digest: D(1) }]));
+    const ma = createManifest([{ path: 'a', size: 0, digest: D(1) }]);
+    const a = await store.putManifest(ma);
     const b = await store.putManifest(createManifest([{ path: 'b', size: 0, digest: D(2) }]));
+    // A file of its canonical text, named by its id, beside LevelDB's own files.
+    const file = join(location, 'manifests', `${a.replace(':', '-')}.json`);
+    expect(await readFile(file, 'utf8')).toBe(encodeManifest(ma));
+    expect(await readdir(join(location, 'manifests'))).toHaveLength(2);
+    expect(await store.putManifest(ma)).toBe(a);
     expect((await store.listManifests()).sort()).toEqual([a, b].sort());
     await store.deleteManifest(a);
     expect(await store.getManifest(a)).toBeUndefined();
+    expect(await readdir(join(location, 'manifests'))).toHaveLength(1);
     expect(await store.listManifests()).toEqual([b]);
     await expect(store.getManifest('v3')).rejects.toThrow(TypeError);
   });
@@ -318,7 +325,9 @@ describe('a cache written before sublevels', () => {
     await old.close();
 
     store = await CacheIndex.open(location);
+    // Manifests of such a cache stay in their table, read, listed and deleted as the others.
     expect(await store.getManifest(id)).toEqual(m);
+    expect(await store.listManifests()).toEqual([id]);
     expect(await store.listRefs()).toEqual([{ source: 's3://b/p', name: 'v3', versionId: id }]);
     expect(await store.listTrees()).toEqual([
       { dir: '', ...tree },
