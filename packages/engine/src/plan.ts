@@ -180,6 +180,10 @@ function recordsByDigest(
   return facts.byDigest;
 }
 
+/**
+ * One file's plan: gathers the facts `decide` (plan-rules.ts) works from, the costly ones
+ * only when it asks for them, then turns its decision into the action the transfer runs.
+ */
 async function planFile(
   input: PlanInput,
   facts: PlanFacts,
