@@ -175,16 +175,6 @@ function checkVersionId(id: string): VersionId {
   return id;
 }
 
-/**
- * The cache root's index, in one LevelDB (`<root>/.ferry/db`): manifests by
- * version id, refs per source, the version each local tree is at, the stat index that lets
- * a warm start skip hashing, and the tables other packages keep beside them (`table`).
- * Everything a crash could leave half-written is written in one atomic batch.
- *
- * One process at a time: LevelDB locks the directory. Open it once per process and share
- * the instance (all methods may run concurrently); a second `open` of the same location in
- * the same process is refused with `FERRY_STORE_LOCKED` too.
- */
 /** Where manifests are kept, inside the index's directory (LevelDB ignores other names). */
 const MANIFEST_DIR = 'manifests';
 const MANIFEST_FILE = /^sha256-([0-9a-f]{64})\.json$/;
@@ -195,6 +185,17 @@ function ifMissing(err: unknown): undefined {
   throw err;
 }
 
+/**
+ * The cache root's index, in one LevelDB (`<root>/.ferry/db`) and the manifest files beside
+ * its own (`manifests/`): manifests by version id, refs per source, the version each local
+ * tree is at, the stat index that lets a warm start skip hashing, and the tables other
+ * packages keep beside them (`table`). Everything a crash could leave half-written is
+ * written in one atomic batch, or (a manifest) whole and then renamed into place.
+ *
+ * One process at a time: LevelDB locks the directory. Open it once per process and share
+ * the instance (all methods may run concurrently); a second `open` of the same location in
+ * the same process is refused with `FERRY_STORE_LOCKED` too.
+ */
 export class CacheIndex {
   readonly #db: Level<string, unknown>;
   readonly #key: string;
