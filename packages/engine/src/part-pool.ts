@@ -1,4 +1,6 @@
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { AbortError } from '@ferry/manifest';
 import type { Piscina } from 'piscina';
 import type {
@@ -62,18 +64,26 @@ type SlotTask<T extends PartTask> = T extends { slot: number } ? Omit<T, 'slot'>
 export type PoolTask = SlotTask<PartTask>;
 
 /**
+ * The worker script, as a file URL: the built one beside this module. Tests, which run this
+ * module from its TypeScript source, name the built worker in `FERRY_PART_WORKER` (the
+ * vitest config does): compiling the worker's TypeScript in every thread of every pool cost
+ * them most of their time. Always a URL, so piscina loads it with `import()` as it does in
+ * production: given a plain path it first tries `require()` of the ES module, which aborted
+ * a Node 20 process from a worker thread ("IsGraphAsync must be used on an instantiated
+ * module") in a CI run.
+ */
+function workerFile(): string {
+  const built = process.env.FERRY_PART_WORKER;
+  return built === undefined
+    ? new URL('./part-worker.js', import.meta.url).href
+    : pathToFileURL(resolve(built)).href;
+}
+
+/**
  * Worker threads that fetch, copy and hash parts. Each worker keeps its own sources (so
  * its own sockets) and runs several tasks at once; byte progress flows back through shared
  * counters, so progress costs no messages, and retries come back with each task's outcome.
  */
-/**
- * The worker script: the built one beside this module. Tests, which run this module from its
- * TypeScript source, name the built worker in `FERRY_PART_WORKER` (the vitest config does):
- * compiling the worker's TypeScript in every thread of every pool cost them most of their time.
- */
-function workerFile(): string {
-  return process.env.FERRY_PART_WORKER ?? new URL('./part-worker.js', import.meta.url).href;
-}
 
 export class PartPool {
   /** Loaded on first use, so a warm start never pays for piscina's import. */
