@@ -21,7 +21,7 @@ export interface RangeReadOptions {
    * for the rest of the range, and whichever of the two delivers next wins (the other is
    * destroyed). Without it only `stallTimeoutMs` ends an idle body.
    */
-  lagging?: (idleMs: number) => boolean;
+  lagging?: ((idleMs: number) => boolean) | undefined;
   /** Told each time a hedge request is sent, with the byte it starts at. */
   onHedge?: (at: number) => void;
 }
@@ -56,9 +56,9 @@ export async function readRange(
   const open = (at: number, attemptSignal: AbortSignal) =>
     source.openRange(key, {
       start: at,
+      end,
+      ifMatch,
       signal: attemptSignal,
-      ...(end === undefined ? {} : { end }),
-      ...(ifMatch === undefined ? {} : { ifMatch }),
     });
   for (let failures = 0; ; ) {
     const attempt = policy.attempt(key, signal);

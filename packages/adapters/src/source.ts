@@ -30,25 +30,27 @@ export interface SourceMetrics {
   bytesRead: number;
 }
 
+// Option fields that may be `undefined` count as absent: callers pass their own optional
+// values (a signal, a range end) straight through.
 export interface SignalOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export interface ReadTextOptions extends SignalOptions {
   /** Refuse a body larger than this, without reading past it. @default 256 MiB */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
 }
 
 export interface ReadOptions extends SignalOptions {
   /** First byte to read. @default 0 */
-  start?: number;
+  start?: number | undefined;
   /** One past the last byte to read (exclusive, like `slice`). @default the object's size */
-  end?: number;
+  end?: number | undefined;
   /**
    * ETag (or version) the object must still have; when it changed the read fails with
    * `FERRY_SOURCE_CHANGED`, so the parts of one file all come from one object.
    */
-  ifMatch?: string;
+  ifMatch?: string | undefined;
 }
 
 /**
@@ -118,9 +120,10 @@ export interface Source {
    * resolved (for S3: its address and current credentials, so a worker thread never loads
    * the SDK), and until when they hold (ms since the epoch) when they expire. They carry
    * secrets: pass them to threads, never persist them. Sources without this are opened
-   * from their URI and options alone.
+   * from their URI and options alone. A wrapper (`withRetry`) forwards it, as `undefined`
+   * when the source it wraps has none.
    */
-  handoff?(): Promise<Handoff>;
+  handoff?: (() => Promise<Handoff>) | undefined;
   /** Releases sockets and handles. */
   close(): Promise<void>;
 }

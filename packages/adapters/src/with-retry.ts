@@ -159,10 +159,7 @@ class RetryingSource implements Source {
 
   readText(key: string, options: ReadTextOptions = {}): Promise<string> {
     return this.#policy.run(key, options.signal, (signal) =>
-      this.#source.readText(key, {
-        signal,
-        ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
-      }),
+      this.#source.readText(key, { signal, maxBytes: options.maxBytes }),
     );
   }
 

@@ -26,29 +26,32 @@ export type FerryErrorCode =
   | 'FERRY_READ_ONLY'
   | 'FERRY_ABORTED';
 
-/** Extra facts about a failure; remote ones carry what identifies the request. */
+/**
+ * Extra facts about a failure; remote ones carry what identifies the request. A field that
+ * is `undefined` counts as absent, so facts that may be unknown can be passed as they are.
+ */
 export interface FerryErrorDetails {
   /** The underlying error. */
   cause?: unknown;
   /** One sentence telling the user what to do about it. */
-  hint?: string;
+  hint?: string | undefined;
   /** HTTP status of the failed response, when there was one. */
-  statusCode?: number;
+  statusCode?: number | undefined;
   /** Object key or local path the failure concerns. */
-  key?: string;
+  key?: string | undefined;
   /** URL of the failed request. */
-  url?: string;
+  url?: string | undefined;
   /** Request id the server gave, for support tickets. */
-  requestId?: string;
+  requestId?: string | undefined;
   /** The remote's own error code (`NoSuchBucket`, `SlowDown`…), when it gave one. */
-  remoteCode?: string;
+  remoteCode?: string | undefined;
   /**
    * Whether trying the same operation again may succeed.
    * @default false
    */
-  retryable?: boolean;
+  retryable?: boolean | undefined;
   /** Seconds the server asked to wait before retrying (Retry-After). */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
 }
 
 /** The one error class ferry throws; branch on `code`, never on `message`. */
