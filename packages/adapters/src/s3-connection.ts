@@ -72,17 +72,20 @@ export class S3Connection {
     return { s3, client: this.#client };
   }
 
-  /** Runs one SDK call, counting it and mapping its failure. */
+  /**
+   * Runs one SDK call, counting it and mapping its failure. The call sends its command with
+   * `request`, which carries `signal` (the SDK's options type has no room for an undefined one).
+   */
   async send<Output>(
     key: string | undefined,
     signal: AbortSignal | undefined,
-    call: (client: S3Client, s3: S3Sdk) => Promise<Output>,
+    call: (client: S3Client, s3: S3Sdk, request: { abortSignal?: AbortSignal }) => Promise<Output>,
   ): Promise<Output> {
     throwIfAborted(signal);
     this.count();
     try {
       const { s3, client } = await this.sdk();
-      return await call(client, s3);
+      return await call(client, s3, signal === undefined ? {} : { abortSignal: signal });
     } catch (error) {
       throw this.error(error, key, signal);
     }

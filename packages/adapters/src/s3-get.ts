@@ -60,7 +60,7 @@ export class S3Get {
     signal: AbortSignal | undefined,
   ): Promise<S3GetResult> {
     const connection = this.#connection;
-    const object = await connection.send(key, signal, (client, s3) =>
+    const object = await connection.send(key, signal, (client, s3, request) =>
       client.send(
         new s3.GetObjectCommand({
           Bucket: connection.bucket,
@@ -68,7 +68,7 @@ export class S3Get {
           Range: range,
           IfMatch: ifMatch,
         }),
-        { abortSignal: signal },
+        request,
       ),
     );
     const body = object.Body;

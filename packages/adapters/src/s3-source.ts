@@ -78,7 +78,7 @@ export class S3Source implements Source {
     let last: string | undefined;
     do {
       throwIfAborted(options.signal);
-      const page = await this.#connection.send(undefined, options.signal, (client, s3) =>
+      const page = await this.#connection.send(undefined, options.signal, (client, s3, request) =>
         client.send(
           new s3.ListObjectsV2Command({
             Bucket: bucket,
@@ -86,7 +86,7 @@ export class S3Source implements Source {
             MaxKeys: config.pageSize,
             ContinuationToken: token,
           }),
-          { abortSignal: options.signal },
+          request,
         ),
       );
       for (const object of page.Contents ?? []) {
@@ -109,10 +109,8 @@ export class S3Source implements Source {
   async stat(key: string, options: SignalOptions = {}): Promise<ObjectInfo> {
     const normal = checkKey(key);
     const { bucket, root } = this.#connection;
-    const head = await this.#connection.send(normal, options.signal, (client, s3) =>
-      client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: root + normal }), {
-        abortSignal: options.signal,
-      }),
+    const head = await this.#connection.send(normal, options.signal, (client, s3, request) =>
+      client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: root + normal }), request),
     );
     const info: ObjectInfo = { key: normal, size: head.ContentLength ?? 0 };
     if (head.ETag !== undefined) info.etag = head.ETag;
@@ -127,10 +125,8 @@ export class S3Source implements Source {
   async delete(key: string, options: SignalOptions = {}): Promise<void> {
     const normal = checkKey(key);
     const { bucket, root } = this.#connection;
-    await this.#connection.send(normal, options.signal, (client, s3) =>
-      client.send(new s3.DeleteObjectCommand({ Bucket: bucket, Key: root + normal }), {
-        abortSignal: options.signal,
-      }),
+    await this.#connection.send(normal, options.signal, (client, s3, request) =>
+      client.send(new s3.DeleteObjectCommand({ Bucket: bucket, Key: root + normal }), request),
     );
   }
 
@@ -140,14 +136,14 @@ export class S3Source implements Source {
     const { bucket, root } = this.#connection;
     // The copy source is `<bucket>/<key>`, URL-encoded (S3 and s3rver decode it).
     const escaped = (root + source).split('/').map(encodeURIComponent).join('/');
-    await this.#connection.send(source, options.signal, (client, s3) =>
+    await this.#connection.send(source, options.signal, (client, s3, request) =>
       client.send(
         new s3.CopyObjectCommand({
           Bucket: bucket,
           Key: root + normal,
           CopySource: `${encodeURIComponent(bucket)}/${escaped}`,
         }),
-        { abortSignal: options.signal },
+        request,
       ),
     );
   }
@@ -162,10 +158,10 @@ export class S3Source implements Source {
     if (request.end === start) {
       // Nothing to transfer, but the object must exist and still match.
       const { bucket, root } = this.#connection;
-      const head = await this.#connection.send(normal, signal, (client, s3) =>
+      const head = await this.#connection.send(normal, signal, (client, s3, request) =>
         client.send(
           new s3.HeadObjectCommand({ Bucket: bucket, Key: root + normal, IfMatch: ifMatch }),
-          { abortSignal: signal },
+          request,
         ),
       );
       checkEtag(request, head.ETag);

@@ -49,7 +49,7 @@ export async function s3Upload(
   }
   try {
     if (size <= partSize) {
-      const put = await connection.send(normal, controller.signal, (client, s3) =>
+      const put = await connection.send(normal, controller.signal, (client, s3, request) =>
         client.send(
           new s3.PutObjectCommand({
             Bucket: connection.bucket,
@@ -57,7 +57,7 @@ export async function s3Upload(
             Body: checked,
             ContentLength: size,
           }),
-          { abortSignal: controller.signal },
+          request,
         ),
       );
       return put.ETag === undefined ? {} : { etag: put.ETag };
