@@ -118,8 +118,9 @@ function rowsOf(
   samples: KillSample[],
   bound: number,
 ): BenchResult[] {
-  const perKill = samples.map(
-    (s): BenchResult => ({
+  const perKill = samples.map((s): BenchResult => {
+    const target = verdict(s.lostBytes, bound);
+    return {
       name: `kill at ${percent(s.fraction)}`,
       origin: origin.name,
       tool: tool.name,
@@ -129,10 +130,10 @@ function rowsOf(
       kill: killPoint(s),
       correct: s.problems.length === 0,
       ...(s.problems.length === 0 ? {} : { problems: s.problems.slice(0, 5) }),
-      ...(verdict(s.lostBytes, bound) === undefined ? {} : { target: verdict(s.lostBytes, bound) }),
+      ...(target === undefined ? {} : { target }),
       extra: { retries: s.retries },
-    }),
-  );
+    };
+  });
   const cpus = samples.flatMap((s) => (s.cpuMs === undefined ? [] : [s.cpuMs]));
   const cpuSeconds = cpus.length === 0 ? undefined : median(cpus) / 1000;
   const requests = samples.flatMap((s) => (s.requests === undefined ? [] : [s.requests]));

@@ -213,7 +213,8 @@ export class LocalSource implements Source {
         ? error
         : fsError(error, normal, temp);
     }
-    return { etag: (await this.stat(normal)).etag };
+    const { etag } = await this.stat(normal);
+    return etag === undefined ? {} : { etag };
   }
 
   async copy(from: string, to: string, options: SignalOptions = {}): Promise<void> {

@@ -215,7 +215,15 @@ export class S3DirectGet {
     // The SDK's clock: corrected by the offset it learns from a RequestTimeTooSkewed answer.
     const signingDate = new Date(Date.now() + this.#clockOffset());
     const signed = await this.#signer.sign(
-      { method: 'GET', protocol, hostname, port, path, query: QUERY, headers },
+      {
+        method: 'GET',
+        protocol,
+        hostname,
+        ...(port === undefined ? {} : { port }),
+        path,
+        query: QUERY,
+        headers,
+      },
       { signingDate },
     );
     return { protocol, hostname, port, path: `${path}?x-id=GetObject`, headers: signed.headers };

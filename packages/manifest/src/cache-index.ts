@@ -555,13 +555,14 @@ async function readHolder(file: string): Promise<Holder | undefined> {
 }
 
 async function writeHolder(file: string, token: string): Promise<void> {
+  const proc = processIdentity();
   const holder: Holder = {
     pid: process.pid,
     command: process.argv.join(' '),
     hostname: hostname(),
     startedAt: new Date(Date.now() - process.uptime() * 1000).toISOString(),
     openedAt: new Date().toISOString(),
-    process: processIdentity(),
+    ...(proc === undefined ? {} : { process: proc }),
     token,
   };
   const tmp = `${file}.${process.pid}.${token}.tmp`;
