@@ -118,12 +118,12 @@ export function spawnMeasured(
   const child = timed
     ? spawn(GNU_TIME, ['-f', '%U %S %M', '-o', report, command, ...args], {
         env: options.env,
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        cwd: options.cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
       })
     : spawn(command, args, {
         env: options.env,
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        cwd: options.cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
   let peak = 0;
