@@ -25,7 +25,7 @@ class Stop extends Error {}
 /** The request the SDK signs for GetObject, captured after signing and never sent. */
 async function sdkRequest(
   config: S3ClientConfig,
-  input: { Bucket: string; Key: string; Range?: string; IfMatch?: string },
+  input: { Bucket: string; Key: string; Range?: string | undefined; IfMatch?: string | undefined },
 ): Promise<Captured> {
   const client = new S3Client({ ...config, maxAttempts: 1 });
   let captured: Captured | undefined;

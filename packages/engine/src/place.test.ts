@@ -9,11 +9,15 @@ const entry = (path: string, etag: string) => ({ path, size: 3, etag });
 const listing = [entry('a', '"x"'), entry('b', '"y"')];
 const manifest = { version: 1, entries: listing } as unknown as Manifest;
 
-const tree = (over: Partial<TreeState> = {}): TreeState => ({
+/** A tree an older ferry filled: its files sit in the folder itself. */
+const inPlaceTree: TreeState = {
   source: 's3://b/m',
   versionId: V1,
-  versionDir: '.ferry/trees/t1',
   updatedAt: '2026-12-01T00:00:00Z',
+};
+const tree = (over: Partial<TreeState> = {}): TreeState => ({
+  ...inPlaceTree,
+  versionDir: '.ferry/trees/t1',
   ...over,
 });
 
@@ -116,7 +120,7 @@ describe('decidePlace', () => {
     [
       'a folder an older ferry filled, at a new version: moved aside, the new one beside',
       {
-        tree: tree({ versionDir: undefined }),
+        tree: inPlaceTree,
         folder: 'folder',
         remote: { versionId: V2, entries: listing },
       },
@@ -130,17 +134,17 @@ describe('decidePlace', () => {
     ],
     [
       'a folder an older ferry filled, same version: left as it is',
-      { tree: tree({ versionDir: undefined }), folder: 'folder' },
+      { tree: inPlaceTree, folder: 'folder' },
       { dir: 'm', switching: false, relink: false },
     ],
     [
       'a plain listing, unchanged: in place',
-      { remote: { versionId: undefined, entries: listing } },
+      { remote: { entries: listing } },
       { dir: '.ferry/trees/t1', switching: false, relink: false },
     ],
     [
       'a plain listing with one ETag changed: a new version',
-      { remote: { versionId: undefined, entries: [entry('a', '"x"'), entry('b', '"z"')] } },
+      { remote: { entries: [entry('a', '"x"'), entry('b', '"z"')] } },
       {
         dir: '.ferry/trees/new1',
         base: '.ferry/trees/t1',

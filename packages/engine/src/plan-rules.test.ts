@@ -20,7 +20,14 @@ const base: FileFacts = {
   resumable: false,
 };
 const facts = (over: Partial<FileFacts>): FileFacts => ({ ...base, ...over });
-const noFile = { local: { kind: 'none' as const }, record: undefined, recordVouches: false };
+/** `f` without the facts named: no stat record, or no previous version of the file. */
+const without = (f: FileFacts, ...absent: Array<'record' | 'previous'>): FileFacts => {
+  const rest = { ...f };
+  for (const fact of absent) delete rest[fact];
+  return rest;
+};
+const noFile = (over: Partial<FileFacts> = {}): FileFacts =>
+  without(facts({ local: { kind: 'none' }, recordVouches: false, ...over }), 'record');
 /** A plain listing's entry: no digest, an ETag; a file ferry fetched for it before. */
 const plain = (over: Partial<FileFacts>): FileFacts =>
   facts({
@@ -61,21 +68,17 @@ describe('decide', () => {
       facts({ local: { kind: 'other' } }),
       { kind: 'in-the-way' },
     ],
-    ['nothing there: a twin elsewhere is asked for', facts(noFile), { need: 'twin' }],
+    ['nothing there: a twin elsewhere is asked for', noFile(), { need: 'twin' }],
     [
       'nothing there, a twin vouched for: copied',
-      facts({ ...noFile, twin: true }),
+      noFile({ twin: true }),
       { kind: 'copy', hashed: false, overwritesEdit: false },
     ],
-    ['nothing there, no twin: fetched', facts({ ...noFile, twin: false }), fetch()],
-    [
-      'an empty file never looks for a twin',
-      facts({ ...noFile, entry: { size: 0, digest: D(1) } }),
-      fetch(),
-    ],
+    ['nothing there, no twin: fetched', noFile({ twin: false }), fetch()],
+    ['an empty file never looks for a twin', noFile({ entry: { size: 0, digest: D(1) } }), fetch()],
     [
       'an interrupted transfer of the same object resumes before any twin',
-      facts({ ...noFile, resumable: true }),
+      noFile({ resumable: true }),
       fetch({ resume: true }),
     ],
     [
@@ -164,18 +167,20 @@ describe('decide', () => {
     ],
     [
       'plain listing, a file ferry never fetched and no way to compare: the size rule',
-      plain({ entry: { size: SIZE, etag: '"e2-3"' }, record: undefined, recordVouches: false }),
+      without(plain({ entry: { size: SIZE, etag: '"e2-3"' }, recordVouches: false }), 'record'),
       { need: 'hash' },
     ],
     [
       'plain listing, hashed, nothing to compare it with: kept by size',
-      plain({
-        entry: { size: SIZE, etag: '"e2-3"' },
-        record: undefined,
-        recordVouches: false,
-        previous: undefined,
-        content: { digest: D(5) },
-      }),
+      without(
+        plain({
+          entry: { size: SIZE, etag: '"e2-3"' },
+          recordVouches: false,
+          content: { digest: D(5) },
+        }),
+        'record',
+        'previous',
+      ),
       skip({ digest: D(5) }, false, { hashed: true }),
     ],
     [
