@@ -149,6 +149,39 @@ describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
     }
   }
 
+  it('signs as the SDK does across midnight and after the credentials change (its signing key is per day and secret)', async () => {
+    // Short-lived, so the client's provider asks again once they expire.
+    let current = { ...CREDENTIALS, expiration: new Date('2026-03-05T00:10:00.000Z') };
+    const config: S3ClientConfig = {
+      ...CONFIGS['virtual-hosted AWS'],
+      credentials: async () => current,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    };
+    const client = new S3Client(config);
+    const direct = await S3DirectGet.resolve(client, 'my-models', agents);
+    if (direct === undefined) throw new Error('fell back to the SDK');
+    const sameAsSdk = async () => {
+      const sdk = await sdkRequest(
+        { ...config, credentials: current },
+        { Bucket: 'my-models', Key: 'a.bin' },
+      );
+      const { 'user-agent': _unsigned, ...signed } = sdk.headers;
+      expect((await direct.sign('a.bin')).headers).toEqual(signed);
+    };
+    await sameAsSdk();
+    vi.setSystemTime(new Date('2026-03-05T00:00:01.000Z'));
+    await sameAsSdk();
+    current = {
+      accessKeyId: 'AKIDROTATED',
+      secretAccessKey: 'another/secret+key',
+      expiration: new Date('2026-03-06T00:00:00.000Z'),
+    };
+    vi.setSystemTime(new Date('2026-03-05T00:20:00.000Z'));
+    await sameAsSdk();
+    client.destroy();
+  });
+
   it('applies the clock offset the SDK learned', async () => {
     const config: S3ClientConfig = { region: 'eu-west-1', credentials: CREDENTIALS };
     const client = new S3Client(config);

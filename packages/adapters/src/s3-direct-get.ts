@@ -1,15 +1,9 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { SignatureV4 } from '@smithy/signature-v4';
 import { sendRequest } from './send-request.js';
+import { EMPTY_SHA256, SigV4Get } from './sigv4-get.js';
 
-/**
- * SHA-256 of an empty payload. The SDK signs GetObject with it (not `UNSIGNED-PAYLOAD`), so
- * sending it keeps the signature identical to the SDK's and skips hashing per request.
- */
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 /** Regions of the `aws` partition, whose endpoints are `s3.<region>.amazonaws.com`. */
 const AWS_REGION = /^(?:af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+$/;
 /** Buckets the SDK addresses as `<bucket>.s3.<region>.amazonaws.com` over https (no dots). */
@@ -70,7 +64,7 @@ export interface S3ReadGrant {
 
 /**
  * GetObject without the SDK's middleware: the request is built, addressed and signed the
- * way the S3 client would (same SigV4 signer, credentials provider, region and clock
+ * way the S3 client would (SigV4 as the SDK signs it, the same credentials provider, region and clock
  * offset, checked byte for byte against the SDK in s3-direct-get.test.ts) and sent over
  * the client's own keep-alive agents. The SDK's per-request middleware stack and its body
  * wrapping cost about 0.15–0.2 CPU-seconds per GiB more than this on the hot path of a pull.
@@ -81,7 +75,7 @@ export interface S3ReadGrant {
 export class S3DirectGet {
   readonly #address: Address;
   readonly #region: string;
-  readonly #signer: SignatureV4;
+  readonly #signer: SigV4Get;
   readonly #credentials: () => Promise<S3GrantCredentials>;
   readonly #clockOffset: () => number;
   readonly #agent: HttpAgent;
@@ -89,7 +83,7 @@ export class S3DirectGet {
   private constructor(
     address: Address,
     region: string,
-    signer: SignatureV4,
+    signer: SigV4Get,
     credentials: () => Promise<S3GrantCredentials>,
     clockOffset: () => number,
     agents: S3Agents,
@@ -115,16 +109,10 @@ export class S3DirectGet {
   /** The direct path of a grant, with its credentials fixed: no SDK is loaded. */
   static async fromGrant(grant: S3ReadGrant, agents: S3Agents): Promise<S3DirectGet> {
     const { credentials } = grant;
-    const { accessKeyId, secretAccessKey, sessionToken } = credentials;
-    const signer = await createSigner(grant.region, {
-      accessKeyId,
-      secretAccessKey,
-      ...(sessionToken === undefined ? {} : { sessionToken }),
-    });
     return new S3DirectGet(
       grant.address,
       grant.region,
-      signer,
+      new SigV4Get(grant.region),
       async () => credentials,
       () => grant.clockOffsetMs,
       agents,
@@ -195,7 +183,7 @@ export class S3DirectGet {
     return new S3DirectGet(
       address,
       region,
-      await createSigner(region, provider),
+      new SigV4Get(region),
       credentials,
       () => client.config.systemClockOffset,
       agents,
@@ -214,19 +202,12 @@ export class S3DirectGet {
     if (conditions.ifMatch !== undefined) headers['if-match'] = conditions.ifMatch;
     // The SDK's clock: corrected by the offset it learns from a RequestTimeTooSkewed answer.
     const signingDate = new Date(Date.now() + this.#clockOffset());
-    const signed = await this.#signer.sign(
-      {
-        method: 'GET',
-        protocol,
-        hostname,
-        ...(port === undefined ? {} : { port }),
-        path,
-        query: QUERY,
-        headers,
-      },
-      { signingDate },
+    const signed = this.#signer.sign(
+      { path, query: QUERY, headers },
+      await this.#credentials(),
+      signingDate,
     );
-    return { protocol, hostname, port, path: `${path}?x-id=GetObject`, headers: signed.headers };
+    return { protocol, hostname, port, path: `${path}?x-id=GetObject`, headers: signed };
   }
 
   /**
@@ -263,60 +244,6 @@ export class S3DirectGet {
       },
     );
   }
-}
-
-/** SigV4 for S3 as the client signs (loaded on the first S3 read, not when ferry starts). */
-async function createSigner(
-  region: string,
-  credentials: ConstructorParameters<typeof SignatureV4>[0]['credentials'],
-): Promise<SignatureV4> {
-  const { SignatureV4 } = await import('@smithy/signature-v4');
-  return new SignatureV4({
-    service: 's3',
-    region,
-    credentials,
-    sha256: NodeSha256,
-    // S3 signs the path as sent (escaped once), as the client's `signingEscapePath: false`.
-    uriEscapePath: false,
-    applyChecksum: false,
-  });
-}
-
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-/** The SDK's node hash (SHA-256, or HMAC-SHA-256 with a secret) on node:crypto directly. */
-class NodeSha256 {
-  readonly #secret: SourceData | undefined;
-  #hash: Hash | Hmac;
-
-  constructor(secret?: SourceData) {
-    this.#secret = secret;
-    this.#hash = this.#fresh();
-  }
-
-  update(data: SourceData): void {
-    this.#hash.update(bytes(data));
-  }
-
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-
-  #fresh(): Hash | Hmac {
-    return this.#secret === undefined
-      ? createHash('sha256')
-      : createHmac('sha256', bytes(this.#secret));
-  }
-}
-
-function bytes(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
 }
 
 /** RFC 3986 escaping of one path segment, as the SDK escapes `{Key+}` and `{Bucket}`. */
