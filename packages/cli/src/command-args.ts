@@ -91,13 +91,13 @@ function usageFromParseArgs(command: string, error: unknown, flags: string[]): F
   }
 }
 
-/** A whole number in `[1, max]` from a flag value. */
-export function parseCount(text: string, flag: string, max: number): number {
+/** A whole number in `[min, max]` from a flag value. */
+export function parseCount(text: string, flag: string, max: number, min = 1): number {
   const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new FerryError(
       'FERRY_USAGE',
-      `${flag}: ${JSON.stringify(text)} is not a whole number from 1 to ${max}`,
+      `${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`,
       {
         key: flag,
         hint: `Give a count, e.g. ${flag} 16.`,

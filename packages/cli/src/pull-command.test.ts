@@ -155,22 +155,24 @@ describe('ferry pull in-process', () => {
     expect(bad.fake.stderr()).toContain('--bwlimit: "fast" is not a size');
   });
 
-  it('runs the pull on the worker threads --workers or FERRY_WORKERS ask for, and names a bad count', async () => {
+  it('runs the pull on the worker threads --workers or FERRY_WORKERS ask for (0: the main thread), and names a bad count', async () => {
     await ferry(['publish', 'model', 'store/m', '--ref', 'v1', '--part-size', '1MiB']);
     const workersOf = (run: Awaited<ReturnType<typeof ferry>>) =>
       (run.fake.jsonLines().at(-1) as { result: { workers: number } }).result.workers;
-    // 4 MiB: the default sizes the pool to the job, one thread.
+    // 4 MiB: the default sizes the pool to the job, which the main thread does alone.
     const byDefault = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--json']);
-    expect(workersOf(byDefault)).toBe(1);
+    expect(byDefault.code).toBe(0);
+    expect(workersOf(byDefault)).toBe(0);
+    expect(await readFile(join(cache, 'm', 'config.json'), 'utf8')).toBe('{"layers": 2}');
     const warm = await ferry(['pull', 'store/m@v1', '--to', 'cache', '--json']);
     expect(workersOf(warm)).toBe(0);
     const flag = await ferry(['pull', 'store/m@v1', '--to', 'c2', '--json', '--workers', '3']);
     expect(workersOf(flag)).toBe(3);
     const env = await ferry(['pull', 'store/m@v1', '--to', 'c3', '--json'], { FERRY_WORKERS: '2' });
     expect(workersOf(env)).toBe(2);
-    const bad = await ferry(['pull', 'store/m@v1', '--to', 'c4', '--workers', '0']);
+    const bad = await ferry(['pull', 'store/m@v1', '--to', 'c4', '--workers', '257']);
     expect(bad.code).toBe(2);
-    expect(bad.fake.stderr()).toContain('--workers: "0" is not a whole number from 1 to 256');
+    expect(bad.fake.stderr()).toContain('--workers: "257" is not a whole number from 0 to 256');
     const badEnv = await ferry(['pull', 'store/m@v1', '--to', 'c4'], { FERRY_WORKERS: 'many' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.fake.stderr()).toContain('FERRY_WORKERS: "many"');

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AbortError } from '@ferry/manifest';
 import type { Piscina } from 'piscina';
+import type { PartRunner } from './part-runner.js';
 import type {
   PartTask,
   PartTaskOutcome,
@@ -23,21 +24,22 @@ const BYTES_PER_WORKER = 256 * 2 ** 20;
 /**
  * Worker threads for a pull moving about `work.bytes`: one per core, but no more than the
  * work can use: each worker gets at least `BYTES_PER_WORKER` and two requests in flight.
- * The number of files does not count: what a file costs beyond its bytes is paid mostly by
- * the main thread (a task round trip, a rename, a record) and the origin, which a second
- * worker does not share. 1,000 files of 64 KiB on 2 cores took 13 % less CPU and 17 % less
- * wall time from s3rver with one worker than with two, and 18 % less CPU in the same wall
- * time from nginx.
+ * Work for one thread runs on the main thread instead (0): a worker only moves the same
+ * bytes at the same cost plus its boot and a message each way per part, while the main
+ * thread waits. The number of files does not count: what a file costs beyond its bytes
+ * (the request, a rename, a record) is paid the same on any thread.
  */
 export function defaultWorkers(
   work: { bytes: number },
   concurrency: number,
   cores: number = availableParallelism(),
 ): number {
-  return Math.max(
-    1,
-    Math.min(cores, Math.ceil(concurrency / 2), Math.ceil(work.bytes / BYTES_PER_WORKER)),
+  const threads = Math.min(
+    cores,
+    Math.ceil(concurrency / 2),
+    Math.ceil(work.bytes / BYTES_PER_WORKER),
   );
+  return threads <= 1 ? 0 : threads;
 }
 
 /**
@@ -50,7 +52,7 @@ export function hashingWorkers(bytes: number, cores: number = availableParalleli
 }
 
 export interface PartPoolOptions {
-  /** Worker threads (`defaultWorkers` chooses for a pull). */
+  /** Worker threads (`defaultWorkers` chooses for a pull); 0: tasks run on the calling thread. */
   workers: number;
   /** Tasks in flight at once across all workers. */
   concurrency: number;
@@ -80,14 +82,14 @@ function workerFile(): string {
 }
 
 /**
- * Worker threads that fetch, copy and hash parts. Each worker keeps its own sources (so
- * its own sockets) and runs several tasks at once; byte progress flows back through shared
- * counters, so progress costs no messages, and retries come back with each task's outcome.
+ * Runs part tasks (fetch, copy, hash) on worker threads, each with a `PartRunner` of its own
+ * running several tasks at once, or with no workers on one runner in the calling thread.
+ * Byte progress flows back through shared counters, so progress costs no messages, and
+ * retries come back with each task's outcome.
  */
-
 export class PartPool {
   /** Loaded on first use, so a warm start never pays for piscina's import. */
-  readonly #piscina: Promise<Piscina>;
+  readonly #runner: Promise<Piscina | PartRunner>;
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
   readonly #freeSlots: number[];
@@ -99,7 +101,7 @@ export class PartPool {
   readonly workers: number;
 
   constructor(options: PartPoolOptions) {
-    const workers = Math.max(1, options.workers);
+    const workers = Math.max(0, options.workers);
     this.workers = workers;
     const progress = new SharedArrayBuffer(4 * options.concurrency);
     const control = new SharedArrayBuffer(4);
@@ -114,6 +116,12 @@ export class PartPool {
         ? {}
         : { pace: { shared: RatePacer.shared(), bytesPerSecond: options.bytesPerSecond } }),
     };
+    if (workers === 0) {
+      this.#runner = import('./part-runner.js').then(
+        ({ PartRunner }) => new PartRunner(workerData),
+      );
+      return;
+    }
     const piscinaOptions = {
       filename: workerFile(),
       minThreads: workers,
@@ -127,7 +135,7 @@ export class PartPool {
       execArgv: [] as string[],
       workerData,
     } as const;
-    this.#piscina = import('piscina').then(({ Piscina }) => new Piscina(piscinaOptions));
+    this.#runner = import('piscina').then(({ Piscina }) => new Piscina(piscinaOptions));
   }
 
   /**
@@ -152,8 +160,8 @@ export class PartPool {
     if (task.kind === 'fetch') this.#requests++;
     try {
       const outcome = (await (
-        await this.#piscina
-      ).run(slot === undefined ? task : { ...task, slot })) as PartTaskOutcome;
+        await this.#runner
+      ).run((slot === undefined ? task : { ...task, slot }) as PartTask)) as PartTaskOutcome;
       for (const notice of outcome.retries) {
         this.#requests++;
         this.#onRetry?.(part === undefined ? notice : { ...notice, part });
@@ -202,6 +210,7 @@ export class PartPool {
   }
 
   async destroy(): Promise<void> {
-    await (await this.#piscina).destroy();
+    const runner = await this.#runner;
+    await ('destroy' in runner ? runner.destroy() : runner.close());
   }
 }

@@ -160,7 +160,8 @@ export async function pullOptionsFrom(
 export function workersFrom(flag: string | undefined, env: string | undefined): number | undefined {
   const text = flag ?? env;
   if (text === undefined || text === '') return undefined;
-  return parseCount(text, flag === undefined ? 'FERRY_WORKERS' : '--workers', 256);
+  // 0: no worker thread, parts run on the main thread.
+  return parseCount(text, flag === undefined ? 'FERRY_WORKERS' : '--workers', 256, 0);
 }
 
 /** `--bwlimit`, else `FERRY_BWLIMIT`: a size per second (`50MiB`, `10MB/s`). */
