@@ -34,8 +34,10 @@ export interface PullOptions {
    */
   verify?: VerifyMode;
   /**
-   * Worker threads that fetch and hash parts. @default one per core, but no more than the
-   * transfer can use: at least 256 MiB and two requests in flight each (`defaultWorkers`)
+   * Worker threads that fetch and hash parts; 0 runs them on the calling thread (its event
+   * loop then also hashes and writes). @default one per core, but no more than the transfer
+   * can use: at least 256 MiB and two requests in flight each, and none for one thread's
+   * worth (`defaultWorkers`)
    */
   workers?: number;
   /**
@@ -130,7 +132,7 @@ export interface PullResult {
   removed: string[];
   /** Requests sent to the source (listing, manifests, ranges). */
   requests: number;
-  /** Worker threads the pull started: 0 when nothing had to move or be hashed. */
+  /** Worker threads the pull started: 0 when its parts ran on the calling thread, or nothing moved. */
   workers: number;
   durationMs: number;
   dryRun: boolean;

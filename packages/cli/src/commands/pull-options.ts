@@ -37,7 +37,8 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
                         also model.json's "source" key or FERRY_SOURCE
   --concurrency <n>     ranged requests in flight (default 16)
   --workers <n>         threads that fetch, hash and write (default: one per core, no
-                        more than the transfer can use; also FERRY_WORKERS)
+                        more than the transfer can use; 0: the main thread alone;
+                        also FERRY_WORKERS)
   --part-size <size>    bytes per request for unpublished prefixes: 16MiB, 64MB, 1GiB
                         or bytes (default 16MiB; a published manifest's own size wins)
   --verify <mode>       how files already in the cache are trusted:

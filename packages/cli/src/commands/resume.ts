@@ -18,7 +18,8 @@ Flags:
   --config <file>       model.json whose download_files_to names the cache
   --concurrency <n>     ranged requests in flight (default 16)
   --workers <n>         threads that fetch, hash and write (default: one per core, no
-                        more than the transfer can use; also FERRY_WORKERS)
+                        more than the transfer can use; 0: the main thread alone;
+                        also FERRY_WORKERS)
   --bwlimit <rate>      cap the download rate, all requests together: 50MiB, 10MB/s
                         (also FERRY_BWLIMIT)
 ${COMMON_FLAGS_HELP}
