@@ -66,7 +66,8 @@ type SlotTask<T extends PartTask> = T extends { slot: number } ? Omit<T, 'slot'>
 export type PoolTask = SlotTask<PartTask>;
 
 /**
- * The worker script, as a file URL: the built one beside this module. Tests, which run this
+ * The worker script, as a file URL: the built one beside this module (the CLI's bundle has
+ * its own bundled worker beside it, see packages/cli/bundle.mjs). Tests, which run this
  * module from its TypeScript source, name the built worker in `FERRY_PART_WORKER` (the
  * vitest config does): compiling the worker's TypeScript in every thread of every pool cost
  * them most of their time. Always a URL, so piscina loads it with `import()` as it does in
