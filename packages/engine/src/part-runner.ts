@@ -187,8 +187,8 @@ export class PartRunner {
 
   /**
    * The options as text, once per options object: on the main thread every task brings the
-   * same object (a worker's are copies), and writing it out, credentials and all, was ~20 µs
-   * a task: a tenth of what a small file costs the thread beyond the kernel's work.
+   * same object (a worker's are copies), and writing it out, credentials and all, took
+   * ~20 µs a task.
    */
   #optionsId(options: SourceOptions): string {
     let id = this.#optionIds.get(options);
