@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { DEFAULT_PART_SIZE } from '@ferry/manifest';
 import { type Dataset, type DatasetSpec, type FileFacts, generateDataset } from './dataset.js';
 import { envOrigin, envPrefix } from './env-origin.js';
@@ -8,6 +10,8 @@ import { findNginx, type NginxServer, nginxOrigin, startNginx } from './nginx-or
 import type { Origin, OriginName } from './origin.js';
 import { startS3rverOrigin } from './s3rver-origin.js';
 import { awsV2, ferryTool, type PeerInfo, type SyncTool } from './sync-tools.js';
+
+const execFileAsync = promisify(execFile);
 
 /** The runner's flags. */
 export interface BenchConfig {
@@ -259,11 +263,16 @@ export class BenchContext {
     return published;
   }
 
-  /** An empty directory under the work dir (emptied if it existed). */
+  /**
+   * An empty directory under the work dir (emptied if it existed), on a disk with nothing
+   * left to write: what the previous run wrote and deleted is flushed first, so no run pays
+   * for another's writeback and discards.
+   */
   async freshDir(...parts: string[]): Promise<string> {
     const dir = join(this.config.workDir, 'dest', ...parts);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
+    await execFileAsync('sync');
     return dir;
   }
 
