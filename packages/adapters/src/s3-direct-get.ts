@@ -2,7 +2,7 @@ import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sendRequest } from './send-request.js';
-import { EMPTY_SHA256, SigV4Get } from './sigv4-get.js';
+import { EMPTY_SHA256, escapeUri, SigV4Get } from './sigv4-get.js';
 
 /** Regions of the `aws` partition, whose endpoints are `s3.<region>.amazonaws.com`. */
 const AWS_REGION = /^(?:af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+$/;
@@ -148,7 +148,7 @@ export class S3DirectGet {
         protocol,
         hostname: endpoint.hostname,
         port: endpoint.port,
-        bucketPath: `/${escapeS3(bucket)}`,
+        bucketPath: `/${escapeUri(bucket)}`,
       };
     } else {
       if ((await config.serviceConfiguredEndpoint?.()) !== undefined) return undefined;
@@ -158,7 +158,7 @@ export class S3DirectGet {
           protocol: 'https:',
           hostname: `s3.${region}.amazonaws.com`,
           port: undefined,
-          bucketPath: `/${escapeS3(bucket)}`,
+          bucketPath: `/${escapeUri(bucket)}`,
         };
       } else {
         if (!VIRTUAL_HOSTABLE.test(bucket)) return undefined;
@@ -193,7 +193,7 @@ export class S3DirectGet {
   /** The signed GET of `objectKey` (the full key in the bucket), signed now by the client's clock. */
   async sign(objectKey: string, conditions: DirectGetHeaders = {}): Promise<SignedGet> {
     const { protocol, hostname, port, bucketPath } = this.#address;
-    const path = `${bucketPath}/${objectKey.split('/').map(escapeS3).join('/')}`;
+    const path = `${bucketPath}/${objectKey.split('/').map(escapeUri).join('/')}`;
     const headers: Record<string, string> = {
       host: port === undefined ? hostname : `${hostname}:${port}`,
       'x-amz-content-sha256': EMPTY_SHA256,
@@ -244,12 +244,4 @@ export class S3DirectGet {
       },
     );
   }
-}
-
-/** RFC 3986 escaping of one path segment, as the SDK escapes `{Key+}` and `{Bucket}`. */
-function escapeS3(segment: string): string {
-  return encodeURIComponent(segment).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
 }

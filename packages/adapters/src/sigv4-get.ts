@@ -88,8 +88,11 @@ function hmac(key: string | Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }
 
-/** RFC 3986 escaping, as SigV4 wants query keys and values. */
-function escapeUri(text: string): string {
+/**
+ * RFC 3986 escaping, as SigV4 wants query keys and values, and as the SDK escapes a key's
+ * path segments and the bucket.
+ */
+export function escapeUri(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
