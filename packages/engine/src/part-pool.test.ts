@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { AbortError, type Digest, type FerryError, isFerryError } from '@ferry/manifest';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, randomBytes, startFaultServer } from '#fixtures';
-import { defaultWorkers, hashingWorkers, PartPool } from './part-pool.js';
+import { defaultConcurrency, defaultWorkers, hashingWorkers, PartPool } from './part-pool.js';
 
 const MiB = 2 ** 20;
 
@@ -23,6 +23,23 @@ describe('defaultWorkers', () => {
     [0, 1, 8, 0],
   ])('%d bytes, concurrency %d, %d cores: %d', (bytes, concurrency, cores, want) => {
     expect(defaultWorkers({ bytes }, concurrency, cores)).toBe(want);
+  });
+});
+
+describe('defaultConcurrency', () => {
+  it.each([
+    // cores → requests in flight
+    [1, 16],
+    [2, 16], // the machines measured here
+    [8, 16],
+    [16, 32], // two per core: a worker per core
+    [64, 128],
+  ])('%d cores: %d', (cores, want) => {
+    expect(defaultConcurrency(cores)).toBe(want);
+  });
+
+  it('lets a 16-core box run a worker on every core for a large model', () => {
+    expect(defaultWorkers({ bytes: 70 * 1024 * MiB }, defaultConcurrency(16), 16)).toBe(16);
   });
 });
 

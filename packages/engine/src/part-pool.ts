@@ -22,6 +22,16 @@ import { deserializeError } from './serialized-error.js';
 const BYTES_PER_WORKER = 256 * 2 ** 20;
 
 /**
+ * Ranged requests a pull keeps in flight: 16, which keeps a 2-core machine's origin and
+ * client busy without a queue of idle sockets, or two per core on a box of more than 8, so
+ * that every core can run a worker with its two requests (`defaultWorkers`) instead of the
+ * pool stopping at 8 workers.
+ */
+export function defaultConcurrency(cores: number = availableParallelism()): number {
+  return Math.max(16, 2 * cores);
+}
+
+/**
  * Worker threads for a pull moving about `work.bytes`: one per core, but no more than the
  * work can use: each worker gets at least `BYTES_PER_WORKER` and two requests in flight.
  * Work for one thread runs on the main thread instead (0): a worker only moves the same

@@ -10,6 +10,7 @@ import {
 import { cacheLayout, rootRelative } from './cache-layout.js';
 import { EventChannel } from './event-channel.js';
 import { type OpenedStore, openPullStore } from './open-store.js';
+import { defaultConcurrency } from './part-pool.js';
 import { normalizeFilter } from './path-filter.js';
 import { commitPull } from './pull-commit.js';
 import { planTarget } from './pull-plan.js';
@@ -19,8 +20,6 @@ import type { PullRun, PullSettings } from './pull-run.js';
 import { LazyPool } from './pull-run.js';
 import { transferPlan } from './pull-transfer.js';
 import type { PullEvent, PullOptions, PullResult } from './types.js';
-
-const DEFAULT_CONCURRENCY = 16;
 
 /**
  * The folder under the cache root a source's files land in (`download_files_from`): the
@@ -101,7 +100,7 @@ function openPullSource(
 
 function checkPullOptions(options: PullOptions, uri: string): PullSettings {
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
-  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const concurrency = options.concurrency ?? defaultConcurrency();
   if (!Number.isSafeInteger(partSize) || partSize < 1) {
     throw new FerryError(
       'FERRY_USAGE',

@@ -18,7 +18,7 @@ export interface PullOptions {
    * @default the source's prefix: `a/b` for `s3://bucket/a/b`, the last path segment for HTTP and local sources
    */
   subdir?: string;
-  /** Ranged requests in flight at once, across all files. @default 16 */
+  /** Ranged requests in flight at once, across all files. @default 16, or two per core above 8 cores (`defaultConcurrency`) */
   concurrency?: number;
   /**
    * Bytes per ranged request and per hashed part for a plain (unpublished) prefix; a

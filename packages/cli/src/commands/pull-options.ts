@@ -35,7 +35,7 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --config <file>       model.json to read (default: ./model.json when present)
   --source <uri>        the store model.json's download_files_from is in (s3://bucket);
                         also model.json's "source" key or FERRY_SOURCE
-  --concurrency <n>     ranged requests in flight (default 16)
+  --concurrency <n>     ranged requests in flight (default 16, or 2 per core above 8)
   --workers <n>         threads that fetch, hash and write (default: one per core, no
                         more than the transfer can use; 0: the main thread alone;
                         also FERRY_WORKERS)
