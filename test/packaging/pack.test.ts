@@ -230,6 +230,13 @@ describe('a project that installed the tarballs', () => {
     const root = join(tmp.path, 'bin-root');
     await run(ferry, ['pull', model, '--to', root, '--quiet'], { cwd: consumer, env });
     expect(await differingFiles(join(root, 'bin-model'), files)).toEqual([]);
+    // On a worker thread: the bundle's `part-worker.js` hands over to the installed engine's.
+    const threaded = join(tmp.path, 'bin-root-threads');
+    await run(ferry, ['pull', model, '--to', threaded, '--quiet', '--workers', '1'], {
+      cwd: consumer,
+      env,
+    });
+    expect(await differingFiles(join(threaded, 'bin-model'), files)).toEqual([]);
   });
 
   it('imports @ferry/engine from an ES module: pull, FerryError, isFerryError', async () => {
