@@ -380,15 +380,16 @@ describe('cancellation and resume', () => {
     await publish({ dir: origin, dest: store, ref: 'v1', partSize: 256 * 1024 });
     const server = await startFaultServer({ root: store });
     try {
-      // Every body pauses longer than the hedge delay between its bursts.
-      server.inject({ kind: 'throttle', bytes: 128 * 1024, everyMs: 800 }, { times: 1000 });
+      // Every body pauses longer than the hedge delay between its bursts, and for more than
+      // two of the reader's 250 ms idle ticks, so that a tick always finds the body quiet.
+      server.inject({ kind: 'throttle', bytes: 128 * 1024, everyMs: 600 }, { times: 1000 });
       const events: PullEvent[] = [];
       const result = await pull({
         source: `${server.url}/`,
         ref: 'v1',
         root: cache,
         subdir: 'm',
-        hedgeAfterMs: 300,
+        hedgeAfterMs: 200,
         onEvent: (e) => events.push(e),
       });
       expect(await differingFiles(result.dir, files)).toEqual([]);
@@ -768,7 +769,7 @@ describe('bandwidth limit', () => {
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
     const server = await startFaultServer({ root: store });
     try {
-      const limit = 4 * MiB;
+      const limit = 6 * MiB;
       const started = performance.now();
       const samples: Array<{ at: number; bytes: number }> = [];
       const result = await pull({
@@ -787,11 +788,11 @@ describe('bandwidth limit', () => {
       expect(await differingFiles(result.dir, files)).toEqual([]);
       const total = totalSize(files);
       expect(result.fetchedBytes).toBe(total);
-      // 12 MiB at 4 MiB/s is 3 s of booked time: never less, whatever the workers and
+      // 12 MiB at 6 MiB/s is 2 s of booked time: never less, whatever the workers and
       // requests. While bytes flow, the rate is the limit within 10 %: measured between the
       // first and the last progress sample of the transfer, so that worker start-up (slow on
       // a loaded machine) and the commit after the last byte are left out.
-      expect((ended - started) / 1000).toBeGreaterThanOrEqual(3 * 0.95);
+      expect((ended - started) / 1000).toBeGreaterThanOrEqual(2 * 0.95);
       const flowing = samples.filter((x) => x.bytes > 0 && x.bytes < total);
       const first = flowing[0];
       const last = flowing.at(-1);
