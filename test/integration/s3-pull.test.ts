@@ -45,8 +45,9 @@ describe('pull from s3rver', () => {
   it('cold pull of a model-like set is byte-identical; warm pull sends only the ref and manifest GETs', async () => {
     const bucket = await newBucket();
     const origin = join(tmp.path, 'origin');
+    // Shards of more than one default-size (16 MiB) part, the last one short.
     const files = await writeModel(origin, {
-      shards: [64 * MiB, 64 * MiB + 12345],
+      shards: [32 * MiB, 16 * MiB + 12345],
       smallFiles: 30,
     });
     const dest = `s3://${bucket}/llm/v`;
@@ -67,7 +68,7 @@ describe('pull from s3rver', () => {
     const bucket = await newBucket();
     const origin = join(tmp.path, 'origin');
     const partSize = 4 * MiB;
-    const files = await writeModel(origin, { shards: [32 * MiB] });
+    const files = await writeModel(origin, { shards: [16 * MiB] });
     const dest = `s3://${bucket}/m`;
     await publish({ dir: origin, dest, ref: 'v1', partSize, sourceOptions: options });
     const cache = join(tmp.path, 'cache');
