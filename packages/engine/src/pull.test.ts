@@ -98,7 +98,7 @@ describe('pull from a published local prefix', () => {
   });
 
   it('warm-starts hundreds of files with one read (the ref: the cache holds its manifest) and no transfer', async () => {
-    const files = await writeModel(origin, { shards: [MiB], smallFiles: 400 });
+    const files = await writeModel(origin, { shards: [MiB], smallFiles: 200 });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
     await pull({ source: store, ref: 'v1', root: cache });
     const events: string[] = [];
