@@ -46,11 +46,13 @@ describe('defaultConcurrency', () => {
 describe('hashingWorkers', () => {
   it.each([
     // bytes, cores → workers
-    [4 * MiB, 16, 1], // a small publish boots one thread, not one per core
+    [4 * MiB, 16, 0], // a small publish is hashed on the main thread
+    [256 * MiB, 16, 0],
+    [257 * MiB, 16, 2],
     [768 * MiB, 2, 2],
     [768 * MiB, 16, 3],
     [100 * 1024 * MiB, 64, 64], // every core for a large model
-    [0, 8, 1],
+    [0, 8, 0],
   ])('%d bytes, %d cores: %d', (bytes, cores, want) => {
     expect(hashingWorkers(bytes, cores)).toBe(want);
   });

@@ -55,10 +55,12 @@ export function defaultWorkers(
 /**
  * Worker threads for hashing `bytes` of local files (publish): one per core, but no more
  * than there is work for, by the same `BYTES_PER_WORKER` (hashing is faster than a transfer,
- * so a worker's ~0.1 CPU-s boot pays even sooner). A publish of a few MiB starts one.
+ * so a worker's ~0.1 CPU-s boot pays even sooner). One thread's worth is hashed on the main
+ * thread (0), as a pull's is: a publish of a few MiB starts no thread at all.
  */
 export function hashingWorkers(bytes: number, cores: number = availableParallelism()): number {
-  return Math.max(1, Math.min(cores, Math.ceil(bytes / BYTES_PER_WORKER)));
+  const threads = Math.min(cores, Math.ceil(bytes / BYTES_PER_WORKER));
+  return threads <= 1 ? 0 : threads;
 }
 
 export interface PartPoolOptions {

@@ -72,7 +72,7 @@ export interface PublishOptions {
   partSize?: number;
   /** Uploads in flight at once. @default 4 */
   concurrency?: number;
-  /** Worker threads for hashing. @default one per core, one per 256 MiB at most (`hashingWorkers`) */
+  /** Worker threads for hashing; 0: the calling thread. @default one per core, one per 256 MiB at most, none for one thread's worth (`hashingWorkers`) */
   workers?: number;
   signal?: AbortSignal;
   onEvent?: (event: PublishEvent) => void;
