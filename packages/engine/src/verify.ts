@@ -1,5 +1,4 @@
 import { lstatSync, type Stats } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALGORITHM, DEFAULT_PART_SIZE, parseDigest, throwIfAborted } from '@ferry/manifest';
 import { rootRelative } from './cache-layout.js';
@@ -7,7 +6,7 @@ import { folderGone } from './gc.js';
 import { hashLocalFile } from './local-hash.js';
 import { mapLimit } from './map-limit.js';
 import { openExistingStore } from './open-store.js';
-import { PartPool } from './part-pool.js';
+import { hashingWorkers, PartPool } from './part-pool.js';
 import { compileFilter, heldEntries, normalizeFilter } from './path-filter.js';
 import { PartTally, PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import { statVouches } from './stat-vouches.js';
@@ -18,7 +17,10 @@ export interface VerifyOptions {
   root: string;
   /** Re-hash every file (parallel, at disk speed) instead of comparing stat data. @default false */
   deep?: boolean;
-  /** @default min(4, cores) */
+  /**
+   * Worker threads that hash for `deep`; 0: the calling thread. @default one per core, one
+   * per 256 MiB of the folders checked at most, none for one thread's worth (`hashingWorkers`)
+   */
   workers?: number;
   /**
    * Check only the files these globs select (paths within each folder, as `PullOptions`
@@ -125,8 +127,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
           if (st.size !== entry.size)
             return problem('size', `${st.size} bytes, expected ${entry.size}`);
           if (options.deep) {
+            // Sized by the bytes of the trees seen so far: a small cache is hashed on this
+            // thread, a large one on every core.
             pool ??= new PartPool({
-              workers: options.workers ?? availableParallelism(),
+              workers: options.workers ?? hashingWorkers(meter.totalBytes),
               concurrency: 1,
             });
             const partSize = entry.parts?.size ?? DEFAULT_PART_SIZE;
