@@ -22,7 +22,7 @@ import { Md5Follower } from './md5-follower.js';
 import { CUT_BYTES, createCuts, cutsPathFor } from './part-cuts.js';
 import type { PartPool } from './part-pool.js';
 import { type FilePlan, localBytes } from './plan.js';
-import { ensureRealDirs } from './real-dirs.js';
+import { ensureRealDirs, type KnownDirs } from './real-dirs.js';
 import { partKey } from './remote-version.js';
 import { TransferState } from './transfer-state.js';
 import type { PullEvent } from './types.js';
@@ -483,7 +483,7 @@ async function commitFile(
  * found again by the next pull and hashed once: never trusted unverified.
  */
 class Placement {
-  readonly dirs = new Set<string>();
+  readonly dirs: KnownDirs = new Map();
   readonly #store: CacheIndex;
   #pending: Array<[string, StatRecord]> = [];
 

@@ -16,7 +16,7 @@ import { PROGRESS_INTERVAL_MS, ProgressMeter } from './progress-meter.js';
 import type { PullPlan } from './pull-plan.js';
 import type { Target } from './pull-resolve.js';
 import type { PullRun } from './pull-run.js';
-import { ensureRealDirs } from './real-dirs.js';
+import { ensureRealDirs, type KnownDirs } from './real-dirs.js';
 import type { RemoteVersion } from './remote-version.js';
 import { removeIfUnchanged } from './remove-folder.js';
 import { TransferState } from './transfer-state.js';
@@ -160,7 +160,7 @@ async function linkUnchanged(
   keep: string[],
   place: Place,
 ): Promise<void> {
-  const dirs = new Set<string>();
+  const dirs: KnownDirs = new Map();
   const records: Array<[string, StatRecord]> = [];
   const linkInto = async (from: string, relPath: string): Promise<boolean> => {
     await ensureRealDirs(root, parentDir(relPath), dirs);

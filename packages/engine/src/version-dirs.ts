@@ -103,12 +103,12 @@ export async function switchFolder(
   const path = join(layout.root, dir);
   // The folders above it must be real: a linked one could make the rename land anywhere.
   const cut = dir.lastIndexOf('/');
-  await ensureRealDirs(layout.root, cut === -1 ? '' : dir.slice(0, cut), new Set());
+  await ensureRealDirs(layout.root, cut === -1 ? '' : dir.slice(0, cut), new Map());
   const state = await folderState(layout.root, dir, versionDir);
   if (state === 'current') return;
   if (state === 'folder') {
     if (asideDir === undefined) throw new Error(`switchFolder: ${path} needs a place to go`);
-    await ensureRealDirs(layout.root, TREES_DIR, new Set());
+    await ensureRealDirs(layout.root, TREES_DIR, new Map());
     await rename(path, join(layout.root, asideDir));
     await moveRecords(store, dir, asideDir);
   }
