@@ -2,8 +2,6 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AbortError } from '@ferry/manifest';
-import type { Piscina } from 'piscina';
-import type { PartRunner } from './part-runner.js';
 import type {
   PartTask,
   PartTaskOutcome,
@@ -74,12 +72,18 @@ export interface PartPoolOptions {
   onRetry?: (notice: RetryNotice & { part?: number }) => void;
 }
 
+/** What runs a pool's tasks: piscina's worker threads, or one `PartRunner` on this thread. */
+interface TaskRunner {
+  run(task: PartTask): Promise<PartTaskOutcome>;
+  close(): Promise<void>;
+}
+
 type SlotTask<T extends PartTask> = T extends { slot: number } ? Omit<T, 'slot'> : T;
 export type PoolTask = SlotTask<PartTask>;
 
 /**
- * The worker script, as a file URL: the built one beside this module (the CLI's bundle has
- * its own bundled worker beside it, see packages/cli/bundle.mjs). Tests, which run this
+ * The worker script, as a file URL: the built one beside this module (beside the CLI's
+ * bundle, a file that hands over to the engine's: see packages/cli/bundle.mjs). Tests, which run this
  * module from its TypeScript source, name the built worker in `FERRY_PART_WORKER` (the
  * vitest config does): compiling the worker's TypeScript in every thread of every pool cost
  * them most of their time. Always a URL, so piscina loads it with `import()` as it does in
@@ -102,7 +106,7 @@ function workerFile(): string {
  */
 export class PartPool {
   /** Loaded on first use, so a warm start never pays for piscina's import. */
-  readonly #runner: Promise<Piscina | PartRunner>;
+  readonly #runner: Promise<TaskRunner>;
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
   readonly #freeSlots: number[];
@@ -148,7 +152,10 @@ export class PartPool {
       execArgv: [] as string[],
       workerData,
     } as const;
-    this.#runner = import('piscina').then(({ Piscina }) => new Piscina(piscinaOptions));
+    this.#runner = import('piscina').then(({ Piscina }) => {
+      const piscina = new Piscina(piscinaOptions);
+      return { run: (task) => piscina.run(task), close: () => piscina.destroy() };
+    });
   }
 
   /**
@@ -172,9 +179,9 @@ export class PartPool {
     }
     if (task.kind === 'fetch') this.#requests++;
     try {
-      const outcome = (await (
-        await this.#runner
-      ).run((slot === undefined ? task : { ...task, slot }) as PartTask)) as PartTaskOutcome;
+      const outcome = await (await this.#runner).run(
+        (slot === undefined ? task : { ...task, slot }) as PartTask,
+      );
       for (const notice of outcome.retries) {
         this.#requests++;
         this.#onRetry?.(part === undefined ? notice : { ...notice, part });
@@ -223,7 +230,6 @@ export class PartPool {
   }
 
   async destroy(): Promise<void> {
-    const runner = await this.#runner;
-    await ('destroy' in runner ? runner.destroy() : runner.close());
+    await (await this.#runner).close();
   }
 }

@@ -95,8 +95,9 @@ class PullBytes {
  * A body is hedged when it has been idle `hedgeAfterMs` while the rest of the pull moved
  * at least `HEDGE_MIN_OTHERS` since it went quiet: a healthy part never pauses for seconds
  * while its siblings flow (or finish), and on a link that is slow for everyone the others
- * do not move megabytes while it waits. Idle time is counted in ticks of up to 250 ms, so
- * the window reaches one tick further back, to when the body really went quiet.
+ * do not move megabytes while it waits. The body's idle time is read off the clock (see
+ * `readRange`), which looks at it every `IDLE_TICK_MS` at most: the window reaches that much
+ * further back, so bytes the others moved just before the body's last check still count.
  */
 const HEDGE_MIN_OTHERS = 4 * 2 ** 20;
 const IDLE_TICK_MS = 250;
@@ -106,9 +107,10 @@ const IDLE_TICK_MS = 250;
  * one (part-worker.ts), and so does the main thread when a pull is too small to pay for
  * threads (`PartPool` with no workers). Each runner keeps its own sources (so its own
  * sockets); byte progress flows back through shared counters, so progress costs no
- * messages. File I/O is synchronous: page-cache reads and writes of a batch are cheaper than
- * the thread-pool hop, promise and body pause of async ones, and short enough not to hold
- * up the sockets sharing the thread.
+ * messages. Reads and writes of file bytes are synchronous: page-cache reads and writes of a
+ * batch are cheaper than the thread-pool hop, promise and body pause of async ones, and
+ * short enough not to hold up the sockets sharing the thread (opening a file is not: see
+ * `openFd`).
  */
 export class PartRunner {
   readonly #progress: Int32Array;
@@ -174,12 +176,15 @@ export class PartRunner {
     }
   }
 
-  /** One Source per (uri, options) per runner. */
-  #sourceFor(task: FetchTask): Source {
-    const id = `${task.uri}\n${this.#optionsId(task.sourceOptions)}`;
+  /**
+   * One Source per (uri, options) per runner, so one connection pool; a mirror is an HTTP
+   * source of its own URL.
+   */
+  #sourceFor(uri: string, options?: SourceOptions): Source {
+    const id = options === undefined ? uri : `${uri}\n${this.#optionsId(options)}`;
     let source = this.#sources.get(id);
     if (!source) {
-      source = openSource(task.uri, task.sourceOptions);
+      source = openSource(uri, options);
       this.#sources.set(id, source);
     }
     return source;
@@ -197,16 +202,6 @@ export class PartRunner {
       this.#optionIds.set(options, id);
     }
     return id;
-  }
-
-  /** An HTTP source per mirror URL, like `#sourceFor`. */
-  #mirrorFor(url: string): Source {
-    let source = this.#sources.get(url);
-    if (!source) {
-      source = openSource(url);
-      this.#sources.set(url, source);
-    }
-    return source;
   }
 
   #taskStarted(): AbortSignal {
@@ -277,7 +272,9 @@ export class PartRunner {
           if (at >= task.end) break;
           try {
             await readRange(
-              mirror === undefined ? this.#sourceFor(task) : this.#mirrorFor(mirror),
+              mirror === undefined
+                ? this.#sourceFor(task.uri, task.sourceOptions)
+                : this.#sourceFor(mirror),
               task.key,
               {
                 start: at - (task.keyOffset ?? 0),

@@ -19,7 +19,7 @@ describe('ensureRealDirs and realParents', () => {
     expect(await realParents(tmp.path, 'a/b/c/file.bin')).toBe(true);
   });
 
-  it('lets files that arrive together share one check of their folder, each getting its outcome', async () => {
+  it('gives every file that arrives at once its folder, and every one the refusal of a file in the way', async () => {
     const known: KnownDirs = new Map();
     await Promise.all(Array.from({ length: 16 }, () => ensureRealDirs(tmp.path, 'x/y', known)));
     expect((await lstat(join(tmp.path, 'x', 'y'))).isDirectory()).toBe(true);
