@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { main } from './cli.js';
 import { processIo } from './cli-io.js';
+import { tuneTiering } from './v8-tiering.js';
+
+tuneTiering();
 
 // The library keeps the AWS SDK's warning that its 2027 releases need Node 22 off the
 // terminal (news for ferry's developers, noise for its users); --debug lets it through.
