@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { formatBytes } from '@ferry/manifest';
 import { measureCeiling } from './ceiling.js';
 import type { BenchContext, DatasetKind } from './context.js';
@@ -163,8 +162,7 @@ export async function coldCompare(
         `${tool.name}: ${(sample.wallMs / 1000).toFixed(2)} s${cpu}${sample.problems.length > 0 ? ` WRONG ${sample.problems[0]}` : ''}`,
       );
       samples.push(sample);
-      // Caches of every tool at once would be tools × dataset on disk; one at a time is enough.
-      await rm(dest, { recursive: true, force: true });
+      await context.discard(dest);
     });
     const summary = summarize(origin, samples, {
       measure: scenario,

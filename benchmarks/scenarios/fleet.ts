@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes } from '@ferry/manifest';
 import type { BenchContext, PublishedDataset } from '../lib/context.js';
@@ -114,7 +113,7 @@ async function runFleet(
     context.log(
       `${mode}: ${(wallMs / 1000).toFixed(2)} s, origin sent ${formatBytes(sample.originBytes)} in ${sample.originRequests} requests (${(sample.originBytes / published.bytes).toFixed(2)}× the set)${c === undefined ? '' : `; cache: ${c.requests} requests, ${c.hits} hits, ${c.misses} misses, ${c.other} other, ${formatBytes(c.bytes)} sent`}; ${sample.retries} retries${problems.length > 0 ? ` WRONG ${problems[0]}` : ''}`,
     );
-    for (const root of roots) await rm(root, { recursive: true, force: true });
+    for (const root of roots) await context.discard(root);
     return sample;
   } finally {
     await cache?.close();
