@@ -188,13 +188,17 @@ describe('each packed package', () => {
       ]);
       expect(files.filter((f) => /\.test\.|\/test-/.test(f))).toEqual([]);
       const installed = join(consumer, 'node_modules', '@ferry', name);
-      // One source per map from tsc; the CLI's bundles map back to every file they hold.
+      // One source per map from tsc; the CLI's bundles map back to every file they hold
+      // (a chunk of only esbuild's own helpers maps nothing).
       for (const map of files.filter((f) => f.endsWith('.js.map'))) {
-        const { sources, sourcesContent } = await readJson<{
+        const { sources, sourcesContent, mappings } = await readJson<{
           sources: string[];
           sourcesContent?: Array<string | null>;
+          mappings: string;
         }>(join(installed, map));
-        expect(sources.length, map).toBeGreaterThan(0);
+        if (!(map.startsWith('dist/chunks/') && mappings === '')) {
+          expect(sources.length, map).toBeGreaterThan(0);
+        }
         expect(sourcesContent, `${map} carries its sources`).toHaveLength(sources.length);
         expect(sourcesContent?.every((s) => typeof s === 'string')).toBe(true);
       }

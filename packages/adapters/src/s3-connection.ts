@@ -4,8 +4,8 @@ import type { S3Config } from './s3-config.js';
 import { s3Error } from './s3-errors.js';
 import type { SourceMetrics } from './source.js';
 
-/** The `@aws-sdk/client-s3` module. */
-export type S3Sdk = typeof import('@aws-sdk/client-s3');
+/** The parts of the AWS SDK that S3 sources use. */
+export type S3Sdk = typeof import('./s3-sdk.js');
 
 let sdk: Promise<S3Sdk> | undefined;
 
@@ -14,7 +14,7 @@ let sdk: Promise<S3Sdk> | undefined;
  * request, so `--help`, HTTP and local sources, and warm starts that fail early never pay.
  */
 function loadSdk(): Promise<S3Sdk> {
-  sdk ??= import('@aws-sdk/client-s3');
+  sdk ??= import('./s3-sdk.js');
   return sdk;
 }
 

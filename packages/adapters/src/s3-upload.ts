@@ -62,11 +62,8 @@ export async function s3Upload(
       );
       return put.ETag === undefined ? {} : { etag: put.ETag };
     }
-    const [{ Upload }, { client }] = await Promise.all([
-      import('@aws-sdk/lib-storage'),
-      connection.sdk(),
-    ]);
-    const upload = new Upload({
+    const { s3, client } = await connection.sdk();
+    const upload = new s3.Upload({
       client,
       params: { Bucket: connection.bucket, Key: objectKey, Body: checked, ContentLength: size },
       partSize,

@@ -102,7 +102,7 @@ async function createRawHasher(algorithm: DigestAlgorithm): Promise<RawHasher> {
   }
   if (algorithm === 'blake3') {
     // Loaded on first use: most runs only ever hash SHA-256, and start-up time counts.
-    const { createBLAKE3 } = await import('hash-wasm');
+    const { createBLAKE3 } = await import('./blake3-wasm.js');
     const hash = await createBLAKE3();
     return { update: (chunk) => hash.update(chunk), hex: () => hash.digest('hex') };
   }
