@@ -119,6 +119,42 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
     expect(human.stdout).toContain('\nfetched nothing, reused 0 B, skipped 5 files, removed 0 in ');
   });
 
+  it('loads no AWS SDK to pull a published version with the keys in the environment; a publish does', async () => {
+    // A module hook lists every chunk of the CLI's bundle the process loads.
+    const loaded = join(tmp.path, 'loaded-chunks');
+    const hooks = `import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) {
+  if (url.includes('/chunks/')) appendFileSync(${JSON.stringify(loaded)}, url + '\\n');
+  return next(url, context);
+}`;
+    const register = join(tmp.path, 'register-hooks.mjs');
+    await writeFile(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});\n`,
+    );
+    const traced = { ...env, NODE_OPTIONS: `--import=${register}` };
+    const chunks = async () => (await readFile(loaded, 'utf8').catch(() => '')).trim().split('\n');
+
+    const cold = join(tmp.path, 'cache-no-sdk');
+    const pulled = await runFerry(
+      ['pull', 's3://weights/models/llama@v1', '--to', cold, '--quiet'],
+      {
+        env: traced,
+      },
+    );
+    expect(pulled.stderr).toBe('');
+    expect(pulled.code).toBe(0);
+    expect(await differingFiles(join(cold, 'models', 'llama'), files)).toEqual([]);
+    expect((await chunks()).filter((url) => url.includes('/s3-sdk-'))).toEqual([]);
+
+    const published = await runFerry(
+      ['publish', model, 's3://weights/models/llama', '--ref', 'v1-again', '--quiet'],
+      { env: traced },
+    );
+    expect(published.code).toBe(0);
+    expect((await chunks()).filter((url) => url.includes('/s3-sdk-'))).toHaveLength(1);
+  });
+
   it('publishes v2 with one part of one shard changed: only that part is uploaded', async () => {
     const shard = Buffer.from(files.get('model-00002-of-00003.safetensors') ?? Buffer.alloc(0));
     randomBytes(1000, 9).copy(shard, MiB + 10);

@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { FerryError } from '@ferry/manifest';
 import { sourceAgents } from './proxy-agent.js';
-import type { S3Agents } from './s3-direct-get.js';
+import type { DirectSettings, S3Agents } from './s3-direct-get.js';
 import type { SourceOptions } from './source.js';
 
 const DEFAULT_MAX_SOCKETS = 64;
@@ -22,6 +25,11 @@ export interface S3Config {
   pageSize: number;
   /** `uploadPartSize` as given; the upload grows it for very large objects. */
   partSize: number | undefined;
+  /**
+   * What a GET needs, when the options and the environment alone decide it as the SDK's
+   * chain would; then reads never load the SDK. `undefined`: resolve through the SDK.
+   */
+  direct: DirectSettings | undefined;
 }
 
 /**
@@ -64,6 +72,7 @@ export function s3Config(options: SourceOptions): S3Config {
   if (endpoint !== undefined) client.endpoint = endpoint;
   if (region !== undefined) client.region = region;
   if (options.credentials !== undefined) client.credentials = options.credentials;
+  const credentials = options.credentials ?? envCredentials();
   return {
     client,
     endpoint: shownEndpoint,
@@ -71,7 +80,57 @@ export function s3Config(options: SourceOptions): S3Config {
     timeoutMs,
     pageSize: options.listPageSize ?? DEFAULT_PAGE_SIZE,
     partSize: options.uploadPartSize,
+    direct:
+      region === undefined || credentials === undefined || !plainAddressing()
+        ? undefined
+        : { region, endpoint, forcePathStyle: client.forcePathStyle === true, credentials },
   };
+}
+
+/**
+ * Keys from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, where the SDK's default chain
+ * would take them: it skips them when `AWS_PROFILE` is set, and keys with an expiry are
+ * left to its refreshing.
+ */
+function envCredentials(): DirectSettings['credentials'] | undefined {
+  const accessKeyId = env('AWS_ACCESS_KEY_ID');
+  const secretAccessKey = env('AWS_SECRET_ACCESS_KEY');
+  if (accessKeyId === undefined || secretAccessKey === undefined) return undefined;
+  if (env('AWS_PROFILE') !== undefined || env('AWS_CREDENTIAL_EXPIRATION') !== undefined) {
+    return undefined;
+  }
+  const sessionToken = env('AWS_SESSION_TOKEN');
+  return sessionToken === undefined
+    ? { accessKeyId, secretAccessKey }
+    : { accessKeyId, secretAccessKey, sessionToken };
+}
+
+/**
+ * Whether nothing outside the options and the variables ferry reads could change where the
+ * SDK sends a GET: FIPS or dual-stack endpoints (variables, or the shared files) and
+ * endpoints or service sections in those files. A file is judged by its words, not parsed:
+ * one that mentions any of them sends the source through the SDK.
+ */
+function plainAddressing(): boolean {
+  for (const name of ['AWS_USE_FIPS_ENDPOINT', 'AWS_USE_DUALSTACK_ENDPOINT']) {
+    const value = env(name);
+    if (value !== undefined && value !== 'false') return false;
+  }
+  // The SDK reads a profile's settings from both shared files.
+  for (const file of [
+    env('AWS_CONFIG_FILE') ?? join(homedir(), '.aws', 'config'),
+    env('AWS_SHARED_CREDENTIALS_FILE') ?? join(homedir(), '.aws', 'credentials'),
+  ]) {
+    let shared: string;
+    try {
+      shared = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return false;
+    }
+    if (/fips|dualstack|endpoint|services|accelerate/i.test(shared)) return false;
+  }
+  return true;
 }
 
 function checksumMode(

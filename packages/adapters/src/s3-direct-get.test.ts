@@ -2,7 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { GetObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { S3DirectGet } from './s3-direct-get.js';
+import { type DirectSettings, S3DirectGet, type S3ReadGrant } from './s3-direct-get.js';
 
 /**
  * s3rver checks only the access key id, never the signature, so the conformance suite
@@ -91,6 +91,19 @@ const CONFIGS: Record<string, S3ClientConfig> = {
   'virtual-hosted AWS us-east-1': { region: 'us-east-1' },
   'path-style AWS': { region: 'ap-southeast-2', forcePathStyle: true },
 };
+
+/** The settings `s3Config` would decide for a client configured as `config`. */
+function settingsOf(
+  config: S3ClientConfig,
+  credentials: DirectSettings['credentials'],
+): DirectSettings {
+  return {
+    region: String(config.region),
+    endpoint: typeof config.endpoint === 'string' ? config.endpoint : undefined,
+    forcePathStyle: config.forcePathStyle === true,
+    credentials,
+  };
+}
 
 describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
   beforeEach(() => {
@@ -192,6 +205,26 @@ describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
     client.destroy();
   });
 
+  for (const [name, base] of Object.entries(CONFIGS)) {
+    it(`${name}: from settings the environment decided, as from a client built on them`, async () => {
+      const client = new S3Client({ ...base, credentials: SESSION });
+      const direct = await S3DirectGet.resolve(client, 'my-models', agents);
+      const settled = S3DirectGet.fromSettings(settingsOf(base, SESSION), 'my-models', agents);
+      if (direct === undefined || settled === undefined) throw new Error(`${name}: no direct path`);
+      const keysOf = ({ credentials: c, ...rest }: S3ReadGrant) => ({
+        ...rest,
+        credentials: [c.accessKeyId, c.secretAccessKey, c.sessionToken],
+      });
+      expect(keysOf(await settled.grant())).toEqual(keysOf(await direct.grant()));
+      for (const key of KEYS) {
+        expect(await settled.sign(key, { range: 'bytes=5-' })).toEqual(
+          await direct.sign(key, { range: 'bytes=5-' }),
+        );
+      }
+      client.destroy();
+    });
+  }
+
   it('leaves configurations it cannot address exactly to the SDK', async () => {
     const cases: [S3ClientConfig, string][] = [
       [{ region: 'eu-west-1', useFipsEndpoint: true }, 'my-models'],
@@ -210,6 +243,14 @@ describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
         undefined,
       );
       client.destroy();
+      // Settings never carry FIPS, dual-stack or accelerate (the environment sends those to the SDK).
+      if (config.useFipsEndpoint || config.useDualstackEndpoint || config.useAccelerateEndpoint) {
+        continue;
+      }
+      expect(
+        S3DirectGet.fromSettings(settingsOf(config, CREDENTIALS), bucket, agents),
+        JSON.stringify(config),
+      ).toBe(undefined);
     }
   });
 });

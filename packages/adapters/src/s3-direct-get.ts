@@ -41,6 +41,68 @@ interface Address {
   bucketPath: string;
 }
 
+/** A custom endpoint, as the SDK resolves it. */
+interface Endpoint {
+  protocol: string;
+  hostname: string;
+  port?: number | undefined;
+  path?: string | undefined;
+  query?: Record<string, unknown> | undefined;
+}
+
+/** What a GET needs, when the environment alone decides it: see `S3Config.direct`. */
+export interface DirectSettings {
+  region: string;
+  /** The custom endpoint; `undefined` for AWS's own. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  credentials: S3GrantCredentials;
+}
+
+/**
+ * Where the SDK sends GetObject for `bucket`, or `undefined` when this cannot say exactly: a
+ * custom endpoint with virtual-hosted addressing or a base path; regions outside the `aws`
+ * partition; buckets that are not plain DNS labels (dots, upper case, `--` as in directory
+ * buckets and access-point aliases).
+ */
+function addressOf(
+  bucket: string,
+  region: string,
+  endpoint: Endpoint | undefined,
+  forcePathStyle: boolean,
+): Address | undefined {
+  if (bucket.includes('--')) return undefined;
+  if (endpoint !== undefined) {
+    const { protocol } = endpoint;
+    if (!forcePathStyle || (protocol !== 'http:' && protocol !== 'https:')) return undefined;
+    if ((endpoint.path ?? '/') !== '/' || Object.keys(endpoint.query ?? {}).length > 0) {
+      return undefined;
+    }
+    return {
+      protocol,
+      hostname: endpoint.hostname,
+      port: endpoint.port,
+      bucketPath: `/${escapeUri(bucket)}`,
+    };
+  }
+  if (!AWS_REGION.test(region)) return undefined;
+  if (forcePathStyle) {
+    return {
+      protocol: 'https:',
+      hostname: `s3.${region}.amazonaws.com`,
+      port: undefined,
+      bucketPath: `/${escapeUri(bucket)}`,
+    };
+  }
+  if (!VIRTUAL_HOSTABLE.test(bucket)) return undefined;
+  return {
+    protocol: 'https:',
+    hostname: `${bucket}.s3.${region}.amazonaws.com`,
+    port: undefined,
+    bucketPath: '',
+  };
+}
+
 /** Static credentials as the SDK resolves them; `expiration` in ms since the epoch. */
 export interface S3GrantCredentials {
   accessKeyId: string;
@@ -122,9 +184,7 @@ export class S3DirectGet {
   /**
    * The direct path for `bucket` on `client`, or `undefined` when the SDK must address it:
    * FIPS, dual-stack, accelerate or bucket endpoints; an endpoint from the profile's
-   * `endpoint_url`; a custom endpoint with virtual-hosted addressing or a base path; regions
-   * outside the `aws` partition; buckets that are not plain DNS labels (dots, upper case,
-   * `--` as in directory buckets and access-point aliases).
+   * `endpoint_url`; whatever `addressOf` cannot place.
    */
   static async resolve(
     client: S3Client,
@@ -134,42 +194,14 @@ export class S3DirectGet {
     const config = client.config;
     if (config.useAccelerateEndpoint || config.bucketEndpoint) return undefined;
     if ((await config.useFipsEndpoint()) || (await config.useDualstackEndpoint())) return undefined;
-    if (bucket.includes('--')) return undefined;
     const region = await config.region();
-    let address: Address;
+    let endpoint: Endpoint | undefined;
     if (config.isCustomEndpoint === true) {
-      if (!config.forcePathStyle || config.endpoint === undefined) return undefined;
-      const endpoint = await config.endpoint();
-      const protocol = endpoint.protocol;
-      if (protocol !== 'http:' && protocol !== 'https:') return undefined;
-      if ((endpoint.path ?? '/') !== '/' || Object.keys(endpoint.query ?? {}).length > 0)
-        return undefined;
-      address = {
-        protocol,
-        hostname: endpoint.hostname,
-        port: endpoint.port,
-        bucketPath: `/${escapeUri(bucket)}`,
-      };
-    } else {
-      if ((await config.serviceConfiguredEndpoint?.()) !== undefined) return undefined;
-      if (!AWS_REGION.test(region)) return undefined;
-      if (config.forcePathStyle) {
-        address = {
-          protocol: 'https:',
-          hostname: `s3.${region}.amazonaws.com`,
-          port: undefined,
-          bucketPath: `/${escapeUri(bucket)}`,
-        };
-      } else {
-        if (!VIRTUAL_HOSTABLE.test(bucket)) return undefined;
-        address = {
-          protocol: 'https:',
-          hostname: `${bucket}.s3.${region}.amazonaws.com`,
-          port: undefined,
-          bucketPath: '',
-        };
-      }
-    }
+      if (config.endpoint === undefined) return undefined;
+      endpoint = await config.endpoint();
+    } else if ((await config.serviceConfiguredEndpoint?.()) !== undefined) return undefined;
+    const address = addressOf(bucket, region, endpoint, config.forcePathStyle === true);
+    if (address === undefined) return undefined;
     const provider = config.credentials;
     const credentials = async (): Promise<S3GrantCredentials> => {
       const identity = await provider();
@@ -186,6 +218,40 @@ export class S3DirectGet {
       new SigV4Get(region),
       credentials,
       () => client.config.systemClockOffset,
+      agents,
+    );
+  }
+
+  /**
+   * The direct path from settings the environment alone decided (`S3Config.direct`), without
+   * the SDK: what `resolve` would give a client built from them, or `undefined` where it
+   * would give nothing. No clock offset is learned on this path, as on a worker's grant.
+   */
+  static fromSettings(
+    settings: DirectSettings,
+    bucket: string,
+    agents: S3Agents,
+  ): S3DirectGet | undefined {
+    let endpoint: Endpoint | undefined;
+    if (settings.endpoint !== undefined) {
+      const url = new URL(settings.endpoint);
+      endpoint = {
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port === '' ? undefined : Number(url.port),
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+      };
+    }
+    const address = addressOf(bucket, settings.region, endpoint, settings.forcePathStyle);
+    if (address === undefined) return undefined;
+    const { credentials } = settings;
+    return new S3DirectGet(
+      address,
+      settings.region,
+      new SigV4Get(settings.region),
+      async () => credentials,
+      () => 0,
       agents,
     );
   }
