@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, rename, rm, statfs } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, statfs, truncate } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -281,21 +281,29 @@ export class BenchContext {
   }
 
   /**
-   * Moves a used destination into the work dir's trash, deleted at the end of the run. ext4
-   * without a journal (these machines') will not reuse an inode freed in the last 60 s (300 s
-   * while its inode table block is dirty) and re-reads the table for every one it passes:
-   * right after `rm -rf` of 1,000 files each create cost ~0.2 ms of kernel time, half of a
-   * small-file pull's (perf), and ferry 0.33, rclone 0.16 CPU-s more than on a disk with no
-   * recent deletes. A first pull on a fresh machine pays none of that, so no run should pay
-   * for the one before it. When the disk runs short the trash is emptied, and the next run
-   * waits out those 60 s.
+   * Moves a used destination into the work dir's trash, deleted at the end of the run, with
+   * its files emptied now. ext4 without a journal (these machines') will not reuse an inode
+   * freed in the last 60 s (300 s while its inode table block is dirty) and re-reads the
+   * table for every one it passes: right after `rm -rf` of 1,000 files each create cost
+   * ~0.2 ms of kernel time, half of a small-file pull's (perf), and ferry 0.33, rclone 0.16
+   * CPU-s more than on a disk with no recent deletes. A first pull on a fresh machine pays
+   * none of that, so no run should pay for the one before it. Emptying the files keeps their
+   * inodes but frees their pages: with whole destinations kept in the page cache, every tool
+   * spent twice the CPU per GiB once ~5 GiB had piled up. When the disk runs short the trash
+   * is deleted, and the next run waits out those 60 s.
    */
   async discard(dir: string): Promise<void> {
     const trash = join(this.config.workDir, 'trash');
     await mkdir(trash, { recursive: true });
-    await rename(dir, join(trash, String(this.#trashed++))).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    });
+    const aside = join(trash, String(this.#trashed++));
+    try {
+      await rename(dir, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    await emptyFiles(aside);
+    await execFileAsync('sync');
     const disk = await statfs(trash);
     if (disk.bavail * disk.bsize >= TRASH_EMPTY_BELOW) return;
     this.log('disk short: emptying the trash, then 61 s for ext4 to reuse the freed inodes');
@@ -313,5 +321,20 @@ export class BenchContext {
       await (await origin.catch(() => undefined))?.close();
     await (await this.#nginx?.catch(() => undefined))?.close();
     if (!this.config.keep) await rm(this.config.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Truncates every file under `dir` to nothing: blocks and cached pages freed, inodes kept. */
+async function emptyFiles(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await emptyFiles(path);
+    else if (entry.isFile()) {
+      // A tool may leave files read-only.
+      await truncate(path, 0).catch(async () => {
+        await chmod(path, 0o600);
+        await truncate(path, 0);
+      });
+    }
   }
 }
