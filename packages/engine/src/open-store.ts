@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, chmod, cp, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
 import { CacheIndex } from '@ferry/manifest/store';
@@ -50,13 +50,25 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-/** Whether `path` (or, when missing, its parent) can be written, as the kernel says (EROFS, EACCES). */
+/**
+ * Whether `path` can be written, as the kernel says (EROFS, EACCES). A path that does not
+ * exist yet is created with its missing parents: the nearest folder that exists decides.
+ */
 async function writable(path: string): Promise<boolean> {
-  const target = await stat(path).then(
-    () => path,
-    () => join(path, '..'),
-  );
+  let target = path;
+  while (!(await exists(target))) {
+    const parent = dirname(target);
+    if (parent === target) return false;
+    target = parent;
+  }
   return access(target, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(
     () => true,
     () => false,
   );

@@ -97,6 +97,15 @@ describe('pull from a published local prefix', () => {
     expect(await readdir(join(cache, '.ferry', 'tmp'))).toEqual([]);
   });
 
+  it('creates a root whose parent folders do not exist yet', async () => {
+    const files = await writeModel(origin, { shards: [MiB], smallFiles: 2 });
+    await publish({ dir: origin, dest: store, ref: 'v1', partSize });
+    const root = join(tmp.path, 'not', 'there', 'yet');
+    const result = await pull({ source: store, ref: 'v1', root });
+    expect(await differingFiles(join(root, 'm'), files)).toEqual([]);
+    expect(result.fetchedBytes).toBe(totalSize(files));
+  });
+
   it('warm-starts hundreds of files with one read (the ref: the cache holds its manifest) and no transfer', async () => {
     const files = await writeModel(origin, { shards: [MiB], smallFiles: 200 });
     await publish({ dir: origin, dest: store, ref: 'v1', partSize });
