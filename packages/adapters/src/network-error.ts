@@ -16,11 +16,12 @@ const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'TimeoutError', '
 
 /**
  * Classifies an error thrown by a socket, an HTTP client or a body stream. FerryErrors and
- * AbortErrors pass through; everything else is a retryable FERRY_TRANSIENT that names the
- * endpoint, because resets, refusals and timeouts are what flaky networks produce.
+ * AbortErrors pass through, and so do errors of the code itself (`programmingError`);
+ * everything else is a retryable FERRY_TRANSIENT that names the endpoint, because resets,
+ * refusals and timeouts are what flaky networks produce.
  */
-export function networkError(error: unknown, context: NetworkContext): FerryError | AbortError {
-  if (isFerryError(error) || error instanceof AbortError) return error;
+export function networkError(error: unknown, context: NetworkContext): Error {
+  if (isFerryError(error) || error instanceof AbortError || programmingError(error)) return error;
   const code = errorCode(error);
   const { endpoint, key, url } = context;
   const where = url ?? endpoint;
@@ -70,4 +71,19 @@ function errorCode(error: unknown): string | undefined {
   // AggregateError from happy-eyeballs connects carries the per-address errors.
   if ('errors' in error && Array.isArray(error.errors)) return errorCode(error.errors[0]);
   return undefined;
+}
+
+/**
+ * A TypeError, RangeError, ReferenceError or SyntaxError that no socket or client raised (those
+ * carry a `code`, as `ERR_INVALID_CHAR` does): a bug on this side, which retrying six times
+ * and calling it a broken connection would only hide. The CLI reports it as FERRY_INTERNAL.
+ */
+function programmingError(error: unknown): error is Error {
+  return (
+    (error instanceof TypeError ||
+      error instanceof RangeError ||
+      error instanceof ReferenceError ||
+      error instanceof SyntaxError) &&
+    errorCode(error) === undefined
+  );
 }
