@@ -34,6 +34,7 @@ describe('networkError', () => {
           url: 's3://b/a.bin',
           bucket: 'b',
           endpoint: context.endpoint,
+          signal: undefined,
         }),
       ).toBe(bug);
     }
