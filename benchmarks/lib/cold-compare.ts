@@ -6,7 +6,7 @@ import type { Origin } from './origin.js';
 import type { BenchResult } from './scenario.js';
 import { summarize, withTarget } from './summarize.js';
 import { alternate, runSync, type SyncSample } from './sync-run.js';
-import { FERRY_PLAIN, ferryTool, type SyncTool } from './sync-tools.js';
+import { FERRY_PLAIN, ferryTool, RCLONE_HTTP, type SyncTool } from './sync-tools.js';
 
 export const CEILING = 'ceiling: parallel ranged GETs';
 const RSS_LIMIT = 256 * 2 ** 20;
@@ -83,6 +83,15 @@ function coldTargets(origin: Origin, rows: BenchResult[]): BenchResult[] {
     floorTarget(0.9);
   } else if (origin.name === 'nginx' || origin.name === 'nginx-s3') {
     floorTarget(1.5);
+    const http = rows.find((r) => r.tool === RCLONE_HTTP && r.correct === true)?.wallMs;
+    if (http !== undefined) {
+      out = withTarget(
+        out,
+        `≥0.7× ${RCLONE_HTTP}`,
+        (r) => (r.wallMs === undefined ? undefined : http / r.wallMs >= 0.7),
+        ferries,
+      );
+    }
   }
   for (const [tool, limit] of CPU_LIMITS) {
     out = withTarget(

@@ -43,6 +43,9 @@ export function baseEnv(): Record<string, string | undefined> {
   return env;
 }
 
+/** The row of rclone's HTTP backend, the peer on plain-HTTP origins. */
+export const RCLONE_HTTP = 'rclone http';
+
 /** The name of ferry's row pulling a copy of the dataset without `.ferry/` manifests. */
 export const FERRY_PLAIN = 'ferry (plain prefix)';
 
@@ -193,6 +196,42 @@ function rcloneTool(tuned: boolean): SyncTool {
   };
 }
 
+/**
+ * rclone's HTTP backend on an origin served as plain HTTP (nginx): unsigned GETs of the plain
+ * copy, named in a `--files-from` list (nginx serves no listings, and the list spares the walk
+ * the S3 rows pay for), nothing verified: HTTP has no hash to check. The issue's yardstick
+ * for nginx: ferry at ≥ 0.7× of it.
+ */
+function rcloneHttpTool(workDir: string): SyncTool {
+  return {
+    name: RCLONE_HTTP,
+    kind: 'peer',
+    supports: (origin) => origin.s3 === undefined && origin.httpBase !== undefined,
+    async command(origin, prefix, dest) {
+      const base = origin.httpBase?.(prefix);
+      if (base === undefined) throw new Error(`${origin.name} serves no plain HTTP`);
+      const list = join(workDir, `rclone-http-${prefix.replaceAll('/', '_')}.txt`);
+      const keys = (await origin.objects(prefix)).map((o) => o.key);
+      await writeFile(list, `${keys.join('\n')}\n`);
+      return {
+        command: 'rclone',
+        args: [
+          'copy',
+          ':http:',
+          dest,
+          '--http-url',
+          `${base}/`,
+          '--files-from',
+          list,
+          '--no-traverse',
+        ],
+        env: { ...baseEnv(), RCLONE_CONFIG: '/dev/null' },
+      };
+    },
+    filesDir: (dest) => dest,
+  };
+}
+
 function s3cmdTool(workDir: string): SyncTool {
   return {
     name: 's3cmd sync',
@@ -255,6 +294,7 @@ export function knownPeers(workDir: string): PeerInfo[] {
     },
     { tool: rcloneTool(false), installed: rclone, install: 'apt-get install -y rclone' },
     { tool: rcloneTool(true), installed: rclone, install: 'apt-get install -y rclone' },
+    { tool: rcloneHttpTool(workDir), installed: rclone, install: 'apt-get install -y rclone' },
     { tool: s3cmdTool(workDir), installed: onPath('s3cmd'), install: 'apt-get install -y s3cmd' },
   ];
 }
