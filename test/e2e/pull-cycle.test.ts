@@ -119,7 +119,7 @@ describe('publish → pull → warm pull → publish v2 → incremental pull', (
     expect(human.stdout).toContain('\nfetched nothing, reused 0 B, skipped 5 files, removed 0 in ');
   });
 
-  it('loads no AWS SDK to pull a published version with the keys in the environment; a publish does', async () => {
+  it('loads no AWS SDK to pull a published version or a plain prefix with the keys in the environment; a publish does', async () => {
     // A module hook lists every chunk of the CLI's bundle the process loads.
     const loaded = join(tmp.path, 'loaded-chunks');
     const hooks = `import { appendFileSync } from 'node:fs';
@@ -145,6 +145,17 @@ export async function load(url, context, next) {
     expect(pulled.stderr).toBe('');
     expect(pulled.code).toBe(0);
     expect(await differingFiles(join(cold, 'models', 'llama'), files)).toEqual([]);
+    expect((await chunks()).filter((url) => url.includes('/s3-sdk-'))).toEqual([]);
+
+    // A plain prefix too: ferry lists it itself.
+    await s3.putObject('weights', 'plain/config.json', '{"plain": true}');
+    await s3.putObject('weights', 'plain/a & b.txt', 'listed by ferry');
+    const plain = await runFerry(['pull', 's3://weights/plain', '--to', cold, '--quiet'], {
+      env: traced,
+    });
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(await readFile(join(cold, 'plain', 'a & b.txt'), 'utf8')).toBe('listed by ferry');
     expect((await chunks()).filter((url) => url.includes('/s3-sdk-'))).toEqual([]);
 
     const published = await runFerry(

@@ -1,6 +1,11 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { GetObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type DirectSettings, S3DirectGet, type S3ReadGrant } from './s3-direct-get.js';
 
@@ -22,10 +27,11 @@ interface Captured {
 
 class Stop extends Error {}
 
-/** The request the SDK signs for GetObject, captured after signing and never sent. */
+/** The request the SDK signs for GetObject (or `command`), captured after signing and never sent. */
 async function sdkRequest(
   config: S3ClientConfig,
   input: { Bucket: string; Key: string; Range?: string | undefined; IfMatch?: string | undefined },
+  command: GetObjectCommand | ListObjectsV2Command = new GetObjectCommand(input),
 ): Promise<Captured> {
   const client = new S3Client({ ...config, maxAttempts: 1 });
   let captured: Captured | undefined;
@@ -59,7 +65,9 @@ async function sdkRequest(
     toMiddleware: 'httpSigningMiddleware',
     name: 'capture',
   });
-  await expect(client.send(new GetObjectCommand(input))).rejects.toBeInstanceOf(Stop);
+  // (Two calls: send's overloads take one command type at a time.)
+  const sent = command instanceof GetObjectCommand ? client.send(command) : client.send(command);
+  await expect(sent).rejects.toBeInstanceOf(Stop);
   client.destroy();
   if (captured === undefined) throw new Error('the SDK request was not captured');
   return captured;
@@ -220,6 +228,48 @@ describe('S3DirectGet signs GetObject exactly as the SDK does', () => {
         expect(await settled.sign(key, { range: 'bytes=5-' })).toEqual(
           await direct.sign(key, { range: 'bytes=5-' }),
         );
+      }
+      client.destroy();
+    });
+  }
+
+  for (const [name, base] of Object.entries(CONFIGS)) {
+    it(`${name}: signs ListObjectsV2 as the SDK does`, async () => {
+      const config: S3ClientConfig = {
+        ...base,
+        credentials: SESSION,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      };
+      const client = new S3Client(config);
+      const direct = await S3DirectGet.resolve(client, 'my-models', agents);
+      if (direct === undefined) throw new Error(`${name} fell back to the SDK`);
+      for (const [prefix, token] of [
+        ['', undefined],
+        ["models/a dir/ünï + = & ' ~/", 'opaque/token+with=signs=='],
+      ] as const) {
+        const sdk = await sdkRequest(
+          config,
+          { Bucket: 'my-models', Key: '' },
+          new ListObjectsV2Command({
+            Bucket: 'my-models',
+            Prefix: prefix,
+            MaxKeys: 1000,
+            ContinuationToken: token,
+          }),
+        );
+        const ours = await direct.signList(prefix, 1000, token);
+        expect(ours.hostname).toBe(sdk.hostname);
+        expect(ours.port).toBe(sdk.port);
+        // The SDK adds its operation marker to the query; both sign what they send.
+        const query = (path: string) => new URLSearchParams(path.slice(path.indexOf('?') + 1));
+        const sdkQuery = query(sdk.path);
+        sdkQuery.delete('x-id');
+        expect([...query(ours.path)].sort()).toEqual([...sdkQuery].sort());
+        expect(ours.path.slice(0, ours.path.indexOf('?'))).toBe(
+          sdk.path.slice(0, sdk.path.indexOf('?')),
+        );
+        expect(ours.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\//);
       }
       client.destroy();
     });

@@ -2,7 +2,7 @@ import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sendRequest } from './send-request.js';
-import { EMPTY_SHA256, escapeUri, SigV4Get } from './sigv4-get.js';
+import { canonicalQuery, EMPTY_SHA256, escapeUri, SigV4Get } from './sigv4-get.js';
 
 /** Regions of the `aws` partition, whose endpoints are `s3.<region>.amazonaws.com`. */
 const AWS_REGION = /^(?:af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+$/;
@@ -274,6 +274,37 @@ export class S3DirectGet {
       signingDate,
     );
     return { protocol, hostname, port, path: `${path}?x-id=GetObject`, headers: signed };
+  }
+
+  /**
+   * The signed ListObjectsV2 of one page: keys under `prefix` (the full prefix in the
+   * bucket), after `continuationToken`. The answer is `parseListPage`'s to read.
+   */
+  async signList(
+    prefix: string,
+    maxKeys: number,
+    continuationToken: string | undefined,
+  ): Promise<SignedGet> {
+    const { protocol, hostname, port, bucketPath } = this.#address;
+    // The bucket's root, with its slash, as the SDK sends it.
+    const path = `${bucketPath}/`;
+    const query: Record<string, string> = {
+      'list-type': '2',
+      'max-keys': String(maxKeys),
+      prefix,
+    };
+    if (continuationToken !== undefined) query['continuation-token'] = continuationToken;
+    const headers: Record<string, string> = {
+      host: port === undefined ? hostname : `${hostname}:${port}`,
+      'x-amz-content-sha256': EMPTY_SHA256,
+    };
+    const signingDate = new Date(Date.now() + this.#clockOffset());
+    const signed = this.#signer.sign(
+      { path, query, headers },
+      await this.#credentials(),
+      signingDate,
+    );
+    return { protocol, hostname, port, path: `${path}?${canonicalQuery(query)}`, headers: signed };
   }
 
   /**

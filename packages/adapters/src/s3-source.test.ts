@@ -10,6 +10,7 @@ import {
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { compareUtf8 } from '@ferry/manifest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomBytes, S3RVER_CREDENTIALS, type S3Server, s3Env, startS3Server } from '#fixtures';
 import { openSource } from './open-source.js';
@@ -223,6 +224,21 @@ describe('S3 source against s3rver', () => {
     } finally {
       vi.unstubAllEnvs();
     }
+  });
+
+  it('lists keys with XML and URL specials as they were written, page by page', async () => {
+    const keys = [`a&b <c>.bin`, `q'uote"s.bin`, 'plus+sign=eq%41.bin', 'sp ace/ü☃.bin'];
+    for (const key of keys) await server.putObject('models', `specials/${key}`, key);
+    const source = open('s3://models/specials', { listPageSize: 2 });
+    const listed: string[] = [];
+    for await (const info of source.list()) {
+      listed.push(info.key);
+      expect(info.size).toBe(Buffer.byteLength(info.key));
+      expect(info.etag).toMatch(/^"[0-9a-f]{32}"$/);
+      expect(info.lastModified).toBeInstanceOf(Date);
+    }
+    expect(listed).toEqual([...keys].sort(compareUtf8));
+    expect(source.metrics.requests).toBe(2);
   });
 
   it('fails a listing with a key that is not a clean path, naming it', async () => {

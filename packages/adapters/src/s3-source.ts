@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { compareUtf8, FerryError, throwIfAborted } from '@ferry/manifest';
+import { compareUtf8, FerryError } from '@ferry/manifest';
 import { checkedRead } from './checked-body.js';
 import {
   checkEtag,
@@ -73,36 +73,24 @@ export class S3Source implements Source {
 
   async *list(prefix?: string, options: SignalOptions = {}): AsyncIterable<ObjectInfo> {
     const wanted = checkPrefix(prefix);
-    const { bucket, root, config } = this.#connection;
+    const { root } = this.#connection;
     let token: string | undefined;
     let last: string | undefined;
     do {
-      throwIfAborted(options.signal);
-      const page = await this.#connection.send(undefined, options.signal, (client, s3, request) =>
-        client.send(
-          new s3.ListObjectsV2Command({
-            Bucket: bucket,
-            Prefix: root + wanted,
-            MaxKeys: config.pageSize,
-            ContinuationToken: token,
-          }),
-          request,
-        ),
-      );
-      for (const object of page.Contents ?? []) {
-        const full = object.Key ?? '';
+      const page = await this.#get.listPage(root + wanted, token, options.signal);
+      for (const object of page.objects) {
         // Zero-byte `folder/` markers made by consoles are not files.
-        if (full.endsWith('/') && (object.Size ?? 0) === 0) continue;
-        const key = checkListedKey(full.slice(root.length), this.uri);
+        if (object.key.endsWith('/') && object.size === 0) continue;
+        const key = checkListedKey(object.key.slice(root.length), this.uri);
         if (last !== undefined && compareUtf8(key, last) <= 0)
           throw outOfOrder(this.uri, last, key);
         last = key;
-        const info: ObjectInfo = { key, size: object.Size ?? 0 };
-        if (object.ETag !== undefined) info.etag = object.ETag;
-        if (object.LastModified !== undefined) info.lastModified = object.LastModified;
+        const info: ObjectInfo = { key, size: object.size };
+        if (object.etag !== undefined) info.etag = object.etag;
+        if (object.lastModified !== undefined) info.lastModified = object.lastModified;
         yield info;
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      token = page.nextToken;
     } while (token !== undefined);
   }
 

@@ -48,10 +48,7 @@ export class SigV4Get {
     const canonical = [
       'GET',
       request.path,
-      Object.keys(request.query)
-        .sort()
-        .map((k) => `${escapeUri(k)}=${escapeUri(request.query[k] ?? '')}`)
-        .join('&'),
+      canonicalQuery(request.query),
       ...names.map((name) => `${name}:${(headers[name] ?? '').trim().replace(/\s+/g, ' ')}`),
       '',
       signedHeaders,
@@ -86,6 +83,14 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
 
 function hmac(key: string | Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest();
+}
+
+/** A query string as SigV4 signs it, which is also a valid one to send: sorted and escaped. */
+export function canonicalQuery(query: Record<string, string>): string {
+  return Object.keys(query)
+    .sort()
+    .map((k) => `${escapeUri(k)}=${escapeUri(query[k] ?? '')}`)
+    .join('&');
 }
 
 /**
