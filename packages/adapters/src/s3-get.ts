@@ -17,10 +17,10 @@ export interface S3GetResult extends RangeResponse {
 const REGION_REDIRECTS = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed']);
 
 /**
- * GetObject for one S3 source. It goes through `S3DirectGet` — signed like the SDK, sent
- * over node:http on the connection's own agents — unless the configuration is one that
- * cannot address exactly or S3 answers with a region redirect; then this source's reads go
- * through the SDK, whose redirect handling serves them from then on.
+ * GetObject and ListObjectsV2 for one S3 source. They go through `S3DirectGet` — signed like
+ * the SDK, sent over node:http on the connection's own agents — unless the configuration is
+ * one that cannot address exactly or S3 answers with a region redirect; then this source's
+ * reads go through the SDK, whose redirect handling serves them from then on.
  */
 export class S3Get {
   readonly #connection: S3Connection;
@@ -73,14 +73,15 @@ export class S3Get {
       throw connection.error(error, undefined, signal);
     }
     const status = res.statusCode ?? 0;
+    const url = connection.url(prefix.slice(connection.root.length));
     if (status === 200) {
       let xml: string;
       try {
-        xml = await readAllText(res, connection.url(prefix.slice(connection.root.length)));
+        xml = await readAllText(res, url);
       } catch (error) {
         throw connection.error(error, undefined, signal);
       }
-      return parseListPage(xml, connection.url(prefix.slice(connection.root.length)));
+      return parseListPage(xml, url);
     }
     const failure = await readFailure(res, signal);
     if (status === 301 || (failure.code !== undefined && REGION_REDIRECTS.has(failure.code))) {
@@ -90,7 +91,7 @@ export class S3Get {
     throw remoteError({
       ...failure,
       key: undefined,
-      url: connection.url(prefix.slice(connection.root.length)),
+      url,
       bucket: connection.bucket,
       endpoint: config.endpoint,
     });
