@@ -257,50 +257,49 @@ export class S3DirectGet {
   }
 
   /** The signed GET of `objectKey` (the full key in the bucket), signed now by the client's clock. */
-  async sign(objectKey: string, conditions: DirectGetHeaders = {}): Promise<SignedGet> {
-    const { protocol, hostname, port, bucketPath } = this.#address;
-    const path = `${bucketPath}/${objectKey.split('/').map(escapeUri).join('/')}`;
-    const headers: Record<string, string> = {
-      host: port === undefined ? hostname : `${hostname}:${port}`,
-      'x-amz-content-sha256': EMPTY_SHA256,
-    };
+  sign(objectKey: string, conditions: DirectGetHeaders = {}): Promise<SignedGet> {
+    const path = `${this.#address.bucketPath}/${objectKey.split('/').map(escapeUri).join('/')}`;
+    const headers: Record<string, string> = {};
     if (conditions.range !== undefined) headers.range = conditions.range;
     if (conditions.ifMatch !== undefined) headers['if-match'] = conditions.ifMatch;
-    // The SDK's clock: corrected by the offset it learns from a RequestTimeTooSkewed answer.
-    const signingDate = new Date(Date.now() + this.#clockOffset());
-    const signed = this.#signer.sign(
-      { path, query: QUERY, headers },
-      await this.#credentials(),
-      signingDate,
-    );
-    return { protocol, hostname, port, path: `${path}?x-id=GetObject`, headers: signed };
+    return this.#signed(path, QUERY, headers);
   }
 
   /**
    * The signed ListObjectsV2 of one page: keys under `prefix` (the full prefix in the
    * bucket), after `continuationToken`. The answer is `parseListPage`'s to read.
    */
-  async signList(
+  signList(
     prefix: string,
     maxKeys: number,
     continuationToken: string | undefined,
   ): Promise<SignedGet> {
-    const { protocol, hostname, port, bucketPath } = this.#address;
-    // The bucket's root, with its slash, as the SDK sends it.
-    const path = `${bucketPath}/`;
     const query: Record<string, string> = {
       'list-type': '2',
       'max-keys': String(maxKeys),
       prefix,
     };
     if (continuationToken !== undefined) query['continuation-token'] = continuationToken;
-    const headers: Record<string, string> = {
+    // The bucket's root, with its slash, as the SDK sends it.
+    return this.#signed(`${this.#address.bucketPath}/`, query, {});
+  }
+
+  /** A GET of `path?query` with `headers`, the host and the empty payload's hash, signed now. */
+  async #signed(
+    path: string,
+    query: Record<string, string>,
+    headers: Record<string, string>,
+  ): Promise<SignedGet> {
+    const { protocol, hostname, port } = this.#address;
+    const all = {
       host: port === undefined ? hostname : `${hostname}:${port}`,
       'x-amz-content-sha256': EMPTY_SHA256,
+      ...headers,
     };
+    // The SDK's clock: corrected by the offset it learns from a RequestTimeTooSkewed answer.
     const signingDate = new Date(Date.now() + this.#clockOffset());
     const signed = this.#signer.sign(
-      { path, query, headers },
+      { path, query, headers: all },
       await this.#credentials(),
       signingDate,
     );

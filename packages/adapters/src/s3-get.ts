@@ -5,7 +5,7 @@ import { type RangeResponse, rangeResponse, readFailure } from './http-response.
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import type { S3Connection } from './s3-connection.js';
-import { S3DirectGet, type S3ReadGrant } from './s3-direct-get.js';
+import { S3DirectGet, type S3ReadGrant, type SignedGet } from './s3-direct-get.js';
 import { type ListPage, parseListPage } from './s3-list-page.js';
 
 /** What a GetObject answered, whichever path sent it: the body, not yet read, and its headers. */
@@ -59,42 +59,22 @@ export class S3Get {
     token: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<ListPage> {
-    throwIfAborted(signal);
     const connection = this.#connection;
-    const { config } = connection;
-    let res: IncomingMessage;
+    const url = connection.url(prefix.slice(connection.root.length));
+    const res = await this.#sendDirect(
+      (direct) => direct.signList(prefix, connection.config.pageSize, token),
+      undefined,
+      url,
+      signal,
+    );
+    if (res === undefined) return this.#sdkListPage(prefix, token, signal);
+    let xml: string;
     try {
-      const direct = await this.directPath();
-      if (direct === undefined) return await this.#sdkListPage(prefix, token, signal);
-      connection.count();
-      const request = await direct.signList(prefix, config.pageSize, token);
-      res = await direct.send(request, signal, config.timeoutMs);
+      xml = await readAllText(res, url);
     } catch (error) {
       throw connection.error(error, undefined, signal);
     }
-    const status = res.statusCode ?? 0;
-    const url = connection.url(prefix.slice(connection.root.length));
-    if (status === 200) {
-      let xml: string;
-      try {
-        xml = await readAllText(res, url);
-      } catch (error) {
-        throw connection.error(error, undefined, signal);
-      }
-      return parseListPage(xml, url);
-    }
-    const failure = await readFailure(res, signal);
-    if (status === 301 || (failure.code !== undefined && REGION_REDIRECTS.has(failure.code))) {
-      this.#direct = Promise.resolve(undefined);
-      return this.#sdkListPage(prefix, token, signal);
-    }
-    throw remoteError({
-      ...failure,
-      key: undefined,
-      url,
-      bucket: connection.bucket,
-      endpoint: config.endpoint,
-    });
+    return parseListPage(xml, url);
   }
 
   async #sdkListPage(
@@ -174,6 +154,28 @@ export class S3Get {
     ifMatch: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<S3GetResult | undefined> {
+    const connection = this.#connection;
+    const res = await this.#sendDirect(
+      (direct) => direct.sign(connection.root + key, { range, ifMatch }),
+      key,
+      connection.url(key),
+      signal,
+    );
+    return res === undefined ? undefined : { body: res, ...rangeResponse(res) };
+  }
+
+  /**
+   * Sends one request on the direct path, signed by `sign`: the response once S3 answered 200
+   * or 206 (its body unread), `undefined` when the SDK must send it (no direct path; or a
+   * region redirect, after which the SDK sends them all). Other answers and failures are
+   * thrown, mapped, about `key` (or the listing) at `url`.
+   */
+  async #sendDirect(
+    sign: (direct: S3DirectGet) => Promise<SignedGet>,
+    key: string | undefined,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Promise<IncomingMessage | undefined> {
     throwIfAborted(signal);
     const connection = this.#connection;
     let res: IncomingMessage;
@@ -181,13 +183,12 @@ export class S3Get {
       const direct = await this.directPath();
       if (direct === undefined) return undefined;
       connection.count();
-      const request = await direct.sign(connection.root + key, { range, ifMatch });
-      res = await direct.send(request, signal, connection.config.timeoutMs);
+      res = await direct.send(await sign(direct), signal, connection.config.timeoutMs);
     } catch (error) {
       throw connection.error(error, key, signal);
     }
     const status = res.statusCode ?? 0;
-    if (status === 200 || status === 206) return { body: res, ...rangeResponse(res) };
+    if (status === 200 || status === 206) return res;
     const failure = await readFailure(res, signal);
     if (status === 301 || (failure.code !== undefined && REGION_REDIRECTS.has(failure.code))) {
       this.#direct = Promise.resolve(undefined);
@@ -196,7 +197,7 @@ export class S3Get {
     throw remoteError({
       ...failure,
       key,
-      url: connection.url(key),
+      url,
       bucket: connection.bucket,
       endpoint: connection.config.endpoint,
     });

@@ -44,7 +44,8 @@ export function parseListPage(xml: string, uri: string): ListPage {
           : lastModified,
     });
   }
-  const truncated = field(xml.replace(CONTENTS, ''), 'IsTruncated') === 'true';
+  // No `<` inside an element's text (it is escaped): the first match is the page's own.
+  const truncated = field(xml, 'IsTruncated') === 'true';
   const nextToken = truncated ? field(xml, 'NextContinuationToken') : undefined;
   if (truncated && nextToken === undefined) {
     throw badPage(uri, 'a truncated page without NextContinuationToken');
