@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { AbortError, FerryError } from '@ferry/manifest';
+import type { HttpResponse } from './raw-http.js';
 import type { RemoteFailure } from './remote-error.js';
 import type { OpenedRange } from './source.js';
 
@@ -138,8 +138,8 @@ export function checkRangeResponse(
   return length;
 }
 
-/** The headers `checkRangeResponse` judges, from a node:http response. */
-export function rangeResponse(res: IncomingMessage): RangeResponse {
+/** The headers `checkRangeResponse` judges, from a response. */
+export function rangeResponse(res: HttpResponse): RangeResponse {
   return {
     statusCode: res.statusCode,
     etag: header(res, 'etag'),
@@ -194,7 +194,7 @@ export type ResponseFailure = Pick<RemoteFailure, 'status' | 'code' | 'requestId
  * classifies the failure.
  */
 export async function readFailure(
-  res: IncomingMessage,
+  res: HttpResponse,
   signal: AbortSignal | undefined,
 ): Promise<ResponseFailure> {
   const onAbort = () => res.destroy();
@@ -224,13 +224,13 @@ export async function readFailure(
 }
 
 /** A response header's (first) value. */
-export function header(res: IncomingMessage, name: string): string | undefined {
+export function header(res: HttpResponse, name: string): string | undefined {
   const value = res.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
 /** `Content-Length` as a number, `undefined` when absent or malformed. */
-export function contentLength(res: IncomingMessage): number | undefined {
+export function contentLength(res: HttpResponse): number | undefined {
   const value = res.headers['content-length'];
   return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
 }

@@ -1,4 +1,4 @@
-import type { Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http';
+import type { Agent as HttpAgent, RequestOptions } from 'node:http';
 import { Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
@@ -17,6 +17,7 @@ import {
 } from './http-response.js';
 import { networkError } from './network-error.js';
 import { sourceAgents } from './proxy-agent.js';
+import type { HttpResponse, RawHttpPool } from './raw-http.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import { sendRequest } from './send-request.js';
@@ -58,6 +59,7 @@ export class HttpSource implements Source {
   /** `origin` + the base path: a key's URL is this plus its escaped segments. */
   readonly #prefix: string;
   readonly #agent: HttpAgent;
+  readonly #raw: RawHttpPool | undefined;
   readonly #timeoutMs: number;
   readonly #origin: string;
 
@@ -68,9 +70,14 @@ export class HttpSource implements Source {
     this.#origin = this.#base.origin;
     this.#prefix = `${this.#origin}${this.#base.pathname}`;
     this.#requestBase = urlToHttpOptions(this.#base);
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
+      readBufferBytes: options.readBufferBytes,
+    };
     const agents = sourceAgents(this.#base, agentOptions);
     this.#agent = this.#base.protocol === 'https:' ? agents.https : agents.http;
+    this.#raw = agents.raw;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -166,6 +173,7 @@ export class HttpSource implements Source {
 
   async close(): Promise<void> {
     this.#agent.destroy();
+    this.#raw?.destroy();
   }
 
   /**
@@ -195,7 +203,7 @@ export class HttpSource implements Source {
     key: string,
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
-  ): Promise<IncomingMessage> {
+  ): Promise<HttpResponse> {
     throwIfAborted(signal);
     this.metrics.requests += 1;
     return sendRequest(
@@ -207,6 +215,7 @@ export class HttpSource implements Source {
         agent: this.#agent,
       },
       {
+        raw: this.#raw,
         signal,
         timeoutMs: this.#timeoutMs,
         timeoutError: () =>
@@ -241,7 +250,7 @@ export class HttpSource implements Source {
   }
 
   async #failure(
-    res: IncomingMessage,
+    res: HttpResponse,
     key: string,
     url: string,
     signal: AbortSignal | undefined,
@@ -250,7 +259,7 @@ export class HttpSource implements Source {
   }
 }
 
-function info(key: string, size: number, res: IncomingMessage): ObjectInfo {
+function info(key: string, size: number, res: HttpResponse): ObjectInfo {
   const result: ObjectInfo = { key, size };
   const etag = res.headers.etag;
   // Weak ETags cannot pin byte ranges, so they are not reported.

@@ -9,6 +9,7 @@ import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'nod
 import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { RawHttpPool } from './raw-http.js';
 
 /**
  * The proxy for requests to `target`, from `HTTPS_PROXY` / `HTTP_PROXY` (either case), unless
@@ -126,19 +127,32 @@ export class HttpsProxyAgent extends HttpsAgent {
 
 /**
  * The keep-alive agents a source sends its requests with: direct, or through the proxy the
- * environment names for `target` (see `proxyFor`).
+ * environment names for `target` (see `proxyFor`); and, for plain HTTP without a proxy, the
+ * pool of ferry's own client (`RawHttpPool`), unless `FERRY_NODE_HTTP=1` asks for node:http.
  */
 export function sourceAgents(
   target: URL,
-  options: AgentOptions,
-): { http: HttpAgent; https: HttpsAgent; proxy: URL | undefined } {
+  options: AgentOptions & { maxSockets: number; readBufferBytes?: number | undefined },
+): { http: HttpAgent; https: HttpsAgent; raw: RawHttpPool | undefined; proxy: URL | undefined } {
   const proxy = proxyFor(target);
   if (proxy === undefined) {
-    return { http: new HttpAgent(options), https: new HttpsAgent(options), proxy };
+    return {
+      http: new HttpAgent(options),
+      https: new HttpsAgent(options),
+      raw:
+        process.env.FERRY_NODE_HTTP === '1'
+          ? undefined
+          : new RawHttpPool({
+              maxSockets: options.maxSockets,
+              readBufferBytes: options.readBufferBytes,
+            }),
+      proxy,
+    };
   }
   return {
     http: new HttpProxyAgent(proxy, options),
     https: new HttpsProxyAgent(proxy, options),
+    raw: undefined,
     proxy,
   };
 }

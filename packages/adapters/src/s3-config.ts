@@ -53,6 +53,7 @@ export function s3Config(options: SourceOptions): S3Config {
   const agents = sourceAgents(new URL(shownEndpoint.replace('<region>', 'us-east-1')), {
     keepAlive: true,
     maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
+    readBufferBytes: options.readBufferBytes,
   });
   const client: S3ClientConfig = {
     forcePathStyle: options.forcePathStyle ?? pathStyle() ?? endpoint !== undefined,
@@ -76,7 +77,7 @@ export function s3Config(options: SourceOptions): S3Config {
   return {
     client,
     endpoint: shownEndpoint,
-    agents: { http: agents.http, https: agents.https },
+    agents: { http: agents.http, https: agents.https, raw: agents.raw },
     timeoutMs,
     pageSize: options.listPageSize ?? DEFAULT_PAGE_SIZE,
     partSize: options.uploadPartSize,

@@ -111,5 +111,6 @@ export class S3Connection {
     this.#client?.destroy();
     this.config.agents.http.destroy();
     this.config.agents.https.destroy();
+    this.config.agents.raw?.destroy();
   }
 }

@@ -1,6 +1,7 @@
-import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
+import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { HttpResponse, RawHttpPool } from './raw-http.js';
 import { sendRequest } from './send-request.js';
 import { canonicalQuery, EMPTY_SHA256, escapeUri, SigV4Get } from './sigv4-get.js';
 
@@ -15,6 +16,8 @@ const QUERY = { 'x-id': 'GetObject' };
 export interface S3Agents {
   http: HttpAgent;
   https: HttpsAgent;
+  /** Plain-HTTP GETs of the direct path, when no proxy is in the way (see `sourceAgents`). */
+  raw?: RawHttpPool | undefined;
 }
 
 /** A GetObject request ready to send: everything the SDK would put on the wire that matters. */
@@ -141,6 +144,7 @@ export class S3DirectGet {
   readonly #credentials: () => Promise<S3GrantCredentials>;
   readonly #clockOffset: () => number;
   readonly #agent: HttpAgent;
+  readonly #raw: RawHttpPool | undefined;
 
   private constructor(
     address: Address,
@@ -156,6 +160,7 @@ export class S3DirectGet {
     this.#credentials = credentials;
     this.#clockOffset = clockOffset;
     this.#agent = address.protocol === 'https:' ? agents.https : agents.http;
+    this.#raw = agents.raw;
   }
 
   /** The direct path another thread can rebuild with `fromGrant`, signing as this one does now. */
@@ -315,7 +320,7 @@ export class S3DirectGet {
     request: SignedGet,
     signal: AbortSignal | undefined,
     timeoutMs: number,
-  ): Promise<IncomingMessage> {
+  ): Promise<HttpResponse> {
     return sendRequest(
       {
         method: 'GET',
@@ -327,6 +332,7 @@ export class S3DirectGet {
         agent: this.#agent,
       },
       {
+        raw: this.#raw,
         signal,
         timeoutMs,
         timeoutError: () => {

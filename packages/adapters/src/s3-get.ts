@@ -1,7 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { FerryError, throwIfAborted } from '@ferry/manifest';
 import { type RangeResponse, rangeResponse, readFailure } from './http-response.js';
+import type { HttpResponse } from './raw-http.js';
 import { readAllText } from './read-all-text.js';
 import { remoteError } from './remote-error.js';
 import type { S3Connection } from './s3-connection.js';
@@ -175,10 +175,10 @@ export class S3Get {
     key: string | undefined,
     url: string,
     signal: AbortSignal | undefined,
-  ): Promise<IncomingMessage | undefined> {
+  ): Promise<HttpResponse | undefined> {
     throwIfAborted(signal);
     const connection = this.#connection;
-    let res: IncomingMessage;
+    let res: HttpResponse;
     try {
       const direct = await this.directPath();
       if (direct === undefined) return undefined;

@@ -1,6 +1,7 @@
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { AbortError, throwIfAborted } from '@ferry/manifest';
+import type { HttpResponse, RawHttpPool } from './raw-http.js';
 
 export interface SendRequestOptions {
   signal?: AbortSignal | undefined;
@@ -10,6 +11,8 @@ export interface SendRequestOptions {
   timeoutError(): Error;
   /** Maps a socket or protocol error to the error callers see. */
   mapError(error: unknown): Error;
+  /** Plain-HTTP requests go through this pool instead of node:http (see `RawHttpPool`). */
+  raw?: RawHttpPool | undefined;
 }
 
 /**
@@ -20,11 +23,33 @@ export interface SendRequestOptions {
 export function sendRequest(
   request: RequestOptions,
   options: SendRequestOptions,
-): Promise<IncomingMessage> {
+): Promise<HttpResponse> {
   const { signal } = options;
   throwIfAborted(signal);
+  if (options.raw !== undefined && request.protocol !== 'https:') {
+    return options.raw
+      .send(
+        {
+          method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+          hostname: request.hostname ?? request.host ?? 'localhost',
+          port: Number(request.port ?? 80),
+          path: request.path ?? '/',
+          headers: {
+            ...(request.headers as Record<string, string> | undefined),
+            // As node:http sends a URL's user and password.
+            ...(request.auth == null
+              ? {}
+              : { authorization: `Basic ${Buffer.from(request.auth).toString('base64')}` }),
+          },
+        },
+        options,
+      )
+      .catch((error: unknown) => {
+        throw error instanceof AbortError ? error : options.mapError(error);
+      });
+  }
   const send = request.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<IncomingMessage>((resolve, reject) => {
+  return new Promise<HttpResponse>((resolve, reject) => {
     const req = send(request);
     const onAbort = () => req.destroy(new AbortError(signal?.reason));
     const timer = setTimeout(() => req.destroy(options.timeoutError()), options.timeoutMs);

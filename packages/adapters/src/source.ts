@@ -154,6 +154,12 @@ export interface SourceOptions {
   checksums?: 'when-required' | 'when-supported';
   /** Sockets kept open per origin. @default 64 */
   maxSockets?: number;
+  /**
+   * Most bytes one read of a plain-HTTP socket brings (ferry's own client, `RawHttpPool`):
+   * a pull under a bandwidth limit reads less at a time, so that no burst overshoots it.
+   * @default 1 MiB
+   */
+  readBufferBytes?: number;
   /** Per-request connect/response-headers timeout in milliseconds. @default 30000 */
   requestTimeoutMs?: number;
   /**

@@ -116,6 +116,8 @@ export class PartRunner {
   readonly #progress: Int32Array;
   readonly #control: Int32Array;
   readonly #pacer: RatePacer | undefined;
+  /** Bytes one socket read may bring (`SourceOptions.readBufferBytes`), sized to the pacer. */
+  readonly #readBytes: number;
   readonly #sources = new Map<string, Source>();
   readonly #optionIds = new WeakMap<SourceOptions, string>();
   readonly #pullBytes: PullBytes;
@@ -136,6 +138,12 @@ export class PartRunner {
       data.pace === undefined
         ? undefined
         : new RatePacer(data.pace.shared, data.pace.bytesPerSecond);
+    // A read is booked whole before the pacer can hold the body back: with all the pull's
+    // requests reading at once, the reads of 1/128 s of the limit each stay a short burst.
+    this.#readBytes = Math.max(
+      16 * 1024,
+      Math.min(1 << 20, Math.floor((data.pace?.bytesPerSecond ?? Infinity) / 128)),
+    );
     this.#pullBytes = new PullBytes(this.#progress);
     // Every running read listens to it: as many as the runner's share of the concurrency.
     setMaxListeners(0, this.#stopped.signal);
@@ -184,7 +192,10 @@ export class PartRunner {
     const id = options === undefined ? uri : `${uri}\n${this.#optionsId(options)}`;
     let source = this.#sources.get(id);
     if (!source) {
-      source = openSource(uri, options);
+      source = openSource(
+        uri,
+        this.#pacer === undefined ? options : { ...options, readBufferBytes: this.#readBytes },
+      );
       this.#sources.set(id, source);
     }
     return source;

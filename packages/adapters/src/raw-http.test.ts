@@ -1,0 +1,281 @@
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { randomBytes } from '#fixtures';
+import { RawHttpPool, type RawRequest, type RawResponse } from './raw-http.js';
+
+/** One request as the server saw it: its head, and which connection (0, 1, …) carried it. */
+interface Seen {
+  head: string;
+  connection: number;
+}
+
+type Respond = (socket: Socket, request: Seen, index: number) => void | Promise<void>;
+
+/** A TCP server that answers each request head with whatever bytes `respond` writes. */
+async function rawServer(respond: Respond) {
+  const seen: Seen[] = [];
+  const sockets: Socket[] = [];
+  let open = 0;
+  let peak = 0;
+  const server: Server = createServer((socket) => {
+    const connection = sockets.length;
+    sockets.push(socket);
+    open += 1;
+    peak = Math.max(peak, open);
+    socket.on('close', () => {
+      open -= 1;
+    });
+    socket.on('error', () => {});
+    let text = '';
+    socket.on('data', async (data) => {
+      text += data.toString('latin1');
+      for (let end = text.indexOf('\r\n\r\n'); end >= 0; end = text.indexOf('\r\n\r\n')) {
+        const request = { head: text.slice(0, end), connection };
+        text = text.slice(end + 4);
+        seen.push(request);
+        await respond(socket, request, seen.length - 1);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    port,
+    seen,
+    connections: () => sockets.length,
+    peak: () => peak,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+function get(port: number, path = '/f', headers: Record<string, string> = {}): RawRequest {
+  return { method: 'GET', hostname: '127.0.0.1', port, path, headers };
+}
+
+const options = {
+  timeoutMs: 5_000,
+  timeoutError: () => Object.assign(new Error('no headers in time'), { code: 'TimeoutError' }),
+};
+
+async function body(response: RawResponse): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function ok(payload: Buffer, extra = ''): Buffer {
+  return Buffer.concat([
+    Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n${extra}\r\n`),
+    payload,
+  ]);
+}
+
+describe('RawHttpPool', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  async function setup(respond: Respond, maxSockets = 4) {
+    const server = await rawServer(respond);
+    const pool = new RawHttpPool({ maxSockets });
+    cleanups.push(server.close, () => pool.destroy());
+    return { server, pool };
+  }
+
+  it('reads Content-Length bodies larger than its read buffer, and reuses the connection', async () => {
+    const payload = randomBytes(5 * 2 ** 20 + 123, 7);
+    const { server, pool } = await setup((socket) => {
+      socket.write(ok(payload, 'ETag: "abc"\r\nX-Two: a\r\nx-two: b\r\n'));
+    });
+    for (let i = 0; i < 3; i++) {
+      const response = await pool.send(get(server.port), options);
+      expect(response.statusCode).toBe(200);
+      expect(response.headers.etag).toBe('"abc"');
+      expect(response.headers['x-two']).toBe('a, b');
+      expect((await body(response)).equals(payload)).toBe(true);
+    }
+    expect(server.connections()).toBe(1);
+    expect(server.seen[0]?.head).toBe(
+      `GET /f HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nConnection: keep-alive`,
+    );
+  });
+
+  it('decodes chunked bodies delivered a few bytes at a time, extensions and trailers included', async () => {
+    const wire =
+      'HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      '5;name=value\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: yes\r\n\r\n';
+    const { server, pool } = await setup(async (socket) => {
+      for (let at = 0; at < wire.length; at += 3) {
+        socket.write(wire.slice(at, at + 3), 'latin1');
+        await sleep(1);
+      }
+    });
+    const first = await pool.send(get(server.port), options);
+    expect(first.statusCode).toBe(206);
+    expect((await body(first)).toString()).toBe('hello 0123456789');
+    const second = await pool.send(get(server.port), options);
+    expect((await body(second)).toString()).toBe('hello 0123456789');
+    expect(server.connections()).toBe(1);
+  });
+
+  it('reads a body without a length to the close, and then uses a new connection', async () => {
+    const { server, pool } = await setup((socket) => {
+      socket.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end');
+    });
+    for (let i = 0; i < 2; i++) {
+      expect((await body(await pool.send(get(server.port), options))).toString()).toBe(
+        'until the end',
+      );
+    }
+    expect(server.connections()).toBe(2);
+  });
+
+  it('closes after Connection: close, skips 1xx responses and reads no body after HEAD', async () => {
+    const { server, pool } = await setup((socket, request) => {
+      if (request.head.startsWith('HEAD')) {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
+      } else {
+        socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+        socket.write(ok(Buffer.from('after continue'), 'Connection: close\r\n'));
+      }
+    });
+    const head = await pool.send({ ...get(server.port), method: 'HEAD' }, options);
+    expect(head.headers['content-length']).toBe('1000');
+    expect(await body(head)).toHaveLength(0);
+    const response = await pool.send(get(server.port), options);
+    expect((await body(response)).toString()).toBe('after continue');
+    await pool.send(get(server.port), options).then(body);
+    expect(server.connections()).toBe(2);
+  });
+
+  it('replaces a kept-alive connection the server closed while it was idle, once', async () => {
+    const { server, pool } = await setup((socket, _request, index) => {
+      socket.write(ok(Buffer.from(`answer ${index}`)));
+      // The server forgets the connection without telling: the next request meets a reset.
+      if (index === 0) setImmediate(() => socket.resetAndDestroy());
+    });
+    expect((await body(await pool.send(get(server.port), options))).toString()).toBe('answer 0');
+    await sleep(20);
+    expect((await body(await pool.send(get(server.port), options))).toString()).toBe('answer 1');
+    expect(server.connections()).toBe(2);
+  });
+
+  it('fails a body cut short with ECONNRESET, like node:http', async () => {
+    const { server, pool } = await setup((socket) => {
+      socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this');
+    });
+    const response = await pool.send(get(server.port), options);
+    await expect(body(response)).rejects.toMatchObject({ code: 'ECONNRESET' });
+  });
+
+  it.each([
+    ['a bad status line', 'HTTP/1.1 20 OK\r\n\r\n', 'HPE_INVALID_CONSTANT'],
+    [
+      'a header that is no token',
+      'HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n',
+      'HPE_INVALID_HEADER_TOKEN',
+    ],
+    ['a folded header', 'HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
+    [
+      'Content-Length beside chunked',
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n',
+      'HPE_UNEXPECTED_CONTENT_LENGTH',
+    ],
+    [
+      'two Content-Lengths',
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n',
+      'HPE_UNEXPECTED_CONTENT_LENGTH',
+    ],
+    [
+      'a bad Content-Length',
+      'HTTP/1.1 200 OK\r\nContent-Length: 3x\r\n\r\n',
+      'HPE_INVALID_CONTENT_LENGTH',
+    ],
+    [
+      'headers that never end',
+      `HTTP/1.1 200 OK\r\nA: ${'x'.repeat(70_000)}`,
+      'HPE_HEADER_OVERFLOW',
+    ],
+  ])('refuses %s', async (_name, wire, code) => {
+    const { server, pool } = await setup((socket) => {
+      socket.write(wire);
+    });
+    await expect(pool.send(get(server.port), options)).rejects.toMatchObject({ code });
+  });
+
+  it('fails a chunked body with a bad chunk size', async () => {
+    const { server, pool } = await setup((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+    });
+    const response = await pool.send(get(server.port), options);
+    await expect(body(response)).rejects.toMatchObject({ code: 'HPE_INVALID_CHUNK_SIZE' });
+  });
+
+  it('refuses a request that could split its head, before sending anything', async () => {
+    const { server, pool } = await setup(() => {});
+    await expect(
+      pool.send(get(server.port, '/f', { 'if-match': '"a"\r\nX-Injected: 1' }), options),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_CHAR' });
+    await expect(pool.send(get(server.port, '/a b'), options)).rejects.toMatchObject({
+      code: 'ERR_UNESCAPED_CHARACTERS',
+    });
+    expect(server.connections()).toBe(0);
+  });
+
+  it('times out without headers, and aborts on its signal', async () => {
+    const { server, pool } = await setup(() => {});
+    await expect(pool.send(get(server.port), { ...options, timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'TimeoutError',
+    });
+    const controller = new AbortController();
+    const sent = pool.send(get(server.port), { ...options, signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    await expect(sent).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('keeps to maxSockets, queueing the rest', async () => {
+    const { server, pool } = await setup(async (socket) => {
+      await sleep(20);
+      socket.write(ok(Buffer.from('x')));
+    }, 2);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => pool.send(get(server.port), options).then(body)),
+    );
+    expect(answers.map(String)).toEqual(Array(6).fill('x'));
+    expect(server.peak()).toBe(2);
+  });
+
+  it('pauses the socket while the body is not read, losing nothing', async () => {
+    const payload = randomBytes(8 * 2 ** 20, 9);
+    const { server, pool } = await setup((socket) => {
+      socket.write(ok(payload));
+    });
+    const response = await pool.send(get(server.port), options);
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) {
+      chunks.push(chunk as Buffer);
+      await sleep(1);
+    }
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+  });
+
+  it('closes a connection whose body was dropped, or that sent bytes nobody asked for', async () => {
+    const { server, pool } = await setup((socket, request) => {
+      socket.write(ok(randomBytes(3 * 2 ** 20, 1)));
+      if (request.connection === 1) socket.write('HTTP/1.1 200 OK\r\n\r\n');
+    });
+    const dropped = await pool.send(get(server.port), options);
+    dropped.destroy();
+    await pool.send(get(server.port), options).then(body);
+    await pool.send(get(server.port), options).then(body);
+    expect(server.connections()).toBe(3);
+  });
+});
