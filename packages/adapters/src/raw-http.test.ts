@@ -267,6 +267,39 @@ describe('RawHttpPool', () => {
     expect(Buffer.concat(chunks).equals(payload)).toBe(true);
   });
 
+  it.each([
+    ['in large writes', 12 * 2 ** 20 + 77, 3 * 2 ** 20],
+    ['in small writes', 256 * 2 ** 10 + 77, 2 * 2 ** 10],
+  ])(
+    'lends chunks from one reused buffer to a reader that copies them, pausing or not (%s)',
+    async (_, size, piece) => {
+      const payload = randomBytes(size, 11);
+      const { server, pool } = await setup(async (socket) => {
+        const whole = ok(payload);
+        for (let at = 0; at < whole.length; at += piece) {
+          socket.write(whole.subarray(at, at + piece));
+          await sleep(1);
+        }
+      });
+      const response = await pool.send(get(server.port), options);
+      response.lend();
+      const copies: Buffer[] = [];
+      const memory = new Set<ArrayBufferLike>();
+      response.on('data', (chunk: Buffer) => {
+        copies.push(Buffer.from(chunk));
+        memory.add(chunk.buffer);
+        // A paused body keeps what arrives meanwhile, which must then be its own memory.
+        if (copies.length % 5 === 0) {
+          response.pause();
+          setTimeout(() => response.resume(), 5);
+        }
+      });
+      await once(response, 'end');
+      expect(Buffer.concat(copies).equals(payload)).toBe(true);
+      expect(memory.size).toBeLessThan(copies.length);
+    },
+  );
+
   it('closes a connection whose body was dropped, or that sent bytes nobody asked for', async () => {
     const { server, pool } = await setup((socket, request) => {
       socket.write(ok(randomBytes(3 * 2 ** 20, 1)));

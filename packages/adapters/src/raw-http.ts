@@ -399,6 +399,13 @@ class Connection {
     read: number,
   ): boolean {
     if (length === 0) return true;
+    if (response.lending && response.readableFlowing === true && response.readableLength === 0) {
+      // Read by the listener before push returns; should the stream keep it all the same,
+      // the buffer is the stream's from now on and the next read gets another.
+      const more = response.push(buffer.subarray(at, at + length));
+      if (response.readableLength > 0 && this.#buffer === buffer) this.#buffer = undefined;
+      return more;
+    }
     let chunk: Buffer;
     if (read >= this.#readBytes / 2) {
       // The body keeps this buffer (most of it is body); the next read gets a new one.
@@ -461,6 +468,7 @@ export class RawResponse extends Readable {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
   readonly #socket: Socket;
+  #lending = false;
   /** Set by the connection: the body was dropped before its end, so the socket must close. */
   abandon: () => void = () => {};
 
@@ -473,6 +481,19 @@ export class RawResponse extends Readable {
     this.statusCode = statusCode;
     this.headers = headers;
     this.#socket = socket;
+  }
+
+  /**
+   * From now on a chunk is lent: its memory holds the next socket read once its 'data'
+   * listener returned, so that a large body is read through one buffer and allocates
+   * nothing. Only for a reader that hashes, writes or copies every chunk before returning.
+   */
+  lend(): void {
+    this.#lending = true;
+  }
+
+  get lending(): boolean {
+    return this.#lending;
   }
 
   override _read(): void {

@@ -1,6 +1,7 @@
 import { finished } from 'node:stream';
 import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
 import type { AttemptSignal } from './attempt-signal.js';
+import { RawResponse } from './raw-http.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { OpenedRange, Source } from './source.js';
 
@@ -24,14 +25,21 @@ export interface RangeReadOptions {
   lagging?: ((idleMs: number) => boolean) | undefined;
   /** Told each time a hedge request is sent, with the byte it starts at. */
   onHedge?: (at: number) => void;
+  /**
+   * The sink can be lent chunks: one it is told is `lent` must be done with when the sink
+   * returns (hashed, written or copied), as the source reuses its memory for the next read
+   * (`RawResponse.lend`). @default false
+   */
+  transientChunks?: boolean;
 }
 
 /**
  * Receives the bytes in order. Returning a promise pauses the body until it settles, so a
  * slow consumer is never mistaken for a stalled server. A throw or rejection ends the read
- * with that error, never retried: it is the consumer's failure, not the origin's.
+ * with that error, never retried: it is the consumer's failure, not the origin's. A `lent`
+ * chunk (only with `transientChunks`) is valid until the sink returns.
  */
-export type ChunkSink = (chunk: Buffer) => Promise<void> | undefined;
+export type ChunkSink = (chunk: Buffer, lent: boolean) => Promise<void> | undefined;
 
 /**
  * Delivers exactly the bytes `[start, end)` of `key` to `onChunk`, in order, straight from
@@ -71,11 +79,11 @@ export async function readRange(
         opened = true;
         options.onOpen?.();
       }
-      await new BodyDrain(key, position, attempt, policy, options, open, (chunk) => {
+      await new BodyDrain(key, position, attempt, policy, options, open, (chunk, lent) => {
         position += chunk.length;
         source.metrics.bytesRead += chunk.length;
         try {
-          const step = onChunk(chunk);
+          const step = onChunk(chunk, lent);
           return step?.catch((error: unknown) => {
             consumerError = { error };
             throw error;
@@ -235,6 +243,8 @@ class BodyDrain {
 
   #attach(range: OpenedRange): void {
     const { body, length } = range;
+    const lent = this.#options.transientChunks === true && body instanceof RawResponse;
+    if (lent) body.lend();
     const onData = (chunk: Buffer) => {
       if (this.#settled || this.#current !== current) return;
       current.received += chunk.length;
@@ -245,7 +255,7 @@ class BodyDrain {
       this.#delivered += chunk.length;
       let step: Promise<void> | undefined;
       try {
-        step = this.#deliver(chunk);
+        step = this.#deliver(chunk, lent);
       } catch (error) {
         return this.#fail(error);
       }

@@ -292,6 +292,7 @@ export class PartRunner {
                 end: task.end - (task.keyOffset ?? 0),
                 ifMatch: task.ifMatch,
                 signal,
+                transientChunks: true,
                 lagging: this.#lagging(task.hedgeAfterMs ?? 0),
                 onHedge: (byte) => {
                   retries.push({
@@ -302,9 +303,9 @@ export class PartRunner {
                   });
                 },
               },
-              (chunk) => {
+              (chunk, lent) => {
                 md5?.update(chunk);
-                writer.add(chunk);
+                writer.add(chunk, lent);
                 return this.#pacer?.take(chunk.length);
               },
               {
@@ -445,9 +446,16 @@ class PartWriter {
     this.#slot = slot;
   }
 
-  add(chunk: Buffer): undefined {
+  /**
+   * Hashes and gathers `chunk`. A `lent` one is not kept past this call (its memory is the
+   * source's next read, see `transientChunks`): written at once if it fills the batch, else
+   * copied.
+   */
+  add(chunk: Buffer, lent = false): undefined {
     this.#hasher.update(chunk);
-    this.#batch.push(chunk);
+    this.#batch.push(
+      lent && this.#batchBytes + chunk.length < WRITE_BATCH ? Buffer.from(chunk) : chunk,
+    );
     this.#batchBytes += chunk.length;
     Atomics.add(this.#progress, this.#slot, chunk.length);
     if (this.#batchBytes >= WRITE_BATCH) this.flush();
