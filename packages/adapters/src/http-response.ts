@@ -1,5 +1,6 @@
+import type { Readable } from 'node:stream';
 import { AbortError, FerryError } from '@ferry/manifest';
-import type { HttpResponse } from './raw-http.js';
+import { type HttpResponse, RawResponse } from './raw-http.js';
 import type { RemoteFailure } from './remote-error.js';
 import type { OpenedRange } from './source.js';
 
@@ -149,15 +150,22 @@ export function rangeResponse(res: HttpResponse): RangeResponse {
 }
 
 /**
- * The short- and long-body errors of an HTTP(S) response (S3 or a plain origin): a short
- * body is a cut connection, retried from the last byte; a long one is a broken server.
+ * An HTTP(S) response (S3 or a plain origin) as a range to read: a short body is a cut
+ * connection, retried from the last byte; a long one is a broken server; a body read by
+ * ferry's own client can lend its chunks.
  */
-export function httpBodyErrors(
-  key: string,
-  url: string,
-  statusCode?: number,
-): Pick<OpenedRange, 'shortError' | 'longError'> {
+export function httpOpenedRange(
+  body: Readable,
+  length: number | undefined,
+  response: { key: string; url: string; statusCode: number | undefined },
+  mapError: (error: unknown) => Error,
+): OpenedRange {
+  const { key, url, statusCode } = response;
   return {
+    body,
+    length,
+    mapError,
+    ...(body instanceof RawResponse ? { lend: () => body.lend() } : {}),
     shortError: (received, total) =>
       new FerryError(
         'FERRY_TRANSIENT',

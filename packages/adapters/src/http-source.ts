@@ -9,7 +9,7 @@ import {
   checkRangeResponse,
   contentLength,
   header,
-  httpBodyErrors,
+  httpOpenedRange,
   type RangeRequest,
   rangeHeader,
   rangeResponse,
@@ -241,12 +241,9 @@ export class HttpSource implements Source {
     url: string,
     statusCode: number | undefined,
   ): OpenedRange {
-    return {
-      body,
-      length,
-      mapError: (error: unknown) => networkError(error, { endpoint: this.#origin, key, url }),
-      ...httpBodyErrors(key, url, statusCode),
-    };
+    return httpOpenedRange(body, length, { key, url, statusCode }, (error: unknown) =>
+      networkError(error, { endpoint: this.#origin, key, url }),
+    );
   }
 
   async #failure(

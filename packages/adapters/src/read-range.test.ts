@@ -54,6 +54,38 @@ describe('readRange', () => {
     expect(Buffer.concat(chunks).subarray(0, resumedAt - 1000).length).toBe(resumedAt - 1000);
   });
 
+  it('lends chunks only to a reader that asks, from a body that can (ferry’s own client, not node:http)', async () => {
+    const read = async (source: HttpSource, transientChunks: boolean) => {
+      const chunks: Buffer[] = [];
+      const lent = new Set<boolean>();
+      await readRange(
+        source,
+        'model.bin',
+        { start: 0, transientChunks },
+        (chunk, isLent) => {
+          lent.add(isLent);
+          chunks.push(isLent ? Buffer.from(chunk) : chunk);
+          return undefined;
+        },
+        FAST,
+      );
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      return [...lent];
+    };
+    expect(await read(http, true)).toEqual([true]);
+    expect(await read(http, false)).toEqual([false]);
+    const before = process.env.FERRY_NODE_HTTP;
+    process.env.FERRY_NODE_HTTP = '1';
+    const nodeHttp = new HttpSource(`${server.url}/`);
+    if (before === undefined) delete process.env.FERRY_NODE_HTTP;
+    else process.env.FERRY_NODE_HTTP = before;
+    try {
+      expect(await read(nodeHttp, true)).toEqual([false]);
+    } finally {
+      await nodeHttp.close();
+    }
+  });
+
   it('does not retry a failure of its consumer', async () => {
     const failure = new FerryError('FERRY_IO', 'disk full', { retryable: true });
     await expect(

@@ -1,7 +1,6 @@
 import { finished } from 'node:stream';
 import { AbortError, FerryError, isFerryError } from '@ferry/manifest';
 import type { AttemptSignal } from './attempt-signal.js';
-import { RawResponse } from './raw-http.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { OpenedRange, Source } from './source.js';
 
@@ -28,7 +27,7 @@ export interface RangeReadOptions {
   /**
    * The sink can be lent chunks: one it is told is `lent` must be done with when the sink
    * returns (hashed, written or copied), as the source reuses its memory for the next read
-   * (`RawResponse.lend`). @default false
+   * (`OpenedRange.lend`; a body that cannot lend delivers chunks of its own). @default false
    */
   transientChunks?: boolean;
 }
@@ -243,8 +242,9 @@ class BodyDrain {
 
   #attach(range: OpenedRange): void {
     const { body, length } = range;
-    const lent = this.#options.transientChunks === true && body instanceof RawResponse;
-    if (lent) body.lend();
+    const lend = this.#options.transientChunks === true ? range.lend : undefined;
+    lend?.();
+    const lent = lend !== undefined;
     const onData = (chunk: Buffer) => {
       if (this.#settled || this.#current !== current) return;
       current.received += chunk.length;

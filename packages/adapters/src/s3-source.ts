@@ -5,7 +5,7 @@ import {
   checkEtag,
   checkRangeRequest,
   checkRangeResponse,
-  httpBodyErrors,
+  httpOpenedRange,
   type RangeRequest,
   rangeHeader,
 } from './http-response.js';
@@ -206,12 +206,9 @@ export class S3Source implements Source {
     statusCode: number | undefined,
   ): OpenedRange {
     const { key, url } = request;
-    return {
-      body,
-      length,
-      mapError: (error) => this.#connection.error(error, key, signal),
-      ...httpBodyErrors(key, url, statusCode),
-    };
+    return httpOpenedRange(body, length, { key, url, statusCode }, (error) =>
+      this.#connection.error(error, key, signal),
+    );
   }
 }
 

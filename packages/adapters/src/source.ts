@@ -68,6 +68,11 @@ export interface OpenedRange {
   shortError(received: number, length: number): Error;
   /** The error for a body that delivered more than `length` bytes. */
   longError(length: number): Error;
+  /**
+   * Present when the body can lend its chunks: after this call each chunk's memory holds the
+   * next read once its 'data' listener returned (see `RangeReadOptions.transientChunks`).
+   */
+  lend?: () => void;
 }
 
 export interface WriteOptions extends SignalOptions {
