@@ -10,11 +10,11 @@ import { FERRY_PLAIN, ferryTool, type SyncTool } from '../lib/sync-tools.js';
 /**
  * What a SIGKILL may cost ferry per part in flight, by its design: the worker records a
  * part's cut after every 256 KiB write batch (`CUT_BYTES` in the engine's part-cuts.ts), so
- * a part loses at most the batch it was gathering and the socket chunk (≤ 64 KiB) it was
- * handling. A file of one part small enough to go without a journal is no larger than a
+ * a part loses at most the batch it was gathering and the socket chunk it was handling: ≤ 1
+ * MiB from ferry's own plain-HTTP client (its read size), ≤ 64 KiB from node:http. A file of one part small enough to go without a journal is no larger than a
  * batch. What sat in socket buffers is not in it: no client can keep what it never read.
  */
-const LOSS_PER_PART = 256 * 1024 + 64 * 1024;
+const LOSS_PER_PART = 256 * 1024 + 1024 * 1024;
 
 /** Peers killed at the same points on the plain copy, for comparison (they resume nothing). */
 const PEERS = new Set(['aws-cli v2 s3 sync', 'rclone copy']);
