@@ -45,8 +45,9 @@ const WRITE_BATCH = CUT_BYTES;
  * on VMs with free page reporting (Firecracker: these machines) a folio of 64 KiB or more
  * seems to come from memory the guest has handed back to the host, whose first touch faults
  * there. In that state 768 MiB written in 256 KiB pieces cost 1.0–2.1 s of kernel time, in
- * 32 KiB pieces 0.27–0.41 s (dd: 1.9 s against 0.18 s); otherwise both cost ~0.2 s, and the
- * smaller writes add ~0.06 CPU-s of syscalls per 768 MiB. rclone writes 32 KiB.
+ * 32 KiB pieces 0.27–0.41 s (dd: 1.9 s against 0.18 s), and a pull ~0.4 s more wall time.
+ * Otherwise the smaller writes cost a little: ~0.06 CPU-s and 2–4 % of the wall time of a
+ * 768 MiB pull from s3rver (18 pairs). rclone writes 32 KiB too.
  */
 const WRITE_SLICE = 32 * 1024;
 /** Reads of local files for hashing: large enough that the syscall per read is noise. */
