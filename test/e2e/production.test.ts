@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { type PullResult, publish } from '@ferry/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  differingFiles,
   makeTempDir,
   randomBytes,
+  selfSignedCert,
   startFaultServer,
   type TempDir,
   treeSnapshot,
@@ -92,6 +94,30 @@ describe('switching versions', () => {
     expect(doneResult<PullResult>(back.stdout)).toMatchObject({ fetchedBytes: 0, requests: 0 });
     expect(await readlink(join(cache, 'm'))).toBe(v1);
     expect((await runFerry(['verify', cache], { env })).code).toBe(0);
+  });
+});
+
+describe('an HTTPS origin', () => {
+  it('is pulled through ferry’s own client and through node:https alike, trusting NODE_EXTRA_CA_CERTS', async () => {
+    const files = await writeModel(model, { shards: [3 * MiB], smallFiles: 3 });
+    await publish({ dir: model, dest: store, ref: 'v2' });
+    const tls = await selfSignedCert(tmp.path);
+    const server = await startFaultServer({ root: store, tls });
+    try {
+      for (const nodeHttp of [{}, { FERRY_NODE_HTTP: '1' }]) {
+        const cache = join(tmp.path, `cache-${Object.keys(nodeHttp).length}`);
+        const run = await runFerry(['pull', `${server.url}/@v2`, '--to', cache, '--json'], {
+          env: { ...env, NODE_EXTRA_CA_CERTS: tls.certPath, ...nodeHttp },
+        });
+        expect(run.code, run.stderr).toBe(0);
+        const result = doneResult<PullResult>(run.stdout);
+        expect(result.fetchedBytes).toBeGreaterThan(3 * MiB);
+        expect(await differingFiles(result.dir, files)).toEqual([]);
+      }
+      expect(server.requests.length).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -127,8 +127,8 @@ export class HttpsProxyAgent extends HttpsAgent {
 
 /**
  * The keep-alive agents a source sends its requests with: direct, or through the proxy the
- * environment names for `target` (see `proxyFor`); and, for plain HTTP without a proxy, the
- * pool of ferry's own client (`RawHttpPool`), unless `FERRY_NODE_HTTP=1` asks for node:http.
+ * environment names for `target` (see `proxyFor`); and, without a proxy, the pool of ferry's
+ * own HTTP and HTTPS client (`RawHttpPool`), unless `FERRY_NODE_HTTP=1` asks for node:http.
  */
 export function sourceAgents(
   target: URL,

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { randomBytes } from '#fixtures';
+import { createServer as createTlsServer } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, randomBytes, selfSignedCert } from '#fixtures';
 import { RawHttpPool, type RawRequest, type RawResponse } from './raw-http.js';
 
 /** One request as the server saw it: its head, and which connection (0, 1, …) carried it. */
@@ -13,13 +14,22 @@ interface Seen {
 
 type Respond = (socket: Socket, request: Seen, index: number) => void | Promise<void>;
 
-/** A TCP server that answers each request head with whatever bytes `respond` writes. */
-async function rawServer(respond: Respond) {
+/** A certificate for 127.0.0.1 and its key. */
+interface Tls {
+  key: Buffer;
+  cert: Buffer;
+}
+
+/**
+ * A TCP server (TLS with `tls`) that answers each request head with whatever bytes
+ * `respond` writes.
+ */
+async function rawServer(respond: Respond, tls?: Tls) {
   const seen: Seen[] = [];
   const sockets: Socket[] = [];
   let open = 0;
   let peak = 0;
-  const server: Server = createServer((socket) => {
+  const onSocket = (socket: Socket) => {
     const connection = sockets.length;
     sockets.push(socket);
     open += 1;
@@ -38,7 +48,9 @@ async function rawServer(respond: Respond) {
         await respond(socket, request, seen.length - 1);
       }
     });
-  });
+  };
+  const server: Server =
+    tls === undefined ? createServer(onSocket) : createTlsServer(tls, onSocket);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const address = server.address();
@@ -56,8 +68,11 @@ async function rawServer(respond: Respond) {
   };
 }
 
+/** The protocol of the suite running. */
+let protocol: 'http:' | 'https:' = 'http:';
+
 function get(port: number, path = '/f', headers: Record<string, string> = {}): RawRequest {
-  return { method: 'GET', hostname: '127.0.0.1', port, path, headers };
+  return { method: 'GET', protocol, hostname: '127.0.0.1', port, path, headers };
 }
 
 const options = {
@@ -78,14 +93,25 @@ function ok(payload: Buffer, extra = ''): Buffer {
   ]);
 }
 
-describe('RawHttpPool', () => {
+describe.each(['http:', 'https:'] as const)('RawHttpPool over %s', (suiteProtocol) => {
   const cleanups: (() => Promise<void> | void)[] = [];
+  let tls: Tls | undefined;
+  let removeDir = async () => {};
+  beforeAll(async () => {
+    protocol = suiteProtocol;
+    if (protocol === 'https:') {
+      const dir = await makeTempDir('raw-https');
+      removeDir = () => dir.remove();
+      tls = await selfSignedCert(dir.path);
+    }
+  });
+  afterAll(() => removeDir());
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
   async function setup(respond: Respond, maxSockets = 4) {
-    const server = await rawServer(respond);
-    const pool = new RawHttpPool({ maxSockets });
+    const server = await rawServer(respond, tls);
+    const pool = new RawHttpPool({ maxSockets, ca: tls?.cert });
     cleanups.push(server.close, () => pool.destroy());
     return { server, pool };
   }
@@ -159,8 +185,10 @@ describe('RawHttpPool', () => {
   it('replaces a kept-alive connection the server closed while it was idle, once', async () => {
     const { server, pool } = await setup((socket, _request, index) => {
       socket.write(ok(Buffer.from(`answer ${index}`)));
-      // The server forgets the connection without telling: the next request meets a reset.
-      if (index === 0) setImmediate(() => socket.resetAndDestroy());
+      // The server forgets the connection without telling: the next request meets a reset
+      // (over TLS, whose sockets cannot be reset, a close).
+      if (index === 0)
+        setImmediate(() => ('encrypted' in socket ? socket.destroy() : socket.resetAndDestroy()));
     });
     expect((await body(await pool.send(get(server.port), options))).toString()).toBe('answer 0');
     await sleep(20);
@@ -302,13 +330,68 @@ describe('RawHttpPool', () => {
 
   it('closes a connection whose body was dropped, or that sent bytes nobody asked for', async () => {
     const { server, pool } = await setup((socket, request) => {
-      socket.write(ok(randomBytes(3 * 2 ** 20, 1)));
-      if (request.connection === 1) socket.write('HTTP/1.1 200 OK\r\n\r\n');
+      // In the same write: a second one could reach the client after its next request.
+      const junk = request.connection === 1 ? 'HTTP/1.1 200 OK\r\n\r\n' : '';
+      socket.write(Buffer.concat([ok(randomBytes(3 * 2 ** 20, 1)), Buffer.from(junk)]));
     });
     const dropped = await pool.send(get(server.port), options);
     dropped.destroy();
     await pool.send(get(server.port), options).then(body);
     await pool.send(get(server.port), options).then(body);
     expect(server.connections()).toBe(3);
+  });
+});
+
+describe('RawHttpPool over TLS', () => {
+  let tls: Tls;
+  let dir: Awaited<ReturnType<typeof makeTempDir>>;
+  beforeAll(async () => {
+    dir = await makeTempDir('raw-tls');
+    tls = await selfSignedCert(dir.path);
+  });
+  afterAll(() => dir.remove());
+
+  function https(port: number, hostname = '127.0.0.1'): RawRequest {
+    return { method: 'GET', protocol: 'https:', hostname, port, path: '/f', headers: {} };
+  }
+
+  it('checks the server against the roots it trusts, and its name against the certificate', async () => {
+    const server = await rawServer((socket) => {
+      socket.write(ok(Buffer.from('secret')));
+    }, tls);
+    const untrusting = new RawHttpPool({ maxSockets: 2 });
+    const trusting = new RawHttpPool({ maxSockets: 2, ca: tls.cert });
+    try {
+      await expect(untrusting.send(https(server.port), options)).rejects.toMatchObject({
+        code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+      });
+      await expect(trusting.send(https(server.port, 'localhost'), options)).rejects.toMatchObject({
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      });
+      expect(server.seen).toEqual([]);
+      const response = await trusting.send(https(server.port), options);
+      expect((await body(response)).toString()).toBe('secret');
+    } finally {
+      untrusting.destroy();
+      trusting.destroy();
+      await server.close();
+    }
+  });
+
+  it('resumes the TLS session of the origin on its next connection', async () => {
+    const resumed: boolean[] = [];
+    const server = await rawServer((socket) => {
+      resumed.push((socket as unknown as { isSessionReused(): boolean }).isSessionReused());
+      socket.end(ok(Buffer.from('x'), 'Connection: close\r\n'));
+    }, tls);
+    const pool = new RawHttpPool({ maxSockets: 1, ca: tls.cert });
+    try {
+      for (let i = 0; i < 3; i++) await body(await pool.send(https(server.port), options));
+      expect(server.connections()).toBe(3);
+      expect(resumed).toEqual([false, true, true]);
+    } finally {
+      pool.destroy();
+      await server.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ export interface SendRequestOptions {
   timeoutError(): Error;
   /** Maps a socket or protocol error to the error callers see. */
   mapError(error: unknown): Error;
-  /** Plain-HTTP requests go through this pool instead of node:http (see `RawHttpPool`). */
+  /** Requests go through this pool instead of node:http and node:https (see `RawHttpPool`). */
   raw?: RawHttpPool | undefined;
 }
 
@@ -26,13 +26,15 @@ export function sendRequest(
 ): Promise<HttpResponse> {
   const { signal } = options;
   throwIfAborted(signal);
-  if (options.raw !== undefined && request.protocol !== 'https:') {
+  if (options.raw !== undefined) {
+    const https = request.protocol === 'https:';
     return options.raw
       .send(
         {
           method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+          protocol: https ? 'https:' : 'http:',
           hostname: request.hostname ?? request.host ?? 'localhost',
-          port: Number(request.port ?? 80),
+          port: Number(request.port || (https ? 443 : 80)),
           path: request.path ?? '/',
           headers: {
             ...(request.headers as Record<string, string> | undefined),
