@@ -27,7 +27,7 @@ const HELP = `Usage: pnpm bench [-- flags]
   --small-files <n>     many-small-files dataset: files of 64 KiB (default 1000)
   --large-size <bytes>  one-large-file dataset (default 512MiB; try 4GiB)
   --manifest-files <n>  large-manifest dataset: tiny files in one version (default 100000)
-  --origin <list>       s3rver,nginx,nginx-s3,env (default s3rver,nginx, plus env when
+  --origin <list>       s3rver,nginx,nginx-https,nginx-s3,env (default s3rver,nginx, plus env when
                         ${ENV_URI}=s3://bucket/prefix is set; env is read-only; the stall
                         scenario starts its own fault-injecting HTTP origin whatever this says,
                         and fleet always uses nginx, with a second nginx as its HTTP cache)

@@ -53,7 +53,7 @@ export async function measureCeiling(
   const base = origin.httpBase?.(prefix);
   return base === undefined
     ? readerCeiling(origin, prefix, todo, options.concurrency)
-    : curlCeiling(base, todo, options);
+    : curlCeiling(base, todo, options, origin.env);
 }
 
 // One curl with --parallel: C all the way, ~1.8 GB/s from nginx here where a Node http
@@ -62,6 +62,7 @@ async function curlCeiling(
   base: string,
   todo: Range[],
   options: CeilingOptions,
+  env: Record<string, string>,
 ): Promise<CeilingRun> {
   const prefix = base.endsWith('/') ? base : `${base}/`;
   const config = join(options.workDir, 'ceiling.curlrc');
@@ -91,7 +92,7 @@ async function curlCeiling(
     'curl',
     ['--parallel', '--parallel-max', String(options.concurrency), '--config', config],
     {
-      env: { ...process.env },
+      env: { ...process.env, ...env },
       onLine(line) {
         if (line !== '') bytes += Number(line);
       },

@@ -55,7 +55,7 @@ const CPU_LIMITS = new Map([
 
 /**
  * The cold targets of issue 9 on ferry's rows (published and plain prefix): on s3rver
- * ≥1.0× the best correct rclone run and ≥0.9× the floor; on nginx and nginx-s3 ≥1.5× the
+ * ≥1.0× the best correct rclone run and ≥0.9× the floor; on nginx (any of the three) ≥1.5× the
  * floor; everywhere CPU-s/GiB ≤2.7 published, ≤3.2 plain, and peak RSS < 256 MiB.
  */
 function coldTargets(origin: Origin, rows: BenchResult[]): BenchResult[] {
@@ -81,7 +81,7 @@ function coldTargets(origin: Origin, rows: BenchResult[]): BenchResult[] {
       ferries,
     );
     floorTarget(0.9);
-  } else if (origin.name === 'nginx' || origin.name === 'nginx-s3') {
+  } else if (origin.name.startsWith('nginx')) {
     floorTarget(1.5);
     const http = rows.find((r) => r.tool === RCLONE_HTTP && r.correct === true)?.wallMs;
     if (http !== undefined) {

@@ -101,11 +101,15 @@ export class BenchContext {
       case 's3rver':
         return startS3rverOrigin(this.config.workDir);
       case 'nginx':
+      case 'nginx-https':
       case 'nginx-s3':
         if (findNginx() === undefined)
           throw new Error('nginx is not installed: apt-get install -y nginx');
         this.#nginx ??= startNginx(this.config.workDir);
-        return nginxOrigin(await this.#nginx, name === 'nginx' ? 'http' : 's3');
+        return nginxOrigin(
+          await this.#nginx,
+          name === 'nginx' ? 'http' : name === 'nginx-https' ? 'https' : 's3',
+        );
       case 'env': {
         const origin = envOrigin();
         if (origin === undefined) throw new Error('--origin env needs FERRY_BENCH_S3_URI');

@@ -109,7 +109,7 @@ export function floorTool(options: FloorToolOptions): SyncTool {
           '--url-file',
           list.file,
         ],
-        env: baseEnv(),
+        env: { ...baseEnv(), ...origin.env },
       };
     },
     filesDir: (dest) => dest,

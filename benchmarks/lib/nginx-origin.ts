@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, open, rm, writeFile } from 'node:fs/promises';
@@ -17,9 +17,16 @@ export function findNginx(): string | undefined {
   return NGINX.find((p) => existsSync(p));
 }
 
-/** One nginx serving a directory laid out as `<bucket>/<prefix>/…`, shared by two origins. */
+/**
+ * One nginx serving a directory laid out as `<bucket>/<prefix>/…`, over HTTP and HTTPS,
+ * shared by three origins.
+ */
 export interface NginxServer {
   endpoint: string;
+  /** The same files over TLS (`https://127.0.0.1:<port>`), with a self-signed certificate. */
+  tlsEndpoint: string;
+  /** That certificate, the only root a client needs to trust it. */
+  caPath: string;
   publish(dataset: Dataset, prefix: string): Promise<void>;
   /** The dataset's files (or `keys` of them) at `<bucket>/<prefix>/<key>`: {@link Origin.putPlain}. */
   putPlain(dataset: Dataset, prefix: string, keys?: string[]): Promise<void>;
@@ -36,6 +43,26 @@ export async function startNginx(workDir: string): Promise<NginxServer> {
   await mkdir(join(dir, 'tmp'), { recursive: true });
   await mkdir(join(root, BUCKET), { recursive: true });
   const port = await freePort();
+  const tlsPort = await freePort();
+  const key = join(dir, 'key.pem');
+  const caPath = join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      caPath,
+      '-days',
+      '2',
+    ].concat(['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']),
+    { stdio: 'ignore' },
+  );
   const log = join(dir, 'access.log');
   const tmp = join(dir, 'tmp');
   // Two workers and sendfile: an origin faster than any client here (see the README's
@@ -63,6 +90,14 @@ http {
     listen 127.0.0.1:${port};
     root ${root};
   }
+  server {
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${caPath};
+    ssl_certificate_key ${key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:bench:10m;
+    root ${root};
+  }
 }
 `;
   const confPath = join(dir, 'nginx.conf');
@@ -71,11 +106,14 @@ http {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitForPort(port, child);
+  await waitForPort(tlsPort, child);
   const endpoint = `http://127.0.0.1:${port}`;
   const objects = new PublishedObjects();
   const meter = new AccessLogMeter(log);
   return {
     endpoint,
+    tlsEndpoint: `https://127.0.0.1:${tlsPort}`,
+    caPath,
     objects,
     async publish(dataset, prefix) {
       // Published locally, served by nginx: ferry checks a published version's parts
@@ -103,23 +141,36 @@ http {
   };
 }
 
-/** nginx reached as a plain HTTP origin (`http://…/bench/<prefix>`) or as path-style S3. */
-export function nginxOrigin(server: NginxServer, via: 'http' | 's3'): Origin {
-  const { endpoint } = server;
+/**
+ * nginx reached as a plain HTTP origin (`http://…/bench/<prefix>`), as one over TLS
+ * (`https://…`, every client trusting its certificate through the environment: Node's
+ * NODE_EXTRA_CA_CERTS, Go's and OpenSSL's SSL_CERT_FILE, curl's CURL_CA_BUNDLE) or as
+ * path-style S3.
+ */
+export function nginxOrigin(server: NginxServer, via: 'http' | 'https' | 's3'): Origin {
+  const endpoint = via === 'https' ? server.tlsEndpoint : server.endpoint;
+  const names = { http: 'nginx', https: 'nginx-https', s3: 'nginx-s3' } as const;
+  const how = { http: 'http://', https: 'https:// (TLS 1.3)', s3: 's3:// (path-style GETs)' };
   return {
-    name: via === 'http' ? 'nginx' : 'nginx-s3',
-    describe: `nginx (2 workers, sendfile) at ${endpoint}, ferry via ${via === 'http' ? 'http://' : 's3:// (path-style GETs)'}`,
+    name: names[via],
+    describe: `nginx (2 workers, sendfile) at ${endpoint}, ferry via ${how[via]}`,
     ferryUri: (prefix) =>
-      via === 'http' ? `${endpoint}/${BUCKET}/${prefix}` : `s3://${BUCKET}/${prefix}`,
+      via === 's3' ? `s3://${BUCKET}/${prefix}` : `${endpoint}/${BUCKET}/${prefix}`,
     env:
       via === 'http'
         ? {}
-        : {
-            AWS_ENDPOINT_URL: endpoint,
-            AWS_ACCESS_KEY_ID: 'nginx',
-            AWS_SECRET_ACCESS_KEY: 'nginx',
-            AWS_REGION: 'us-east-1',
-          },
+        : via === 'https'
+          ? {
+              NODE_EXTRA_CA_CERTS: server.caPath,
+              SSL_CERT_FILE: server.caPath,
+              CURL_CA_BUNDLE: server.caPath,
+            }
+          : {
+              AWS_ENDPOINT_URL: endpoint,
+              AWS_ACCESS_KEY_ID: 'nginx',
+              AWS_SECRET_ACCESS_KEY: 'nginx',
+              AWS_REGION: 'us-east-1',
+            },
     writable: true,
     publish: (dataset, prefix) => server.publish(dataset, prefix),
     putPlain: (dataset, prefix, keys) => server.putPlain(dataset, prefix, keys),

@@ -2,9 +2,15 @@ import type { ObjectInfo } from '@ferry/adapters';
 import type { Dataset } from './dataset.js';
 
 /** Where the files are served from. */
-export type OriginName = 's3rver' | 'nginx' | 'nginx-s3' | 'env';
+export type OriginName = 's3rver' | 'nginx' | 'nginx-https' | 'nginx-s3' | 'env';
 
-export const ORIGIN_NAMES: readonly OriginName[] = ['s3rver', 'nginx', 'nginx-s3', 'env'];
+export const ORIGIN_NAMES: readonly OriginName[] = [
+  's3rver',
+  'nginx',
+  'nginx-https',
+  'nginx-s3',
+  'env',
+];
 
 /** An origin a scenario starts for itself (the stall scenario's), never chosen with `--origin`. */
 export type ScenarioOriginName = 'http-faults';
@@ -61,7 +67,7 @@ export interface Origin {
    * files of its version, which are not objects at those keys), on a real bucket its listing.
    */
   objects(prefix: string): Promise<ObjectInfo[]>;
-  /** Plain-HTTP URL of `prefix` where unsigned GETs work: the ceiling uses curl there. */
+  /** HTTP(S) URL of `prefix` where unsigned GETs work: the ceiling uses curl there. */
   httpBase?(prefix: string): string;
   /** Otherwise the ceiling reads through this (signed requests), keys relative to `prefix`. */
   rangeReader?(prefix: string): RangeReader;

@@ -225,7 +225,7 @@ function rcloneHttpTool(workDir: string): SyncTool {
           list,
           '--no-traverse',
         ],
-        env: { ...baseEnv(), RCLONE_CONFIG: '/dev/null' },
+        env: { ...baseEnv(), ...origin.env, RCLONE_CONFIG: '/dev/null' },
       };
     },
     filesDir: (dest) => dest,
