@@ -1,10 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { publish } from '@ferry/engine';
+import { selfSignedCert } from '../../test/fixtures/index.js';
 import type { Dataset } from './dataset.js';
 import type { Origin, OriginCounters } from './origin.js';
 import { PublishedObjects } from './published-objects.js';
@@ -44,25 +45,7 @@ export async function startNginx(workDir: string): Promise<NginxServer> {
   await mkdir(join(root, BUCKET), { recursive: true });
   const port = await freePort();
   const tlsPort = await freePort();
-  const key = join(dir, 'key.pem');
-  const caPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      caPath,
-      '-days',
-      '2',
-    ].concat(['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']),
-    { stdio: 'ignore' },
-  );
+  const { certPath: caPath, keyPath: key } = await selfSignedCert(dir);
   const log = join(dir, 'access.log');
   const tmp = join(dir, 'tmp');
   // Two workers and sendfile: an origin faster than any client here (see the README's

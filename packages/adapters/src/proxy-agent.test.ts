@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createHttpsServer, get as httpsGet } from 'node:https';
 import { connect } from 'node:net';
@@ -10,6 +9,7 @@ import {
   type FileServer,
   makeTempDir,
   randomBytes,
+  selfSignedCert,
   startHttpServer,
   type TempDir,
 } from '#fixtures';
@@ -94,31 +94,8 @@ describe('an HTTP source behind HTTP_PROXY', () => {
   it('tunnels HTTPS through CONNECT, with TLS checked end to end', async () => {
     const address = proxy.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
-    const key = join(dir.path, 'key.pem');
-    const cert = join(dir.path, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
-    const pem = await readFile(cert);
-    const tlsServer = createHttpsServer({ key: await readFile(key), cert: pem }, (_req, res) => {
+    const { key, cert: pem } = await selfSignedCert(dir.path);
+    const tlsServer = createHttpsServer({ key, cert: pem }, (_req, res) => {
       res.end('secret');
     });
     tlsServer.listen(0, '127.0.0.1');
