@@ -119,6 +119,26 @@ describe('an HTTPS origin', () => {
       await server.close();
     }
   });
+
+  it('whose certificate is not trusted fails at once, saying how to trust it', async () => {
+    const tls = await selfSignedCert(tmp.path);
+    const server = await startFaultServer({ root: store, tls });
+    try {
+      const run = await runFerry(['pull', `${server.url}/@v1`, '--to', join(tmp.path, 'c')], {
+        env,
+      });
+      // FERRY_BAD_SOURCE: the source as named cannot be used (exit 2, like a bad scheme).
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(
+        `The TLS certificate of ${server.url} is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)`,
+      );
+      expect(run.stderr).toContain('NODE_EXTRA_CA_CERTS=/path/to/ca.pem');
+      expect(run.stderr).not.toContain('attempts');
+      expect(server.requests).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('starting without the store', () => {

@@ -21,6 +21,29 @@ describe('networkError', () => {
     expect(isFerryError(networkError(header, context), 'FERRY_TRANSIENT')).toBe(true);
   });
 
+  it('fails at once on a certificate it does not trust, naming what to do', () => {
+    const https = { ...context, endpoint: 'https://minio.lan:9000' };
+    const untrusted = Object.assign(new Error('self-signed certificate'), {
+      code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+    });
+    const mapped = networkError(untrusted, https);
+    expect(isFerryError(mapped, 'FERRY_BAD_SOURCE') && !mapped.retryable).toBe(true);
+    expect(mapped.message).toBe(
+      'The TLS certificate of https://minio.lan:9000 is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)',
+    );
+    expect(isFerryError(mapped) && mapped.hint).toContain('NODE_EXTRA_CA_CERTS');
+    const wrongName = Object.assign(
+      new Error("Hostname/IP does not match certificate's altnames"),
+      {
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      },
+    );
+    const named = networkError(wrongName, https);
+    expect(isFerryError(named, 'FERRY_BAD_SOURCE') && named.hint).toContain(
+      'a name it was issued for',
+    );
+  });
+
   it('lets a bug in the code through, neither retried nor called a broken connection', () => {
     for (const bug of [
       new TypeError('s3.S3Client is not a constructor'),

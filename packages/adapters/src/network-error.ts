@@ -13,6 +13,20 @@ export interface NetworkContext {
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
 const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'TimeoutError', 'RequestTimeout']);
+/** OpenSSL's verdicts on a server certificate, as Node's TLS sockets report them. */
+const UNTRUSTED_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'INVALID_CA',
+]);
 
 /**
  * Classifies an error thrown by a socket, an HTTP client or a body stream. FerryErrors and
@@ -30,6 +44,26 @@ export function networkError(error: unknown, context: NetworkContext): Error {
       ? 'the source URI'
       : `${context.endpointVariable} (or the source URI)`;
   const details = { key, url, cause: error, retryable: true };
+  // No retry mends a certificate: the user must, so these fail at once and say how.
+  if (
+    code !== undefined &&
+    (UNTRUSTED_CODES.has(code) || code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+  ) {
+    return new FerryError(
+      'FERRY_BAD_SOURCE',
+      `The TLS certificate of ${endpoint} is not trusted (${code})`,
+      {
+        ...details,
+        retryable: false,
+        hint:
+          code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+            ? `The certificate does not name this host: reach the server by a name it was issued for, in ${check}.`
+            : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+              ? `The server's certificate is outside its dates: renew it on the server, or check this machine's clock.`
+              : 'Trust the authority that signed it: NODE_EXTRA_CA_CERTS=/path/to/ca.pem (PEM, one or more certificates).',
+      },
+    );
+  }
   if (code !== undefined && CONNECT_CODES.has(code)) {
     return new FerryError('FERRY_TRANSIENT', `Cannot connect to ${endpoint} (${code})`, {
       ...details,
