@@ -378,6 +378,30 @@ describe('RawHttpPool over TLS', () => {
     }
   });
 
+  it('gathers TLS records into larger chunks before its body sees them', async () => {
+    const payload = randomBytes(4 * 2 ** 20, 9);
+    const server = await rawServer((socket) => {
+      socket.write(ok(payload));
+    }, tls);
+    const pool = new RawHttpPool({ maxSockets: 1, ca: tls.cert });
+    try {
+      const response = await pool.send(https(server.port), options);
+      const sizes: number[] = [];
+      const chunks: Buffer[] = [];
+      for await (const chunk of response) {
+        sizes.push((chunk as Buffer).length);
+        chunks.push(chunk as Buffer);
+      }
+      expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+      // One TLS record is 16 KiB: 256 of them, handed over in far fewer chunks.
+      expect(sizes.length).toBeLessThanOrEqual(64);
+      expect(Math.max(...sizes)).toBe(256 * 1024);
+    } finally {
+      pool.destroy();
+      await server.close();
+    }
+  });
+
   it('resumes the TLS session of the origin on its next connection', async () => {
     const resumed: boolean[] = [];
     const server = await rawServer((socket) => {

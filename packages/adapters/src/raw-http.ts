@@ -154,8 +154,11 @@ export class RawHttpPool {
       const open = this.#open.get(key) ?? 0;
       if (open < this.#maxSockets) {
         this.#open.set(key, open + 1);
-        return new Connection(this.#opener(key, request), this.#readBytes, (c, reusable) =>
-          this.#released(key, c, reusable),
+        return new Connection(
+          this.#opener(key, request),
+          this.#readBytes,
+          request.protocol === 'https:',
+          (c, reusable) => this.#released(key, c, reusable),
         );
       }
       if (fresh && idle !== undefined && idle.length > 0) {
@@ -259,6 +262,13 @@ interface Exchange {
   onAbort: () => void;
 }
 
+/**
+ * Bytes a TLS connection gathers before it hands them to the body: a TLS socket delivers one
+ * record (16 KiB) per read, and each chunk costs its reader a stream push, a hash update and
+ * a copy into its write batch; gathered, the reader gets chunks of a whole write batch.
+ */
+const TLS_GATHER = 256 * 1024;
+
 /** What a connection gives its socket to read with. */
 interface OnRead {
   buffer: () => Buffer;
@@ -270,6 +280,12 @@ class Connection {
   readonly #released: (connection: Connection, reusable: boolean) => void;
   readonly #readBytes: number;
   #buffer: Buffer | undefined;
+  /** TLS: small reads are gathered here (see `TLS_GATHER`) for `#gathering`'s body. */
+  readonly #gathers: boolean;
+  #gather: Buffer | undefined;
+  #gathered = 0;
+  #gathering: RawResponse | undefined;
+  #handOverQueued = false;
   #exchange: Exchange | undefined;
   /** Exchanges done on this socket: a failure of a reused one before any byte is stale. */
   #served = 0;
@@ -278,8 +294,10 @@ class Connection {
   constructor(
     open: (onread: OnRead) => Socket,
     readBytes: number,
+    gathers: boolean,
     released: (connection: Connection, reusable: boolean) => void,
   ) {
+    this.#gathers = gathers;
     this.#released = released;
     this.#readBytes = readBytes;
     this.#socket = open({
@@ -447,6 +465,7 @@ class Connection {
     read: number,
   ): boolean {
     if (length === 0) return true;
+    if (this.#gathers) return this.#gatherBytes(response, buffer, at, length);
     if (response.lending && response.readableFlowing === true && response.readableLength === 0) {
       // Read by the listener before push returns; should the stream keep it all the same,
       // the buffer is the stream's from now on and the next read gets another.
@@ -466,8 +485,53 @@ class Connection {
     return response.push(chunk);
   }
 
+  /**
+   * Copies a small read into the gathering buffer, handing it to the body when full and, at
+   * the latest, once the event loop has read everything ready (`setImmediate`); `false` if the
+   * body wants no more for now.
+   */
+  #gatherBytes(response: RawResponse, buffer: Buffer, at: number, length: number): boolean {
+    let more = true;
+    for (let from = at, end = at + length; from < end; ) {
+      this.#gather ??= Buffer.allocUnsafe(TLS_GATHER);
+      const take = Math.min(end - from, TLS_GATHER - this.#gathered);
+      buffer.copy(this.#gather, this.#gathered, from, from + take);
+      this.#gathered += take;
+      this.#gathering = response;
+      from += take;
+      if (this.#gathered === TLS_GATHER) more = this.#handOver() && more;
+    }
+    if (this.#gathered > 0 && !this.#handOverQueued) {
+      this.#handOverQueued = true;
+      setImmediate(() => {
+        this.#handOverQueued = false;
+        if (!this.#handOver()) this.#socket.pause();
+      });
+    }
+    return more;
+  }
+
+  /** Pushes what is gathered to its body; `false` if the body wants no more for now. */
+  #handOver(): boolean {
+    const response = this.#gathering;
+    const gather = this.#gather;
+    if (response === undefined || gather === undefined || this.#gathered === 0) return true;
+    const chunk = gather.subarray(0, this.#gathered);
+    this.#gathered = 0;
+    this.#gathering = undefined;
+    if (response.lending && response.readableFlowing === true && response.readableLength === 0) {
+      const more = response.push(chunk);
+      // Kept by the stream after all: the next bytes gather in a new buffer.
+      if (response.readableLength > 0) this.#gather = undefined;
+      return more;
+    }
+    this.#gather = undefined;
+    return response.push(chunk);
+  }
+
   /** The body is whole; the connection goes back to the pool unless bytes follow it or it must close. */
   #complete(exchange: Exchange, trailing: boolean): void {
+    this.#handOver();
     exchange.response?.push(null);
     this.#exchange = undefined;
     this.#served += 1;
@@ -481,6 +545,8 @@ class Connection {
 
   /** Ends the exchange in flight with `error` (before its headers: the request fails). */
   #fail(error: unknown): void {
+    this.#gathered = 0;
+    this.#gathering = undefined;
     const exchange = this.#exchange;
     this.close();
     if (exchange === undefined) return;
