@@ -277,7 +277,7 @@ export class PartRunner {
         from,
         hasher,
         task.slot,
-        task.start,
+        task,
         cutsFd === undefined || task.cuts === undefined
           ? undefined
           : { fd: cutsFd, index: task.cuts },
@@ -393,7 +393,7 @@ export class PartRunner {
         task.start,
         hasher,
         task.slot,
-        task.start,
+        task,
         undefined,
         task.tmpPath,
       );
@@ -433,10 +433,11 @@ class PartWriter {
   #batchBytes = 0;
   /** Where lent chunks are copied until their batch is written: one allocation per part. */
   #stash: Buffer | undefined;
+  readonly #stashSize: number;
   #stashedBytes = 0;
 
   /**
-   * `start`: where the next byte goes; `partStart`: where the part begins; `cuts`: the
+   * `start`: where the next byte goes; `part`: the bytes the part spans; `cuts`: the
    * sidecar slot where how far the part got is kept (see part-cuts.ts).
    */
   constructor(
@@ -445,7 +446,7 @@ class PartWriter {
     start: number,
     hasher: PartHasher,
     slot: number,
-    partStart: number,
+    part: { start: number; end: number },
     cuts: { fd: number; index: number } | undefined,
     where: string,
   ) {
@@ -453,7 +454,9 @@ class PartWriter {
     this.#where = where;
     this.#fd = fd;
     this.#position = start;
-    this.#partStart = partStart;
+    this.#partStart = part.start;
+    // A batch never holds more than the part: a small file's stash is the file's size.
+    this.#stashSize = Math.min(WRITE_BATCH, part.end - part.start);
     this.#cuts = cuts;
     this.#hasher = hasher;
     this.#slot = slot;
@@ -497,7 +500,7 @@ class PartWriter {
 
   /** A copy of `chunk` in the stash, valid until the batch is written. */
   #stashed(chunk: Buffer): Buffer {
-    this.#stash ??= Buffer.allocUnsafe(WRITE_BATCH);
+    this.#stash ??= Buffer.allocUnsafe(this.#stashSize);
     const at = this.#stashedBytes;
     chunk.copy(this.#stash, at);
     this.#stashedBytes += chunk.length;
