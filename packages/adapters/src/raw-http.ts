@@ -265,7 +265,8 @@ interface Exchange {
 /**
  * Bytes a TLS connection gathers before it hands them to the body: a TLS socket delivers one
  * record (16 KiB) per read, and each chunk costs its reader a stream push, a hash update and
- * a copy into its write batch; gathered, the reader gets chunks of a whole write batch.
+ * a copy into its write batch; gathered, the reader gets chunks of a whole write batch. No
+ * more than the pool's read size, which `--bwlimit` lowers so that its pacer stays smooth.
  */
 const TLS_GATHER = 256 * 1024;
 
@@ -282,6 +283,7 @@ class Connection {
   #buffer: Buffer | undefined;
   /** TLS: small reads are gathered here (see `TLS_GATHER`) for `#gathering`'s body. */
   readonly #gathers: boolean;
+  readonly #gatherSize: number;
   #gather: Buffer | undefined;
   #gathered = 0;
   #gathering: RawResponse | undefined;
@@ -298,6 +300,7 @@ class Connection {
     released: (connection: Connection, reusable: boolean) => void,
   ) {
     this.#gathers = gathers;
+    this.#gatherSize = Math.min(TLS_GATHER, readBytes);
     this.#released = released;
     this.#readBytes = readBytes;
     this.#socket = open({
@@ -493,13 +496,13 @@ class Connection {
   #gatherBytes(response: RawResponse, buffer: Buffer, at: number, length: number): boolean {
     let more = true;
     for (let from = at, end = at + length; from < end; ) {
-      this.#gather ??= Buffer.allocUnsafe(TLS_GATHER);
-      const take = Math.min(end - from, TLS_GATHER - this.#gathered);
+      this.#gather ??= Buffer.allocUnsafe(this.#gatherSize);
+      const take = Math.min(end - from, this.#gatherSize - this.#gathered);
       buffer.copy(this.#gather, this.#gathered, from, from + take);
       this.#gathered += take;
       this.#gathering = response;
       from += take;
-      if (this.#gathered === TLS_GATHER) more = this.#handOver() && more;
+      if (this.#gathered === this.#gatherSize) more = this.#handOver() && more;
     }
     if (this.#gathered > 0 && !this.#handOverQueued) {
       this.#handOverQueued = true;
