@@ -281,8 +281,7 @@ class Connection {
   readonly #released: (connection: Connection, reusable: boolean) => void;
   readonly #readBytes: number;
   #buffer: Buffer | undefined;
-  /** TLS: small reads are gathered here (see `TLS_GATHER`) for `#gathering`'s body. */
-  readonly #gathers: boolean;
+  /** TLS: small reads are gathered here (see `TLS_GATHER`) for `#gathering`'s body; 0: not. */
   readonly #gatherSize: number;
   #gather: Buffer | undefined;
   #gathered = 0;
@@ -299,8 +298,7 @@ class Connection {
     gathers: boolean,
     released: (connection: Connection, reusable: boolean) => void,
   ) {
-    this.#gathers = gathers;
-    this.#gatherSize = Math.min(TLS_GATHER, readBytes);
+    this.#gatherSize = gathers ? Math.min(TLS_GATHER, readBytes) : 0;
     this.#released = released;
     this.#readBytes = readBytes;
     this.#socket = open({
@@ -468,24 +466,16 @@ class Connection {
     read: number,
   ): boolean {
     if (length === 0) return true;
-    if (this.#gathers) return this.#gatherBytes(response, buffer, at, length);
-    if (response.lending && response.readableFlowing === true && response.readableLength === 0) {
-      // Read by the listener before push returns; should the stream keep it all the same,
-      // the buffer is the stream's from now on and the next read gets another.
-      const more = response.push(buffer.subarray(at, at + length));
-      if (response.readableLength > 0 && this.#buffer === buffer) this.#buffer = undefined;
-      return more;
-    }
-    let chunk: Buffer;
-    if (read >= this.#readBytes / 2) {
-      // The body keeps this buffer (most of it is body); the next read gets a new one.
-      chunk = buffer.subarray(at, at + length);
-      if (this.#buffer === buffer) this.#buffer = undefined;
-    } else {
-      chunk = Buffer.allocUnsafe(length);
+    if (this.#gatherSize > 0) return this.#gatherBytes(response, buffer, at, length);
+    // A small read that cannot be lent is copied: most of its buffer is not body.
+    if (!canLend(response) && read < this.#readBytes / 2) {
+      const chunk = Buffer.allocUnsafe(length);
       buffer.copy(chunk, 0, at, at + length);
+      return response.push(chunk);
     }
-    return response.push(chunk);
+    return pushView(response, buffer.subarray(at, at + length), () => {
+      if (this.#buffer === buffer) this.#buffer = undefined;
+    });
   }
 
   /**
@@ -522,14 +512,9 @@ class Connection {
     const chunk = gather.subarray(0, this.#gathered);
     this.#gathered = 0;
     this.#gathering = undefined;
-    if (response.lending && response.readableFlowing === true && response.readableLength === 0) {
-      const more = response.push(chunk);
-      // Kept by the stream after all: the next bytes gather in a new buffer.
-      if (response.readableLength > 0) this.#gather = undefined;
-      return more;
-    }
-    this.#gather = undefined;
-    return response.push(chunk);
+    return pushView(response, chunk, () => {
+      this.#gather = undefined;
+    });
   }
 
   /** The body is whole; the connection goes back to the pool unless bytes follow it or it must close. */
@@ -578,6 +563,23 @@ class Connection {
       this.#released(this, false);
     }
   }
+}
+
+/** The body reads a chunk before `push` returns: it can be lent its memory (`RawResponse.lend`). */
+function canLend(response: RawResponse): boolean {
+  return response.lending && response.readableFlowing === true && response.readableLength === 0;
+}
+
+/**
+ * Pushes `view`, a view of a buffer the connection reuses: lent when the body reads it at
+ * once, else the body keeps it and `giveUp` makes the connection read into a new buffer (so
+ * too when the stream kept a lent chunk all the same).
+ */
+function pushView(response: RawResponse, view: Buffer, giveUp: () => void): boolean {
+  const lent = canLend(response);
+  const more = response.push(view);
+  if (!lent || response.readableLength > 0) giveUp();
+  return more;
 }
 
 /** A response read by `RawHttpPool`: the body as a stream that pauses the socket when full. */
