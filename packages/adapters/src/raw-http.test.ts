@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, randomBytes, selfSignedCert } from '#fixtures';
+import { makeTempDir, randomBytes, selfSignedCert, type TlsIdentity } from '#fixtures';
 import { RawHttpPool, type RawRequest, type RawResponse } from './raw-http.js';
 
 /** One request as the server saw it: its head, and which connection (0, 1, …) carried it. */
@@ -15,10 +15,7 @@ interface Seen {
 type Respond = (socket: Socket, request: Seen, index: number) => void | Promise<void>;
 
 /** A certificate for 127.0.0.1 and its key. */
-interface Tls {
-  key: Buffer;
-  cert: Buffer;
-}
+type Tls = Pick<TlsIdentity, 'key' | 'cert'>;
 
 /**
  * A TCP server (TLS with `tls`) that answers each request head with whatever bytes
