@@ -120,6 +120,26 @@ describe('an HTTPS origin', () => {
     }
   });
 
+  it('named https:// on a port that speaks plain HTTP fails at once, naming the right URL', async () => {
+    const server = await startFaultServer({ root: store });
+    try {
+      const https = server.url.replace(/^http:/, 'https:');
+      const run = await runFerry(['pull', `${https}/@v1`, '--to', join(tmp.path, 'c')], { env });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^ferry: ${https.replaceAll('.', '\\.')} does not speak TLS \\((EPROTO|ERR_SSL_WRONG_VERSION_NUMBER)\\)`,
+        ),
+      );
+      expect(run.stderr).toContain(
+        `hint: The port answers in plain HTTP: use ${server.url} in the source URI.`,
+      );
+      expect(run.stderr).not.toContain('attempts');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('whose certificate is not trusted fails at once, saying how to trust it', async () => {
     const tls = await selfSignedCert(tmp.path);
     const server = await startFaultServer({ root: store, tls });

@@ -193,7 +193,17 @@ export function httpOpenedRange(
 }
 
 /** What a failed response says about itself, for `remoteError`. */
-export type ResponseFailure = Pick<RemoteFailure, 'status' | 'code' | 'requestId' | 'retryAfter'>;
+export type ResponseFailure = Pick<
+  RemoteFailure,
+  'status' | 'code' | 'requestId' | 'retryAfter' | 'wantsTls'
+>;
+
+/**
+ * What TLS servers answer a plain-HTTP request with: nginx's "The plain HTTP request was
+ * sent to HTTPS port" and Go's (MinIO, Caddy) "Client sent an HTTP request to an HTTPS
+ * server".
+ */
+const WANTS_TLS_TEXT = /plain HTTP request was sent to HTTPS port|HTTP request to an HTTPS server/i;
 
 /**
  * Reads at most MAX_ERROR_BODY characters of a failed response for S3's `<Code>` and
@@ -228,6 +238,7 @@ export async function readFailure(
       header(res, 'x-request-id') ??
       /<RequestId>([^<]+)<\/RequestId>/.exec(text)?.[1],
     retryAfter: header(res, 'retry-after'),
+    ...(res.statusCode === 400 && WANTS_TLS_TEXT.test(text) ? { wantsTls: true } : {}),
   };
 }
 

@@ -62,6 +62,22 @@ describe('HTTP source', () => {
     });
   });
 
+  it('names https:// when a plain-HTTP request reached a port that speaks TLS', async () => {
+    // nginx's answer; Go's servers (MinIO, Caddy) say "Client sent an HTTP request to an HTTPS server."
+    const html =
+      '<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head></html>';
+    server.inject({ kind: 'status', status: 400, html });
+    await expect(source.readText('f.bin')).rejects.toMatchObject({
+      code: 'FERRY_BAD_SOURCE',
+      retryable: false,
+      message: `${server.url} speaks HTTPS, not plain HTTP (HTTP 400)`,
+      hint: `Use ${server.url.replace('http:', 'https:')} in the source URI.`,
+    });
+    // Any other 400 stays a response ferry cannot use.
+    server.inject({ kind: 'status', status: 400, html: '<html>400 Bad Request</html>' });
+    await expect(source.readText('f.bin')).rejects.toMatchObject({ code: 'FERRY_BAD_RESPONSE' });
+  });
+
   it('percent-encodes key segments and sends If-Match', async () => {
     await writeFile(join(dir.path, 'a b#?%.bin'), 'x');
     const { etag } = await source.stat('a b#?%.bin');

@@ -44,6 +44,28 @@ describe('networkError', () => {
     );
   });
 
+  it('fails at once on an https:// endpoint that answers in plain HTTP, naming http://', () => {
+    const https = { ...context, endpoint: 'https://127.0.0.1:9000' };
+    const openssl =
+      'write EPROTO 80AC8B2CDA7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number';
+    for (const error of [
+      Object.assign(new Error(openssl), { code: 'EPROTO' }),
+      Object.assign(new Error('wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }),
+    ]) {
+      const mapped = networkError(error, https);
+      expect(isFerryError(mapped, 'FERRY_BAD_SOURCE') && !mapped.retryable).toBe(true);
+      expect(mapped.message).toMatch(/^https:\/\/127\.0\.0\.1:9000 does not speak TLS/);
+      expect(isFerryError(mapped) && mapped.hint).toBe(
+        'The port answers in plain HTTP: use http://127.0.0.1:9000 in the source URI.',
+      );
+    }
+    // Other protocol errors are a connection that broke, and retried.
+    const other = Object.assign(new Error('decryption failed or bad record mac'), {
+      code: 'EPROTO',
+    });
+    expect(isFerryError(networkError(other, https), 'FERRY_TRANSIENT')).toBe(true);
+  });
+
   it('lets a bug in the code through, neither retried nor called a broken connection', () => {
     for (const bug of [
       new TypeError('s3.S3Client is not a constructor'),

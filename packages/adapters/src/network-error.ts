@@ -29,6 +29,14 @@ const UNTRUSTED_CODES = new Set([
 ]);
 
 /**
+ * OpenSSL's complaint when the first bytes a server sends are not a TLS record: an
+ * `https://` URL that names a port speaking plain HTTP. Node reports it as
+ * `ERR_SSL_WRONG_VERSION_NUMBER` from the handshake, or as `EPROTO` with OpenSSL's text.
+ */
+const NOT_TLS_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
+const NOT_TLS_TEXT = /wrong version number|packet length too long/i;
+
+/**
  * Classifies an error thrown by a socket, an HTTP client or a body stream. FerryErrors and
  * AbortErrors pass through, and so do errors of the code itself (`programmingError`);
  * everything else is a retryable FERRY_TRANSIENT that names the endpoint, because resets,
@@ -64,6 +72,13 @@ export function networkError(error: unknown, context: NetworkContext): Error {
       },
     );
   }
+  if (notTls(code, error) && endpoint.startsWith('https:')) {
+    return new FerryError('FERRY_BAD_SOURCE', `${endpoint} does not speak TLS (${code})`, {
+      ...details,
+      retryable: false,
+      hint: `The port answers in plain HTTP: use ${endpoint.replace(/^https:/, 'http:')} in ${check}.`,
+    });
+  }
   if (code !== undefined && CONNECT_CODES.has(code)) {
     return new FerryError('FERRY_TRANSIENT', `Cannot connect to ${endpoint} (${code})`, {
       ...details,
@@ -95,6 +110,12 @@ export function networkError(error: unknown, context: NetworkContext): Error {
       hint: 'The connection broke mid-request; ferry retries these, and if it persists check the network and the server.',
     },
   );
+}
+
+function notTls(code: string | undefined, error: unknown): boolean {
+  if (code === undefined) return false;
+  if (NOT_TLS_CODES.has(code)) return true;
+  return code === 'EPROTO' && error instanceof Error && NOT_TLS_TEXT.test(error.message);
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -18,6 +18,8 @@ export interface RemoteFailure {
   /** `Retry-After` header value. */
   retryAfter?: string | undefined;
   cause?: unknown;
+  /** The server said it speaks HTTPS on the port a plain-HTTP request reached. */
+  wantsTls?: boolean | undefined;
 }
 
 const THROTTLE_CODES = new Set([
@@ -54,6 +56,20 @@ export function remoteError(failure: RemoteFailure): FerryError {
     cause,
   };
   const suffix = code === undefined ? `HTTP ${status}` : `${code}, HTTP ${status}`;
+  if (failure.wantsTls === true) {
+    const origin = endpoint ?? originOf(url);
+    return new FerryError(
+      'FERRY_BAD_SOURCE',
+      `${origin ?? 'The server'} speaks HTTPS, not plain HTTP (${suffix})`,
+      {
+        ...details,
+        hint:
+          origin === undefined
+            ? 'Name the server with https:// in the source URI.'
+            : `Use ${origin.replace(/^http:/, 'https:')} in ${bucket === undefined ? 'the source URI' : 'AWS_ENDPOINT_URL (or the source URI)'}.`,
+      },
+    );
+  }
   if (code === 'NoSuchBucket') {
     return new FerryError(
       'FERRY_NOT_FOUND',
@@ -122,6 +138,11 @@ export function remoteError(failure: RemoteFailure): FerryError {
     ...details,
     hint: 'The server answered in a way ferry cannot use; check that the source URI points at an S3-compatible store or a plain file server.',
   });
+}
+
+function originOf(url: string | undefined): string | undefined {
+  if (url === undefined || !url.startsWith('http:')) return undefined;
+  return URL.canParse(url) ? new URL(url).origin : undefined;
 }
 
 /** Seconds from a `Retry-After` value (delta-seconds or an HTTP date). */
