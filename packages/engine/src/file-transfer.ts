@@ -137,6 +137,27 @@ export async function transferFiles(
   }
 }
 
+/** The MD5 a file's content must have: a plain listing's single-part ETag, when checked. */
+function expectedMd5(plan: FilePlan, checkEtag: boolean): string | undefined {
+  // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
+  return checkEtag && plan.entry.digest === undefined && plan.entry.size > 0
+    ? md5FromEtag(plan.entry.etag)
+    : undefined;
+}
+
+/**
+ * Whether the calling thread will read files back for their MD5 (`Md5Follower`): a file
+ * of several parts with a single-part ETag to check, fetched rather than copied.
+ */
+export function followsMd5(plans: FilePlan[], checkEtag: boolean): boolean {
+  return plans.some(
+    (plan) =>
+      plan.action.kind === 'fetch' &&
+      partCount(plan.entry.size, plan.partSize) > 1 &&
+      expectedMd5(plan, checkEtag) !== undefined,
+  );
+}
+
 /** The parts of one file to fetch or copy, as jobs sharing the file's state. */
 function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
   const count = partCount(plan.entry.size, plan.partSize);
@@ -154,11 +175,7 @@ function fileJobs(plan: FilePlan, ctx: TransferContext): PartJob[] {
     // those go without: the waste bound of a kill is the same for every part in flight.
     journaled: count > 1 || plan.entry.size > CUT_BYTES,
   };
-  // A manifest digest proves the content; a plain listing's MD5 ETag is the only check it has.
-  const md5 =
-    ctx.checkEtag && plan.entry.digest === undefined && plan.entry.size > 0
-      ? md5FromEtag(plan.entry.etag)
-      : undefined;
+  const md5 = expectedMd5(plan, ctx.checkEtag);
   if (md5 !== undefined) {
     file.md5 =
       count > 1

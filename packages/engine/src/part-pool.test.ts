@@ -4,25 +4,47 @@ import { join } from 'node:path';
 import { AbortError, type Digest, type FerryError, isFerryError } from '@ferry/manifest';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, randomBytes, startFaultServer } from '#fixtures';
-import { defaultConcurrency, defaultWorkers, hashingWorkers, PartPool } from './part-pool.js';
+import {
+  defaultConcurrency,
+  hashingWorkers,
+  PartPool,
+  pullThreads,
+  sharedRunner,
+  type TaskRunner,
+} from './part-pool.js';
+import type { PartTaskOutcome } from './part-task.js';
 
 const MiB = 2 ** 20;
 
-describe('defaultWorkers', () => {
+describe('pullThreads', () => {
   it.each([
-    // bytes, concurrency, cores → workers
+    // bytes, concurrency, cores → worker threads beside the calling one
     [10 * MiB, 16, 16, 0], // a small update: the main thread's own work
     [256 * MiB, 16, 16, 0], // one thread's worth: no worker to boot and message
-    [257 * MiB, 16, 16, 2], // more: two threads beside the main one
-    [768 * MiB, 16, 2, 2], // a model on two cores: both
-    [768 * MiB, 16, 16, 3], // 256 MiB of work each
+    [257 * MiB, 16, 16, 1], // two threads' worth: the main thread and one worker
+    [768 * MiB, 16, 2, 1], // a model on two cores: both, one of them the main thread
+    [768 * MiB, 16, 16, 2], // 256 MiB of work each
     [64 * MiB, 16, 2, 0], // many small files: a file costs the same on any thread
     [768 * MiB, 2, 16, 0], // one request at a time per thread: one thread is enough
-    [100 * 1024 * MiB, 16, 64, 8], // two requests in flight each at least
-    [100 * 1024 * MiB, 256, 64, 64], // a large box is not capped by a constant
+    [100 * 1024 * MiB, 16, 64, 7], // two requests in flight each at least
+    [100 * 1024 * MiB, 256, 64, 63], // a large box is not capped by a constant
     [0, 1, 8, 0],
-  ])('%d bytes, concurrency %d, %d cores: %d', (bytes, concurrency, cores, want) => {
-    expect(defaultWorkers({ bytes }, concurrency, cores)).toBe(want);
+  ])('%d bytes, concurrency %d, %d cores: %d workers', (bytes, concurrency, cores, want) => {
+    expect(pullThreads({ bytes }, concurrency, cores)).toEqual({
+      workers: want,
+      shareCallingThread: want > 0,
+    });
+  });
+
+  it('keeps the calling thread to itself when it reads files back for their MD5', () => {
+    expect(pullThreads({ bytes: 768 * MiB, followsMd5: true }, 16, 2)).toEqual({
+      workers: 2,
+      shareCallingThread: false,
+    });
+    expect(pullThreads({ bytes: 64 * MiB, followsMd5: true }, 16, 2)).toEqual({
+      workers: 0,
+      shareCallingThread: false,
+    });
   });
 });
 
@@ -38,8 +60,11 @@ describe('defaultConcurrency', () => {
     expect(defaultConcurrency(cores)).toBe(want);
   });
 
-  it('lets a 16-core box run a worker on every core for a large model', () => {
-    expect(defaultWorkers({ bytes: 70 * 1024 * MiB }, defaultConcurrency(16), 16)).toBe(16);
+  it('lets a 16-core box run a thread on every core for a large model', () => {
+    expect(pullThreads({ bytes: 70 * 1024 * MiB }, defaultConcurrency(16), 16)).toEqual({
+      workers: 15,
+      shareCallingThread: true,
+    });
   });
 });
 
@@ -121,6 +146,29 @@ describe('PartPool on the main thread and on a worker thread', () => {
     },
   );
 
+  it('with a worker and the calling thread sharing: fetches in parallel on both, and stop() ends them all', async () => {
+    const { dir, bytes, server } = await serving();
+    // Share of 2 each: the first two run on this thread, the next two on the worker.
+    const pool = new PartPool({ workers: 1, shareCallingThread: true, concurrency: 4 });
+    onTestFinished(() => pool.destroy());
+    const want: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const parts = ['p0', 'p1', 'p2', 'p3'];
+    const fetched = await Promise.all(
+      parts.map((p) => pool.run(fetchTask(dir, server.url, p), 0, 'blob.bin')),
+    );
+    expect(fetched.map((r) => r.digest)).toEqual(parts.map(() => want));
+    for (const p of parts) expect((await readFile(join(dir, p))).equals(bytes)).toBe(true);
+    expect(pool.workers).toBe(1);
+
+    server.inject({ kind: 'stall', afterBytes: 64 * 1024 }, { times: 4 });
+    const running = ['s0', 's1', 's2', 's3'].map((p) =>
+      pool.run(fetchTask(dir, server.url, p)).catch((e: unknown) => e),
+    );
+    await expect.poll(() => pool.fetchedBytes() - 4 * size).toBeGreaterThanOrEqual(4 * 64 * 1024);
+    pool.stop();
+    for (const outcome of await Promise.all(running)) expect(outcome).toBeInstanceOf(AbortError);
+  });
+
   it.each([0, 1])(
     'with %d workers: stop() ends a running fetch with an AbortError',
     async (workers) => {
@@ -137,4 +185,47 @@ describe('PartPool on the main thread and on a worker thread', () => {
       );
     },
   );
+});
+
+describe('sharedRunner', () => {
+  /** A runner whose tasks end when told to, recording which it was given. */
+  function heldRunner() {
+    const ran: string[] = [];
+    const release: (() => void)[] = [];
+    let closed = false;
+    const runner: TaskRunner = {
+      run: (task) => {
+        ran.push((task as { path: string }).path);
+        return new Promise<PartTaskOutcome>((resolve) =>
+          release.push(() =>
+            resolve({ ok: true, result: { digest: 'sha256:00', bytes: 0 }, retries: [] }),
+          ),
+        );
+      },
+      close: async () => {
+        closed = true;
+      },
+    };
+    return { runner, ran, release, closed: () => closed };
+  }
+  const md5 = (path: string) => ({ kind: 'md5', path }) as const;
+
+  it('runs up to its share on the calling thread and the rest on the workers', async () => {
+    const here = heldRunner();
+    const workers = heldRunner();
+    const shared = sharedRunner(Promise.resolve(here.runner), Promise.resolve(workers.runner), 2);
+    const first = [shared.run(md5('a')), shared.run(md5('b')), shared.run(md5('c'))];
+    await expect.poll(() => here.ran.length + workers.ran.length).toBe(3);
+    expect(here.ran).toEqual(['a', 'b']);
+    expect(workers.ran).toEqual(['c']);
+    here.release.shift()?.();
+    await first[0];
+    // A slot free on the calling thread: the next task takes it.
+    const next = shared.run(md5('d'));
+    await expect.poll(() => here.ran).toEqual(['a', 'b', 'd']);
+    for (const done of [...here.release, ...workers.release]) done();
+    await Promise.all([...first, next]);
+    await shared.close();
+    expect(here.closed() && workers.closed()).toBe(true);
+  });
 });

@@ -8,7 +8,12 @@ import { DEFAULT_ALGORITHM, FerryError, formatBytes } from '@ferry/manifest';
 import type { CacheIndex, StatRecord } from '@ferry/manifest/store';
 import { rootRelative } from './cache-layout.js';
 import { contentOf } from './content-store.js';
-import { type ActiveFiles, type CommittedFile, transferFiles } from './file-transfer.js';
+import {
+  type ActiveFiles,
+  type CommittedFile,
+  followsMd5,
+  transferFiles,
+} from './file-transfer.js';
 import { cutsPathFor } from './part-cuts.js';
 import type { Place } from './place.js';
 import type { FilePlan } from './plan.js';
@@ -87,7 +92,8 @@ async function transferWithProgress(
   summary: PlanSummary,
 ): Promise<CommittedFile[]> {
   const { options, uri } = run;
-  const pool = run.pool.get(summary.fetch);
+  const checkEtag = process.env.FERRY_ETAG_CHECK !== '0';
+  const pool = run.pool.get({ ...summary.fetch, followsMd5: followsMd5(files, checkEtag) });
   const active: ActiveFiles = new Set();
   const meter = new ProgressMeter(
     summary.fetch.bytes,
@@ -116,7 +122,7 @@ async function transferWithProgress(
         sourceOptions: workerSourceOptions(run.source, options.sourceOptions ?? {}),
         algorithm: DEFAULT_ALGORITHM,
         concurrency: run.concurrency,
-        checkEtag: process.env.FERRY_ETAG_CHECK !== '0',
+        checkEtag,
         durable: options.durable ?? false,
         stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
         hedgeAfterMs: options.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS,

@@ -35,9 +35,11 @@ export interface PullOptions {
   verify?: VerifyMode;
   /**
    * Worker threads that fetch and hash parts; 0 runs them on the calling thread (its event
-   * loop then also hashes and writes). @default one per core, but no more than the transfer
-   * can use: at least 256 MiB and two requests in flight each, and none for one thread's
-   * worth (`defaultWorkers`)
+   * loop then also hashes and writes). A number given leaves the calling thread's event
+   * loop free of that work. @default one thread per core, but no more than the transfer can
+   * use (at least 256 MiB and two requests in flight each), the calling thread being one of
+   * them: it runs its share of the parts beside one worker fewer, unless it has a plain
+   * listing's MD5s to follow (`pullThreads`)
    */
   workers?: number;
   /**

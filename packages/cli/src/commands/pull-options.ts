@@ -36,9 +36,10 @@ export const PULL_FLAGS_HELP = `  --to <dir>            cache root; files land i
   --source <uri>        the store model.json's download_files_from is in (s3://bucket);
                         also model.json's "source" key or FERRY_SOURCE
   --concurrency <n>     ranged requests in flight (default 16, or 2 per core above 8)
-  --workers <n>         threads that fetch, hash and write (default: one per core, no
-                        more than the transfer can use; 0: the main thread alone;
-                        also FERRY_WORKERS)
+  --workers <n>         worker threads that fetch, hash and write, beside the main
+                        thread (default: a thread per core, the main thread one of
+                        them, no more than the transfer can use; 0: the main thread
+                        alone; also FERRY_WORKERS)
   --part-size <size>    bytes per request for unpublished prefixes: 16MiB, 64MB, 1GiB
                         or bytes (default 16MiB; a published manifest's own size wins)
   --verify <mode>       how files already in the cache are trusted:

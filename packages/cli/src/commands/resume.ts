@@ -17,9 +17,10 @@ ${CACHE_DIR_HELP}
 Flags:
   --config <file>       model.json whose download_files_to names the cache
   --concurrency <n>     ranged requests in flight (default 16)
-  --workers <n>         threads that fetch, hash and write (default: one per core, no
-                        more than the transfer can use; 0: the main thread alone;
-                        also FERRY_WORKERS)
+  --workers <n>         worker threads that fetch, hash and write, beside the main
+                        thread (default: a thread per core, the main thread one of
+                        them, no more than the transfer can use; 0: the main thread
+                        alone; also FERRY_WORKERS)
   --bwlimit <rate>      cap the download rate, all requests together: 50MiB, 10MB/s
                         (also FERRY_BWLIMIT)
 ${COMMON_FLAGS_HELP}
