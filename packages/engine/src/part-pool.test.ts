@@ -12,7 +12,7 @@ import {
   sharedRunner,
   type TaskRunner,
 } from './part-pool.js';
-import type { PartTaskOutcome } from './part-task.js';
+import type { PartTask, PartTaskOutcome } from './part-task.js';
 
 const MiB = 2 ** 20;
 
@@ -36,12 +36,12 @@ describe('pullThreads', () => {
     });
   });
 
-  it('keeps the calling thread to itself when it reads files back for their MD5', () => {
-    expect(pullThreads({ bytes: 768 * MiB, followsMd5: true }, 16, 2)).toEqual({
+  it('keeps the calling thread to itself when it is busy', () => {
+    expect(pullThreads({ bytes: 768 * MiB, callerBusy: true }, 16, 2)).toEqual({
       workers: 2,
       shareCallingThread: false,
     });
-    expect(pullThreads({ bytes: 64 * MiB, followsMd5: true }, 16, 2)).toEqual({
+    expect(pullThreads({ bytes: 64 * MiB, callerBusy: true }, 16, 2)).toEqual({
       workers: 0,
       shareCallingThread: false,
     });
@@ -208,23 +208,26 @@ describe('sharedRunner', () => {
     };
     return { runner, ran, release, closed: () => closed };
   }
-  const md5 = (path: string) => ({ kind: 'md5', path }) as const;
+  const fetch = (path: string) => ({ kind: 'fetch', path }) as unknown as PartTask;
+  const hash = (path: string) => ({ kind: 'hash', path }) as unknown as PartTask;
 
-  it('runs up to its share on the calling thread and the rest on the workers', async () => {
+  it('runs up to its share of fetches on the calling thread and the rest on the workers', async () => {
     const here = heldRunner();
     const workers = heldRunner();
     const shared = sharedRunner(Promise.resolve(here.runner), Promise.resolve(workers.runner), 2);
-    const first = [shared.run(md5('a')), shared.run(md5('b')), shared.run(md5('c'))];
+    const first = [shared.run(fetch('a')), shared.run(fetch('b')), shared.run(fetch('c'))];
     await expect.poll(() => here.ran.length + workers.ran.length).toBe(3);
     expect(here.ran).toEqual(['a', 'b']);
     expect(workers.ran).toEqual(['c']);
     here.release.shift()?.();
     await first[0];
-    // A slot free on the calling thread: the next task takes it.
-    const next = shared.run(md5('d'));
+    // A slot free on the calling thread: the next fetch takes it, a hash never does.
+    const hashed = shared.run(hash('h'));
+    const next = shared.run(fetch('d'));
     await expect.poll(() => here.ran).toEqual(['a', 'b', 'd']);
+    expect(workers.ran).toEqual(['c', 'h']);
     for (const done of [...here.release, ...workers.release]) done();
-    await Promise.all([...first, next]);
+    await Promise.all([...first, hashed, next]);
     await shared.close();
     expect(here.closed() && workers.closed()).toBe(true);
   });

@@ -36,20 +36,32 @@ export interface PoolThreads {
   shareCallingThread: boolean;
 }
 
+/** What a pull's pool will be asked to do, as far as the thread count goes. */
+export interface PullWork {
+  /** About the bytes it will move. */
+  bytes: number;
+  /**
+   * The calling thread will be busy beside the fetches: it reads files back for their MD5
+   * (a plain listing's single-part ETags), or the pool is wanted first to hash local files,
+   * which only workers do (`sharedRunner`).
+   */
+  callerBusy?: boolean;
+}
+
 /**
- * Threads for a pull moving about `work.bytes`: one per core, but no more than the work can
- * use: each thread gets at least `BYTES_PER_WORKER` and two requests in flight. The calling
- * thread is one of them: it runs its share of the parts beside one worker fewer, as its
- * event loop is otherwise idle during a transfer. That spares a worker's boot and took a
- * 776 MiB pull on 2 cores from 1.15 to 1.09 s and 1.89 to 1.73 CPU-s from nginx, and from
- * 1.73 to 1.71 s and 1.62 to 1.52 CPU-s from s3rver (eight pairs each). Not when the calling
- * thread has files to read back for their MD5 (`work.followsMd5`, a plain listing): that
- * keeps it busy, and sharing made such a pull 3 % slower. Work for one thread runs on the
- * calling thread alone (0 workers). The number of files does not count: what a file costs
- * beyond its bytes (the request, a rename, a record) is paid the same on any thread.
+ * Threads for a pull: one per core, but no more than the work can use: each thread gets at
+ * least `BYTES_PER_WORKER` and two requests in flight. The calling thread is one of them: it
+ * runs its share of the fetches beside one worker fewer, as its event loop is otherwise idle
+ * during a transfer. That spares a worker's boot and took a 776 MiB pull on 2 cores from
+ * 1.15 to 1.09 s and 1.89 to 1.73 CPU-s from nginx, and from 1.73 to 1.71 s and 1.62 to
+ * 1.52 CPU-s from s3rver (eight pairs each). Not when it is busy (`work.callerBusy`):
+ * sharing made a plain listing's pull, whose MD5s it follows, 3 % slower. Work for one
+ * thread runs on the calling thread alone (0 workers). The number of files does not count:
+ * what a file costs beyond its bytes (the request, a rename, a record) is paid the same on
+ * any thread.
  */
 export function pullThreads(
-  work: { bytes: number; followsMd5?: boolean },
+  work: PullWork,
   concurrency: number,
   cores: number = availableParallelism(),
 ): PoolThreads {
@@ -59,7 +71,7 @@ export function pullThreads(
     Math.ceil(work.bytes / BYTES_PER_WORKER),
   );
   if (threads <= 1) return { workers: 0, shareCallingThread: false };
-  return work.followsMd5 === true
+  return work.callerBusy === true
     ? { workers: threads, shareCallingThread: false }
     : { workers: threads - 1, shareCallingThread: true };
 }
@@ -259,7 +271,12 @@ export class PartPool {
   }
 }
 
-/** Runs up to `share` tasks at once on the calling thread (`here`), the rest on `workers`. */
+/**
+ * Runs up to `share` fetches at once on the calling thread (`here`), the rest and every
+ * other task on `workers`: a fetch waits on its socket between chunks, while copying or
+ * hashing a local part reads it synchronously (~10 ms for 16 MiB), which would hold up the
+ * calling thread's other fetches and its hand-over of tasks to the workers.
+ */
 export function sharedRunner(
   here: Promise<TaskRunner>,
   workers: Promise<TaskRunner>,
@@ -268,7 +285,7 @@ export function sharedRunner(
   let running = 0;
   return {
     async run(task) {
-      if (running >= share) return (await workers).run(task);
+      if (task.kind !== 'fetch' || running >= share) return (await workers).run(task);
       running++;
       try {
         return await (await here).run(task);

@@ -61,7 +61,11 @@ export async function planTarget(run: PullRun, target: Target): Promise<PullPlan
     // A new version of a published prefix almost surely has work: workers boot (loading
     // their modules takes a few hundred ms) while the plan is made.
     if (!run.dryRun && remote.versionId !== undefined && tree?.versionId !== remote.versionId) {
-      run.pool.get({ bytes: wanted.entries.reduce((n, e) => n + e.size, 0) });
+      run.pool.get({
+        bytes: wanted.entries.reduce((n, e) => n + e.size, 0),
+        // Re-hashing every file there first is work for workers alone.
+        callerBusy: options.verify === 'hash',
+      });
     }
     const files = await planPull({
       previous,
@@ -74,7 +78,8 @@ export async function planTarget(run: PullRun, target: Target): Promise<PullPlan
       verify: options.verify ?? 'stat',
       partSize: run.partSize,
       algorithm: DEFAULT_ALGORITHM,
-      pool: () => run.pool.get(),
+      // Wanted first to hash files already there: as many threads as the cores, all workers.
+      pool: () => run.pool.get({ bytes: Number.POSITIVE_INFINITY, callerBusy: true }),
     });
     const dropped = droppedPaths(previous, tree?.filter, files);
     // Building a version beside the shown one: what it drops is simply not carried over.

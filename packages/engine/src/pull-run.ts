@@ -4,7 +4,7 @@ import type { Source } from '@ferry/adapters';
 import type { PathFilter } from '@ferry/manifest';
 import type { CacheIndex } from '@ferry/manifest/store';
 import type { CacheLayout } from './cache-layout.js';
-import { PartPool, pullThreads } from './part-pool.js';
+import { PartPool, type PullWork, pullThreads } from './part-pool.js';
 import type { PullEvent, PullOptions } from './types.js';
 
 /** A pull's options, checked before anything is opened. */
@@ -34,7 +34,7 @@ export interface PullRun extends PullSettings {
 
 /**
  * The pull's worker pool, created on first use. `work` (about what the pull will move, and
- * whether the calling thread will be busy following MD5s) sizes it; the first call fixes it.
+ * whether the calling thread will be busy) sizes it; the first call fixes it.
  */
 export class LazyPool {
   #pool: PartPool | undefined;
@@ -49,9 +49,7 @@ export class LazyPool {
     return this.#pool;
   }
 
-  get(
-    work: { bytes: number; followsMd5?: boolean } = { bytes: Number.POSITIVE_INFINITY },
-  ): PartPool {
+  get(work: PullWork): PartPool {
     this.#pool ??= new PartPool({
       // Workers a caller names leave its thread free; by default it shares the work.
       ...(this.options.workers === undefined

@@ -93,7 +93,7 @@ async function transferWithProgress(
 ): Promise<CommittedFile[]> {
   const { options, uri } = run;
   const checkEtag = process.env.FERRY_ETAG_CHECK !== '0';
-  const pool = run.pool.get({ ...summary.fetch, followsMd5: followsMd5(files, checkEtag) });
+  const pool = run.pool.get({ ...summary.fetch, callerBusy: followsMd5(files, checkEtag) });
   const active: ActiveFiles = new Set();
   const meter = new ProgressMeter(
     summary.fetch.bytes,
