@@ -210,8 +210,9 @@ describe('sharedRunner', () => {
   }
   const fetch = (path: string) => ({ kind: 'fetch', path }) as unknown as PartTask;
   const hash = (path: string) => ({ kind: 'hash', path }) as unknown as PartTask;
+  const copy = (path: string) => ({ kind: 'copy', path }) as unknown as PartTask;
 
-  it('runs up to its share of fetches on the calling thread and the rest on the workers', async () => {
+  it('runs up to its share of fetches and copies on the calling thread, the rest and every hash on the workers', async () => {
     const here = heldRunner();
     const workers = heldRunner();
     const shared = sharedRunner(Promise.resolve(here.runner), Promise.resolve(workers.runner), 2);
@@ -221,9 +222,9 @@ describe('sharedRunner', () => {
     expect(workers.ran).toEqual(['c']);
     here.release.shift()?.();
     await first[0];
-    // A slot free on the calling thread: the next fetch takes it, a hash never does.
+    // A slot free on the calling thread: the next fetch or copy takes it, a hash never does.
     const hashed = shared.run(hash('h'));
-    const next = shared.run(fetch('d'));
+    const next = shared.run(copy('d'));
     await expect.poll(() => here.ran).toEqual(['a', 'b', 'd']);
     expect(workers.ran).toEqual(['c', 'h']);
     for (const done of [...here.release, ...workers.release]) done();

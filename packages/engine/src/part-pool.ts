@@ -272,10 +272,13 @@ export class PartPool {
 }
 
 /**
- * Runs up to `share` fetches at once on the calling thread (`here`), the rest and every
- * other task on `workers`: a fetch waits on its socket between chunks, while copying or
- * hashing a local part reads it synchronously (~10 ms for 16 MiB), which would hold up the
- * calling thread's other fetches and its hand-over of tasks to the workers.
+ * Runs up to `share` fetches and copies at once on the calling thread (`here`), the rest on
+ * `workers`, and every hash there: hashing a local part reads it synchronously, and a pool
+ * that hashes (publish, `verify --deep`) keeps one task per thread, so a worker whose next
+ * part waited for the calling thread to finish its own would idle (a share of `verify
+ * --deep` took 0.84 s instead of 0.55). A copy blocks as long, but a pull's worker holds
+ * several tasks meanwhile: an update copying 240 MiB of a changed shard's parts took 0.55 s
+ * with the calling thread copying too, 0.60 s without (eight pairs).
  */
 export function sharedRunner(
   here: Promise<TaskRunner>,
@@ -285,7 +288,9 @@ export function sharedRunner(
   let running = 0;
   return {
     async run(task) {
-      if (task.kind !== 'fetch' || running >= share) return (await workers).run(task);
+      if (task.kind === 'hash' || task.kind === 'md5' || running >= share) {
+        return (await workers).run(task);
+      }
       running++;
       try {
         return await (await here).run(task);
