@@ -149,6 +149,24 @@ describe.each(['http:', 'https:'] as const)('RawHttpPool over %s', (suiteProtoco
     expect(server.connections()).toBe(1);
   });
 
+  it('finds the end of a head split anywhere around its blank line, before a body full of blank lines', async () => {
+    const payload = Buffer.from('\r\n\r\nbody\r\n\r\n\r\n', 'latin1');
+    const wire = ok(payload, 'X-Pad: 1\r\n');
+    const headLength = wire.length - payload.length;
+    const splits = [...Array(9).keys()].map((i) => headLength - 6 + i);
+    const { server, pool } = await setup(async (socket, _request, index) => {
+      const at = splits[index] ?? 0;
+      socket.write(wire.subarray(0, at));
+      await sleep(5);
+      socket.write(wire.subarray(at));
+    });
+    for (const _ of splits) {
+      const response = await pool.send(get(server.port), options);
+      expect(response.headers['x-pad']).toBe('1');
+      expect((await body(response)).equals(payload)).toBe(true);
+    }
+  });
+
   it('reads a body without a length to the close, and then uses a new connection', async () => {
     const { server, pool } = await setup((socket) => {
       socket.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end');
