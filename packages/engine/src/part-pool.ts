@@ -202,11 +202,10 @@ export class PartPool {
    */
   async run(task: PoolTask, part?: number, owner?: string): Promise<PartTaskResult> {
     if (Atomics.load(this.#control, 0) === 1) throw new AbortError('pool stopped');
-    const needsSlot = task.kind === 'fetch' || task.kind === 'copy';
-    const slot = needsSlot ? this.#freeSlots.pop() : undefined;
-    if (needsSlot && slot === undefined) {
-      throw new Error('PartPool: more tasks in flight than its concurrency');
-    }
+    // Fetches and copies report their bytes through a progress slot of their own.
+    const slotted: PartTask =
+      task.kind === 'fetch' || task.kind === 'copy' ? { ...task, slot: this.#takeSlot() } : task;
+    const slot = 'slot' in slotted ? slotted.slot : undefined;
     if (slot !== undefined) {
       this.#running.set(slot, {
         start: Atomics.load(this.#progress, slot),
@@ -216,9 +215,7 @@ export class PartPool {
     }
     if (task.kind === 'fetch') this.#requests++;
     try {
-      const outcome = await (await this.#runner).run(
-        (slot === undefined ? task : { ...task, slot }) as PartTask,
-      );
+      const outcome = await (await this.#runner).run(slotted);
       for (const notice of outcome.retries) {
         this.#requests++;
         this.#onRetry?.(part === undefined ? notice : { ...notice, part });
@@ -232,6 +229,12 @@ export class PartPool {
         this.#freeSlots.push(slot);
       }
     }
+  }
+
+  #takeSlot(): number {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined) throw new Error('PartPool: more tasks in flight than its concurrency');
+    return slot;
   }
 
   /** Bytes fetched from the source so far: finished fetches plus what running ones have moved. */
