@@ -16,6 +16,16 @@ function meter(totalBytes: number) {
     (e) => events.push(e),
   );
   return {
+    start(ms: number) {
+      now = ms;
+      m.start(60_000);
+    },
+    finish(ms: number, transferred: number) {
+      now = ms;
+      bytes = transferred;
+      m.finish();
+      return events.at(-1);
+    },
     at(ms: number, transferred: number) {
       now = ms;
       bytes = transferred;
@@ -39,6 +49,14 @@ describe('ProgressMeter', () => {
     expect(settled?.rate).toBeCloseTo(80 * MB);
     expect(settled?.etaSeconds).toBeCloseTo(2.5);
     expect(m.at(5_000, 400 * MB)?.etaSeconds).toBe(0);
+  });
+});
+
+describe('ProgressMeter, a transfer over before its first tick', () => {
+  it('reports the rate since it started, not 0 B/s', () => {
+    const m = meter(16_000_000);
+    m.start(1_000);
+    expect(m.finish(1_200, 16_000_000)?.rate).toBeCloseTo(80_000_000);
   });
 });
 

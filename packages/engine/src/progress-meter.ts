@@ -31,6 +31,8 @@ export class ProgressMeter {
   ) {}
 
   start(intervalMs: number): void {
+    // The baseline a transfer that ends before the first tick is measured from.
+    this.#samples.push({ at: performance.now(), bytes: this.sample().transferredBytes });
     this.#timer = setInterval(() => this.tick(), intervalMs);
     this.#timer.unref();
   }
